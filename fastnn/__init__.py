@@ -1,0 +1,41 @@
+"""fastnn: Nielsen's network.py / network2.py and a Keras-style API on one compiled engine.
+
+    from fastnn import network          # in place of `import network`
+    net = network.Network([784, 30, 10])
+    net.SGD(training_data, 30, 10, 3.0, test_data=test_data)
+
+Heavy or optional parts (the Keras-style API, plotting, CuPy) are imported on first use.
+"""
+from fastnn._version import __version__
+from fastnn._config import get_num_threads, set_num_threads, show_config
+
+__all__ = ["__version__", "show_config", "get_num_threads", "set_num_threads",
+           "network", "network2", "mnist_loader", "datasets",
+           "Sequential", "layers", "losses", "optimizers", "load_model", "set_device",
+           "DivergenceError"]
+
+_LAZY = {
+    "Sequential": ("fastnn.keras", "Sequential"),
+    "load_model": ("fastnn.keras", "load_model"),
+    "layers": ("fastnn.layers", None),
+    "losses": ("fastnn.losses", None),
+    "optimizers": ("fastnn.optimizers", None),
+    "set_device": ("fastnn._device", "set_device"),
+    "get_device": ("fastnn._device", "get_device"),
+    "DivergenceError": ("fastnn._core", "DivergenceError"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        mod_name, attr = _LAZY[name]
+        mod = importlib.import_module(mod_name)
+        value = mod if attr is None else getattr(mod, attr)
+        globals()[name] = value
+        return value
+    if name in ("network", "network2", "mnist_loader", "datasets", "reference", "plot",
+                "sklearn", "bench"):
+        import importlib
+        return importlib.import_module("fastnn." + name)
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")

@@ -1,0 +1,257 @@
+"""Threads, BLAS and build configuration.
+
+The engine owns its threads: inside a training call every OpenMP thread calls BLAS on its
+own block of neurons, so the BLAS library is held to one thread for the duration of the call
+(`blas_single_thread`) and the cores are never oversubscribed.
+"""
+import contextlib
+import ctypes
+import os
+import sys
+import threading
+
+_lock = threading.Lock()
+_num_threads = None          # set by set_num_threads; None: follow the environment
+
+
+def _cpu_quota():
+    """CPUs allowed by the cgroup quota (v2 cpu.max or v1 cfs), or None."""
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as fh:
+            quota, period = fh.read().split()[:2]
+        if quota != "max":
+            return max(1, int(int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as fh:
+            quota = int(fh.read())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as fh:
+            period = int(fh.read())
+        if quota > 0 and period > 0:
+            return max(1, quota // period)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _default_threads():
+    """OMP_NUM_THREADS if set, else the CPUs this process may use (affinity, quota)."""
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env:
+        try:
+            n = int(env)
+            if n >= 1:
+                return n
+        except ValueError:
+            pass
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = _cpu_quota()
+    if quota is not None:
+        n = min(n, quota)
+    return max(1, n)
+
+
+def get_num_threads():
+    """Return the number of threads the engine uses."""
+    from fastnn import _engine
+    if not _engine.openmp_enabled():
+        return 1
+    if _num_threads is not None:
+        return _num_threads
+    return _default_threads()
+
+
+def set_num_threads(n):
+    """Set the number of engine threads (None: back to OMP_NUM_THREADS / the CPU count)."""
+    global _num_threads
+    if n is None:
+        _num_threads = None
+        return
+    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+        raise TypeError(f"n: expected a positive int or None, got {type(n).__name__}")
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n: expected a positive int or None, got {n}")
+    _num_threads = n
+
+
+def resolve_threads(n_threads):
+    """Validate a per-call thread count; None means get_num_threads()."""
+    if n_threads is None:
+        return get_num_threads()
+    if isinstance(n_threads, bool) or not hasattr(n_threads, "__index__"):
+        raise TypeError(f"n_threads: expected a positive int or None, got "
+                        f"{type(n_threads).__name__}")
+    n = int(n_threads)
+    if n < 1:
+        raise ValueError(f"n_threads: expected a positive int or None, got {n}")
+    from fastnn import _engine
+    return n if _engine.openmp_enabled() else 1
+
+
+# ---- BLAS ------------------------------------------------------------------------------------
+
+class _Blas:
+    """The OpenBLAS behind scipy.linalg.cython_blas, found in the loaded libraries."""
+
+    def __init__(self):
+        self.path = None
+        self.name = "unknown"
+        self._get = self._set = None
+        self._find()
+
+    def _candidates(self):
+        paths = []
+        try:
+            with open("/proc/self/maps") as fh:
+                for line in fh:
+                    parts = line.split()
+                    if len(parts) >= 6 and "blas" in parts[-1].lower():
+                        if parts[-1] not in paths:
+                            paths.append(parts[-1])
+        except OSError:
+            pass
+        try:
+            import scipy
+            libs = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
+            if os.path.isdir(libs):
+                for f in sorted(os.listdir(libs)):
+                    p = os.path.join(libs, f)
+                    if "blas" in f.lower() and p not in paths:
+                        paths.append(p)
+        except ImportError:
+            pass
+        # scipy's own copy first: that is the one cython_blas calls
+        paths.sort(key=lambda p: 0 if "scipy" in p else 1)
+        return paths
+
+    def _find(self):
+        import scipy.linalg.cython_blas  # noqa: F401  (loads scipy's BLAS)
+        for path in self._candidates():
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for prefix in ("scipy_openblas", "openblas"):
+                for suffix in ("", "64_"):
+                    try:
+                        get = getattr(lib, f"{prefix}_get_num_threads{suffix}")
+                        set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}")
+                    except AttributeError:
+                        continue
+                    get.restype = ctypes.c_int
+                    get.argtypes = []
+                    set_.restype = None
+                    set_.argtypes = [ctypes.c_int]
+                    self.path, self._get, self._set = path, get, set_
+                    self.name = "OpenBLAS (%s)" % os.path.basename(path)
+                    try:
+                        cfg = getattr(lib, f"{prefix}_get_config")
+                        cfg.restype = ctypes.c_char_p
+                        self.name = "%s [%s]" % (self.name, cfg().decode().strip())
+                    except (AttributeError, UnicodeDecodeError):
+                        pass
+                    return
+
+    @property
+    def controllable(self):
+        return self._set is not None
+
+    def get_threads(self):
+        return self._get() if self._get else None
+
+    def set_threads(self, n):
+        if self._set:
+            self._set(int(n))
+
+
+_blas = None
+_blas_depth = 0
+_blas_saved = None
+
+
+def _get_blas():
+    global _blas
+    if _blas is None:
+        _blas = _Blas()
+    return _blas
+
+
+@contextlib.contextmanager
+def blas_single_thread():
+    """Hold scipy's OpenBLAS to one thread while engine threads call it."""
+    global _blas_depth, _blas_saved
+    blas = _get_blas()
+    if not blas.controllable:
+        yield
+        return
+    with _lock:
+        if _blas_depth == 0:
+            _blas_saved = blas.get_threads()
+            blas.set_threads(1)
+        _blas_depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _blas_depth -= 1
+            if _blas_depth == 0 and _blas_saved is not None:
+                blas.set_threads(_blas_saved)
+
+
+def gpu_available():
+    """Return (available, reason): CuPy importable and a CUDA device present."""
+    try:
+        import cupy  # noqa: F401
+    except Exception as e:  # ImportError, or a broken CUDA install
+        return False, f"CuPy is not installed or failed to import ({type(e).__name__}: {e})"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:
+        return False, f"CuPy is installed but no CUDA device is usable ({e})"
+    if n < 1:
+        return False, "CuPy is installed but no CUDA device was found"
+    return True, f"{n} CUDA device(s)"
+
+
+def show_config(print_=True):
+    """Print and return what was built and what the engine will use."""
+    from fastnn import _engine
+    from fastnn._version import __version__
+    try:
+        from fastnn._build_info import BUILD_INFO
+    except ImportError:
+        BUILD_INFO = {}
+    import numpy
+    import scipy
+    blas = _get_blas()
+    gpu, gpu_reason = gpu_available() if "cupy" in sys.modules or _cupy_findable() else (
+        False, "CuPy is not installed")
+    info = {
+        "version": __version__,
+        "openmp": _engine.openmp_enabled(),
+        "threads": get_num_threads(),
+        "blas": blas.name,
+        "blas_thread_control": blas.controllable,
+        "gpu": gpu,
+        "gpu_reason": gpu_reason,
+        "debug_cython": bool(BUILD_INFO.get("debug_cython", False)),
+        "compile_args": BUILD_INFO.get("compile_args", ""),
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "python": sys.version.split()[0],
+    }
+    if print_:
+        width = max(len(k) for k in info)
+        for k, v in info.items():
+            print(f"{k:<{width}} : {v}")
+    return info
+
+
+def _cupy_findable():
+    import importlib.util
+    return importlib.util.find_spec("cupy") is not None

@@ -1,0 +1,470 @@
+# cython: language_level=3
+"""The compiled engine's Python boundary.
+
+Everything below the ``def`` functions runs without the GIL and never raises: the checks that
+keep the C code in bounds (dtype, contiguity, shapes, table codes) are made here first.  The
+front doors (network, network2, Sequential, the estimators) make the user-facing checks with
+friendlier messages before they get here.
+"""
+import numpy as np
+
+cimport cython
+cimport numpy as cnp
+from cython cimport floating
+from cpython.exc cimport PyErr_CheckSignals
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport malloc, free
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+from fastnn._config import blas_single_thread
+
+cnp.import_array()
+
+cdef extern from "fastnn.h" nogil:
+    enum:
+        FNN_MAX_LAYERS
+        FNN_IDENTITY
+        FNN_SIGMOID
+        FNN_TANH
+        FNN_RELU
+        FNN_SOFTMAX
+        FNN_N_ACT
+        FNN_QUADRATIC
+        FNN_CROSS_ENTROPY
+        FNN_LOG_LIKELIHOOD
+        FNN_N_COST
+        FNN_SGD
+        FNN_MOMENTUM
+        FNN_ADAM
+        FNN_N_OPT
+        FNN_MON_TRAIN
+        FNN_MON_EVAL
+        FNN_OK
+        FNN_STOPPED
+        FNN_INTERRUPTED
+        FNN_DIVERGED
+        FNN_CALLBACK_ERROR
+        FNN_NOMEM
+
+    ctypedef struct fnn_net:
+        int L
+        int sizes[33]
+        int act[32]
+        int cost
+        double cost_scale
+        void *W[32]
+        void *b[32]
+        void *gemm
+        int n_threads
+
+    ctypedef struct fnn_data:
+        const void *X
+        const void *Y
+        int64_t n
+
+    ctypedef struct fnn_epoch_stats:
+        int epoch
+        int stop
+        double eta
+        int64_t batches
+        double run_cost
+        int64_t run_correct
+        int64_t run_n
+        double train_cost
+        int64_t train_correct
+        double eval_cost
+        int64_t eval_correct
+        double sum_w2
+        double sum_w1
+
+    ctypedef int (*fnn_epoch_cb)(void *ctx, fnn_epoch_stats *st) noexcept nogil
+    ctypedef int (*fnn_check_cb)(void *ctx) noexcept nogil
+
+    ctypedef struct fnn_train_cfg:
+        int epochs
+        int batch
+        double eta, lmbda, l1, reg_n
+        int optimizer
+        double mu, beta1, beta2, eps
+        int64_t adam_t
+        void *s1[32][2]
+        void *s2[32][2]
+        double dropout
+        uint64_t seed
+        const int32_t *orders
+        fnn_data train
+        fnn_data eval
+        int monitor
+        fnn_epoch_cb on_epoch
+        fnn_check_cb check
+        void *ctx
+        int check_every
+        int diverged_epoch
+        int epochs_done
+
+    int fnn_openmp_enabled()
+    int fnn_omp_max_threads()
+    int fnn_train_f64(fnn_net *net, fnn_train_cfg *cfg)
+    int fnn_train_f32(fnn_net *net, fnn_train_cfg *cfg)
+    int fnn_predict_f64(const fnn_net *net, const double *X, int64_t n, double *out)
+    int fnn_predict_f32(const fnn_net *net, const float *X, int64_t n, float *out)
+    int fnn_evaluate_f64(const fnn_net *net, const fnn_data *data, double *cost, int64_t *hits)
+    int fnn_evaluate_f32(const fnn_net *net, const fnn_data *data, double *cost, int64_t *hits)
+    int fnn_gradient_f64(const fnn_net *net, const fnn_data *data, double **gW, double **gb,
+                         double *cost)
+    int fnn_gradient_f32(const fnn_net *net, const fnn_data *data, float **gW, float **gb,
+                         double *cost)
+
+# The tables the front doors map names onto.
+ACTIVATIONS = {"identity": FNN_IDENTITY, "linear": FNN_IDENTITY, "sigmoid": FNN_SIGMOID,
+               "tanh": FNN_TANH, "relu": FNN_RELU, "softmax": FNN_SOFTMAX}
+COSTS = {"quadratic": FNN_QUADRATIC, "cross_entropy": FNN_CROSS_ENTROPY,
+         "log_likelihood": FNN_LOG_LIKELIHOOD}
+OPTIMIZERS = {"sgd": FNN_SGD, "momentum": FNN_MOMENTUM, "adam": FNN_ADAM}
+MAX_LAYERS = FNN_MAX_LAYERS
+
+STATUS_OK = FNN_OK
+STATUS_STOPPED = FNN_STOPPED
+STATUS_INTERRUPTED = FNN_INTERRUPTED
+STATUS_DIVERGED = FNN_DIVERGED
+STATUS_CALLBACK_ERROR = FNN_CALLBACK_ERROR
+
+
+def openmp_enabled():
+    """Return True when the engine was compiled with OpenMP."""
+    return bool(fnn_openmp_enabled())
+
+
+def omp_max_threads():
+    """Return OpenMP's default team size (OMP_NUM_THREADS, CPU quota), 1 without OpenMP."""
+    return fnn_omp_max_threads()
+
+
+# ---------------------------------------------------------------------------------------------
+# checks at the boundary
+
+cdef object _dtype_of(list W):
+    if not W:
+        raise ValueError("weights: expected at least one layer, got an empty list")
+    w0 = W[0]
+    if not isinstance(w0, np.ndarray):
+        raise TypeError(f"weights[0]: expected a numpy array, got {type(w0).__name__}")
+    if w0.dtype != np.float64 and w0.dtype != np.float32:
+        raise TypeError(f"weights[0]: expected float32 or float64, got {w0.dtype}")
+    return w0.dtype
+
+
+cdef int _check_array(object a, str name, object dtype, int ndim, bint writeable) except -1:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype}, got {a.dtype}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array")
+    if writeable and not a.flags.writeable:
+        raise ValueError(f"{name}: expected a writeable array")
+    if ndim >= 0 and a.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {a.shape}")
+    return 0
+
+
+cdef inline void* _ptr(cnp.ndarray a):
+    return cnp.PyArray_DATA(a)
+
+
+cdef int _fill_net(fnn_net *net, list W, list b, acts, int cost, double cost_scale,
+                   int n_threads, object dtype) except -1:
+    cdef int L = len(W), l
+    if L < 1 or L > FNN_MAX_LAYERS:
+        raise ValueError(f"weights: expected 1 to {FNN_MAX_LAYERS} layers, got {L}")
+    if len(b) != L or len(acts) != L:
+        raise ValueError(f"biases/activations: expected {L} layers, got {len(b)} and {len(acts)}")
+    if cost < 0 or cost >= FNN_N_COST:
+        raise ValueError(f"cost: unknown cost code {cost}")
+    net.L = L
+    net.cost = cost
+    net.cost_scale = cost_scale
+    net.n_threads = n_threads if n_threads > 0 else 1
+    for l in range(L):
+        _check_array(W[l], f"weights[{l}]", dtype, 2, True)
+        _check_array(b[l], f"biases[{l}]", dtype, -1, True)
+        if W[l].shape[0] < 1 or W[l].shape[1] < 1:
+            raise ValueError(f"weights[{l}]: expected a non-empty matrix, got shape {W[l].shape}")
+        if l == 0:
+            net.sizes[0] = W[l].shape[1]
+        elif W[l].shape[1] != net.sizes[l]:
+            raise ValueError(f"weights[{l}]: expected {net.sizes[l]} columns (the previous "
+                             f"layer's size), got shape {W[l].shape}")
+        net.sizes[l + 1] = W[l].shape[0]
+        if b[l].size != W[l].shape[0]:
+            raise ValueError(f"biases[{l}]: expected {W[l].shape[0]} entries, got shape "
+                             f"{b[l].shape}")
+        a = int(acts[l])
+        if a < 0 or a >= FNN_N_ACT or (a == FNN_SOFTMAX and l != L - 1):
+            raise ValueError(f"activations[{l}]: invalid activation code {a}")
+        net.act[l] = a
+        net.W[l] = _ptr(W[l])
+        net.b[l] = _ptr(b[l])
+    if dtype == np.float64:
+        net.gemm = <void *>dgemm
+    else:
+        net.gemm = <void *>sgemm
+    return 0
+
+
+cdef int _fill_data(fnn_data *d, object X, object Y, const fnn_net *net, object dtype,
+                    str name) except -1:
+    _check_array(X, f"{name} X", dtype, 2, False)
+    _check_array(Y, f"{name} Y", dtype, 2, False)
+    if X.shape[1] != net.sizes[0]:
+        raise ValueError(f"{name} X: expected {net.sizes[0]} columns, got shape {X.shape}")
+    if Y.shape[1] != net.sizes[net.L]:
+        raise ValueError(f"{name} Y: expected {net.sizes[net.L]} columns, got shape {Y.shape}")
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"{name}: X has {X.shape[0]} rows but Y has {Y.shape[0]}")
+    d.X = _ptr(X)
+    d.Y = _ptr(Y)
+    d.n = X.shape[0]
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the GIL bridge: per-epoch callback and interrupt checks
+
+cdef class _Ctx:
+    cdef object on_epoch
+    cdef object error
+
+
+cdef int _epoch_cb(void *ctx, fnn_epoch_stats *st) noexcept nogil:
+    with gil:
+        c = <_Ctx>ctx
+        try:
+            d = {"epoch": st.epoch, "eta": st.eta, "batches": st.batches,
+                 "run_cost": st.run_cost, "run_correct": st.run_correct, "run_n": st.run_n,
+                 "train_cost": st.train_cost, "train_correct": st.train_correct,
+                 "eval_cost": st.eval_cost, "eval_correct": st.eval_correct,
+                 "sum_w2": st.sum_w2, "sum_w1": st.sum_w1}
+            r = c.on_epoch(d)
+            if r is not None:
+                if r.get("stop"):
+                    st.stop = 1
+                if r.get("eta") is not None:
+                    st.eta = float(r["eta"])
+            PyErr_CheckSignals()
+        except BaseException as e:
+            c.error = e
+            return 1
+    return 0
+
+
+cdef int _check_cb(void *ctx) noexcept nogil:
+    with gil:
+        try:
+            PyErr_CheckSignals()
+        except BaseException as e:
+            (<_Ctx>ctx).error = e
+            return 1
+    return 0
+
+
+cdef int _train_dispatch(floating *tag, fnn_net *net, fnn_train_cfg *cfg) noexcept nogil:
+    if floating is double:
+        return fnn_train_f64(net, cfg)
+    else:
+        return fnn_train_f32(net, cfg)
+
+
+def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs,
+          int batch, double eta, double lmbda=0.0, double l1=0.0, reg_n=None,
+          int optimizer=0, double mu=0.0, double beta1=0.9, double beta2=0.999,
+          double eps=1e-7, int64_t adam_t=0, state1=None, state2=None,
+          double dropout=0.0, uint64_t seed=0, orders=None, eval_X=None, eval_Y=None,
+          bint monitor_train=False, on_epoch=None, int n_threads=1, int check_every=0):
+    """Train in place for `epochs` epochs; one call, no GIL while the engine runs.
+
+    W, b: the parameters, trained in place.  orders: int32 (epochs, n) example order of each
+    epoch, or None for 0..n-1.  state1/state2: per layer (W-shaped, b-shaped) optimizer
+    state (velocity, or Adam's m and v).  on_epoch(stats) is called with the GIL after every
+    epoch; it may return {"stop": True} or {"eta": new_eta}.
+
+    Returns a dict: status, epochs_done, diverged_epoch, adam_t, eta.
+    """
+    cdef fnn_net net
+    cdef fnn_train_cfg cfg
+    cdef int status, l
+    cdef _Ctx ctx = _Ctx()
+    dtype = _dtype_of(W)
+    _fill_net(&net, W, b, acts, cost, cost_scale, n_threads, dtype)
+    memset_cfg(&cfg)
+    _fill_data(&cfg.train, X, Y, &net, dtype, "training data")
+    if cfg.train.n < 1:
+        raise ValueError("training data: expected at least one example, got 0")
+    if epochs < 0:
+        raise ValueError(f"epochs: expected a non-negative int, got {epochs}")
+    if batch < 1:
+        raise ValueError(f"mini_batch_size: expected a positive int, got {batch}")
+    if optimizer < 0 or optimizer >= FNN_N_OPT:
+        raise ValueError(f"optimizer: unknown optimizer code {optimizer}")
+    if not (0.0 <= dropout < 1.0):
+        raise ValueError(f"dropout: expected a value in [0, 1), got {dropout}")
+    cfg.epochs = epochs
+    cfg.batch = batch
+    cfg.eta = eta
+    cfg.lmbda = lmbda
+    cfg.l1 = l1
+    cfg.reg_n = float(reg_n) if reg_n is not None else float(cfg.train.n)
+    cfg.optimizer = optimizer
+    cfg.mu = mu
+    cfg.beta1 = beta1
+    cfg.beta2 = beta2
+    cfg.eps = eps
+    cfg.adam_t = adam_t
+    cfg.dropout = dropout
+    cfg.seed = seed
+    if optimizer != FNN_SGD:
+        if state1 is None or len(state1) != net.L:
+            raise ValueError("state1: expected one (W, b) pair of optimizer state per layer")
+        if optimizer == FNN_ADAM and (state2 is None or len(state2) != net.L):
+            raise ValueError("state2: expected one (W, b) pair of Adam state per layer")
+        for l in range(net.L):
+            for k, like in ((0, W[l]), (1, b[l])):
+                s = state1[l][k]
+                _check_array(s, f"state1[{l}][{k}]", dtype, -1, True)
+                if s.size != like.size:
+                    raise ValueError(f"state1[{l}][{k}]: expected {like.size} entries, got {s.size}")
+                cfg.s1[l][k] = _ptr(s)
+                if optimizer == FNN_ADAM:
+                    s = state2[l][k]
+                    _check_array(s, f"state2[{l}][{k}]", dtype, -1, True)
+                    if s.size != like.size:
+                        raise ValueError(f"state2[{l}][{k}]: expected {like.size} entries, got {s.size}")
+                    cfg.s2[l][k] = _ptr(s)
+    if orders is not None:
+        _check_array(orders, "orders", np.dtype(np.int32), 2, False)
+        if orders.shape[0] < epochs or orders.shape[1] != cfg.train.n:
+            raise ValueError(f"orders: expected shape ({epochs}, {cfg.train.n}), got {orders.shape}")
+        if orders.size and (orders.min() < 0 or orders.max() >= cfg.train.n):
+            raise ValueError("orders: indices out of range")
+        cfg.orders = <const int32_t *>_ptr(orders)
+    if eval_X is not None:
+        _fill_data(&cfg.eval, eval_X, eval_Y, &net, dtype, "evaluation data")
+        cfg.monitor |= FNN_MON_EVAL
+    if monitor_train:
+        cfg.monitor |= FNN_MON_TRAIN
+    ctx.on_epoch = on_epoch
+    if on_epoch is not None:
+        cfg.on_epoch = _epoch_cb
+    cfg.check = _check_cb
+    cfg.ctx = <void *>ctx
+    cfg.check_every = check_every
+    cdef bint is64 = dtype == np.float64
+    with blas_single_thread():
+        with nogil:
+            if is64:
+                status = _train_dispatch(<double *>NULL, &net, &cfg)
+            else:
+                status = _train_dispatch(<float *>NULL, &net, &cfg)
+    if status == FNN_NOMEM:
+        raise MemoryError("fastnn: the engine could not allocate its work buffers")
+    if ctx.error is not None:
+        err = ctx.error
+        ctx.error = None
+        raise err
+    return {"status": status, "epochs_done": cfg.epochs_done,
+            "diverged_epoch": cfg.diverged_epoch, "adam_t": cfg.adam_t, "eta": cfg.eta}
+
+
+cdef void memset_cfg(fnn_train_cfg *cfg) noexcept:
+    cdef char *p = <char *>cfg
+    cdef size_t i
+    for i in range(sizeof(fnn_train_cfg)):
+        p[i] = 0
+
+
+def predict(list W, list b, acts, X, int n_threads=1):
+    """Return the network's output (n, n_out) for X (n, n_in), computed in the engine."""
+    cdef fnn_net net
+    cdef int status
+    cdef int64_t n
+    dtype = _dtype_of(W)
+    _fill_net(&net, W, b, acts, 0, 1.0, n_threads, dtype)
+    _check_array(X, "X", dtype, 2, False)
+    if X.shape[1] != net.sizes[0]:
+        raise ValueError(f"X: expected {net.sizes[0]} columns, got shape {X.shape}")
+    n = X.shape[0]
+    out = np.empty((n, net.sizes[net.L]), dtype=dtype)
+    if n == 0:
+        return out
+    cdef void *px = _ptr(X)
+    cdef void *po = _ptr(out)
+    cdef bint is64 = dtype == np.float64
+    with blas_single_thread():
+        with nogil:
+            if is64:
+                status = fnn_predict_f64(&net, <const double *>px, n, <double *>po)
+            else:
+                status = fnn_predict_f32(&net, <const float *>px, n, <float *>po)
+    if status == FNN_NOMEM:
+        raise MemoryError("fastnn: the engine could not allocate its work buffers")
+    return out
+
+
+def evaluate(list W, list b, acts, int cost, double cost_scale, X, Y, int n_threads=1):
+    """Return (cost summed over the examples, number of argmax hits) for (X, Y)."""
+    cdef fnn_net net
+    cdef fnn_data data
+    cdef double c = 0
+    cdef int64_t hits = 0
+    cdef int status
+    dtype = _dtype_of(W)
+    _fill_net(&net, W, b, acts, cost, cost_scale, n_threads, dtype)
+    _fill_data(&data, X, Y, &net, dtype, "data")
+    if data.n == 0:
+        return 0.0, 0
+    cdef bint is64 = dtype == np.float64
+    with blas_single_thread():
+        with nogil:
+            if is64:
+                status = fnn_evaluate_f64(&net, &data, &c, &hits)
+            else:
+                status = fnn_evaluate_f32(&net, &data, &c, &hits)
+    if status == FNN_NOMEM:
+        raise MemoryError("fastnn: the engine could not allocate its work buffers")
+    return c, hits
+
+
+def gradient(list W, list b, acts, int cost, double cost_scale, X, Y):
+    """Return (gW, gb, cost): gradients of the cost summed over (X, Y), and the cost sum."""
+    cdef fnn_net net
+    cdef fnn_data data
+    cdef double c = 0
+    cdef int status, l
+    dtype = _dtype_of(W)
+    _fill_net(&net, W, b, acts, cost, cost_scale, 1, dtype)
+    _fill_data(&data, X, Y, &net, dtype, "data")
+    gW = [np.zeros_like(w) for w in W]
+    gb = [np.zeros(w.shape[0], dtype=dtype) for w in W]
+    cdef bint is64 = dtype == np.float64
+    cdef void **pw = <void **>malloc(sizeof(void *) * net.L)
+    cdef void **pb = <void **>malloc(sizeof(void *) * net.L)
+    if pw == NULL or pb == NULL:
+        free(pw)
+        free(pb)
+        raise MemoryError()
+    for l in range(net.L):
+        pw[l] = _ptr(gW[l])
+        pb[l] = _ptr(gb[l])
+    try:
+        with blas_single_thread():
+            with nogil:
+                if is64:
+                    status = fnn_gradient_f64(&net, &data, <double **>pw, <double **>pb, &c)
+                else:
+                    status = fnn_gradient_f32(&net, &data, <float **>pw, <float **>pb, &c)
+    finally:
+        free(pw)
+        free(pb)
+    if status == FNN_NOMEM:
+        raise MemoryError("fastnn: the engine could not allocate its work buffers")
+    return gW, gb, c

@@ -1,0 +1,83 @@
+"""Drop-in for Nielsen's ``mnist_loader.py``, in Python 3.
+
+``load_data()`` returns ``(training_data, validation_data, test_data)``, each a tuple
+``(x, y)`` with x a float32 array ``(n, 784)`` in [0, 1] and y an int64 array ``(n,)``:
+50000 training, 10000 validation and 10000 test examples, exactly the content of his
+``mnist.pkl.gz``.  ``load_data_wrapper()`` returns the same data as lists of ``(x, y)``
+pairs ready for ``network.Network.SGD``.
+
+Where the data come from: the ``path`` argument, else ``$FASTNN_DATA`` (and
+``$FASTNN_DATA/<dataset>/``), else ``~/.cache/fastnn`` (and ``~/.cache/fastnn/<dataset>/``);
+for Fashion-MNIST also ``/usr/share/datasets/fashion-mnist/``; never the current directory.
+``mnist.pkl.gz`` is read as it is.  Any other format ``fastnn.datasets`` reads (the four IDX
+files, a Keras ``.npz``, or a download of the IDX files) is turned into the same form: the
+first 50000 training images for training, the last 10000 for validation, pixels as
+``x / 255`` in float32.  (A set with n training images other than 60000 keeps its last n // 6
+for validation.)
+"""
+
+import numpy as np
+
+from . import datasets
+
+__all__ = ["load_data", "load_data_wrapper", "vectorized_result"]
+
+
+def _from_keras(train, test):
+    """Return Nielsen's three parts from ``(x_train, y_train), (x_test, y_test)`` uint8."""
+    (x_train, y_train), (x_test, y_test) = train, test
+    x_train = datasets.to_array(x_train, np.float32)
+    x_test = datasets.to_array(x_test, np.float32)
+    y_train = np.asarray(y_train, dtype=np.int64)
+    y_test = np.asarray(y_test, dtype=np.int64)
+    n_train = len(x_train) - len(x_train) // 6
+    return ((x_train[:n_train], y_train[:n_train]),
+            (x_train[n_train:], y_train[n_train:]),
+            (x_test, y_test))
+
+
+def load_data(path=None, dataset="mnist", download=True):
+    """Return the data as ``(training_data, validation_data, test_data)``.
+
+    ``training_data`` is ``(x, y)``: x a float32 array of shape (50000, 784), one row of 784
+    pixel values in [0, 1] per image, and y an int64 array of the 50000 digits 0..9.
+    ``validation_data`` and ``test_data`` are the same with 10000 images each.
+
+    ``path`` may name ``mnist.pkl.gz``, a Keras ``.npz`` or a folder holding either or the four
+    IDX files.  ``dataset`` is 'mnist', 'fashion-mnist' or 'sample' (the shipped 3000-image
+    Fashion-MNIST sample: 2500 / 500 / 1000).
+    """
+    found = datasets.find_source(dataset, path, kinds=("pickle", "idx", "npz"))
+    if found is not None and found[0] == "pickle":
+        return datasets.read_nielsen_pickle(found[1])
+    if found is not None:
+        train, test = datasets._read_source(*found)
+    else:
+        train, test = datasets._load_dataset(dataset, path, download)
+    return _from_keras(train, test)
+
+
+def load_data_wrapper(path=None, dataset="mnist", download=True):
+    """Return ``(training_data, validation_data, test_data)`` as lists of pairs.
+
+    ``training_data`` is a list of 50000 ``(x, y)``: x a (784, 1) float32 column, y the
+    (10, 1) one-hot column of the digit.  ``validation_data`` and ``test_data`` are lists of
+    10000 ``(x, y)`` with y the digit as an int.  Lists, not zip iterators, so they can be
+    used more than once.  The x columns keep the float32 of the pickle (as Nielsen's
+    wrapper does); they are views into one array per part.
+    """
+    tr_d, va_d, te_d = load_data(path, dataset, download)
+    training_data = datasets.to_nielsen(tr_d[0], tr_d[1], vectorize=True, dtype=tr_d[0].dtype)
+    validation_data = datasets.to_nielsen(va_d[0], va_d[1], dtype=va_d[0].dtype)
+    test_data = datasets.to_nielsen(te_d[0], te_d[1], dtype=te_d[0].dtype)
+    return (training_data, validation_data, test_data)
+
+
+def vectorized_result(j):
+    """Return a (10, 1) unit vector with 1.0 in the ``j``-th place and zeros elsewhere.
+
+    This turns a digit (0...9) into the desired output of the network.
+    """
+    e = np.zeros((10, 1))
+    e[j] = 1.0
+    return e

@@ -1,0 +1,211 @@
+/* fastnn.h: the one header of the C engine.
+ *
+ * The engine trains a feedforward network for a whole SGD/fit call without the GIL: every
+ * epoch's mini-batches (forward, backward, update) and the per-epoch evaluation.  The front
+ * doors (network, network2, Sequential, the estimators) differ only in the tables they pass:
+ * activation codes, cost code, optimizer code.
+ *
+ * The kernels are written once in fastnn_engine_impl.h and instantiated twice below, with
+ * REAL = double (suffix _f64) and REAL = float (suffix _f32); the Cython layer dispatches on
+ * its fused `floating` type.
+ *
+ * Layout: W[l] is (n_out, n_in) row-major (Nielsen's (y, x)), b[l] is (n_out,).  Data X is
+ * (n, n_in) row-major and targets Y (n, n_out).  Inside a mini-batch of m examples the
+ * activations are kept feature-major, (n_l, m), so each thread owns whole rows.
+ */
+#ifndef FASTNN_H
+#define FASTNN_H
+
+#include <float.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef FASTNN_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+#define FNN_MAX_LAYERS 32
+
+/* Tuning, in multiply-adds of one GEMM: below FNN_BLAS_MIN the plain C kernel is used (a BLAS
+ * call costs more than it saves), below FNN_PAR_MIN a phase runs on thread 0 alone. */
+#ifndef FNN_BLAS_MIN
+#define FNN_BLAS_MIN 4096.0
+#endif
+#ifndef FNN_PAR_MIN
+#define FNN_PAR_MIN 16384.0
+#endif
+/* examples per chunk when evaluating or predicting */
+#ifndef FNN_EVAL_BATCH
+#define FNN_EVAL_BATCH 256
+#endif
+
+/* activation table */
+enum { FNN_IDENTITY = 0, FNN_SIGMOID = 1, FNN_TANH = 2, FNN_RELU = 3, FNN_SOFTMAX = 4, FNN_N_ACT };
+/* cost table */
+enum { FNN_QUADRATIC = 0, FNN_CROSS_ENTROPY = 1, FNN_LOG_LIKELIHOOD = 2, FNN_N_COST };
+/* optimizer table */
+enum { FNN_SGD = 0, FNN_MOMENTUM = 1, FNN_ADAM = 2, FNN_N_OPT };
+/* what to evaluate at the end of each epoch */
+enum { FNN_MON_TRAIN = 1, FNN_MON_EVAL = 2 };
+/* return codes of fnn_train_* */
+enum {
+    FNN_OK = 0, FNN_STOPPED = 1, FNN_INTERRUPTED = 2, FNN_DIVERGED = 3,
+    FNN_CALLBACK_ERROR = 4, FNN_NOMEM = -1
+};
+
+/* the Fortran BLAS gemm, as scipy.linalg.cython_blas exposes it */
+typedef void (*fnn_dgemm_t)(char *, char *, int *, int *, int *, double *, double *, int *,
+                            double *, int *, double *, double *, int *);
+typedef void (*fnn_sgemm_t)(char *, char *, int *, int *, int *, float *, float *, int *,
+                            float *, int *, float *, float *, int *);
+
+typedef struct {
+    int L;                          /* number of weight layers */
+    int sizes[FNN_MAX_LAYERS + 1];  /* neurons per layer, input first */
+    int act[FNN_MAX_LAYERS];        /* activation code of each layer's output */
+    int cost;                       /* cost code */
+    double cost_scale;              /* multiplies cost and output delta */
+    void *W[FNN_MAX_LAYERS];        /* (sizes[l+1], sizes[l]) */
+    void *b[FNN_MAX_LAYERS];        /* (sizes[l+1],) */
+    void *gemm;                     /* fnn_dgemm_t or fnn_sgemm_t, or NULL: C kernels only */
+    int n_threads;
+} fnn_net;
+
+typedef struct {
+    const void *X;                  /* (n, n_in) */
+    const void *Y;                  /* (n, n_out) */
+    int64_t n;
+} fnn_data;
+
+typedef struct {
+    int epoch;                      /* 0-based */
+    int stop;                       /* out: the callback sets 1 to stop training */
+    double eta;                     /* in/out: the callback may change the learning rate */
+    int64_t batches;                /* mini-batches run in this epoch */
+    double run_cost; int64_t run_correct; int64_t run_n;   /* during training, per batch */
+    double train_cost; int64_t train_correct;              /* FNN_MON_TRAIN, after the epoch */
+    double eval_cost; int64_t eval_correct;                /* FNN_MON_EVAL, after the epoch */
+    double sum_w2, sum_w1;          /* sum of w^2 and |w| over all weights, after the epoch */
+} fnn_epoch_stats;
+
+typedef int (*fnn_epoch_cb)(void *ctx, fnn_epoch_stats *st);  /* 0: go on; else error */
+typedef int (*fnn_check_cb)(void *ctx);                       /* nonzero: interrupted */
+
+typedef struct {
+    int epochs, batch;
+    double eta, lmbda, l1, reg_n;   /* reg_n: the n in lmbda/n */
+    int optimizer;
+    double mu, beta1, beta2, eps;
+    int64_t adam_t;                 /* in/out: Adam's step counter */
+    void *s1[FNN_MAX_LAYERS][2];    /* velocity or Adam m, for W[l] ([0]) and b[l] ([1]) */
+    void *s2[FNN_MAX_LAYERS][2];    /* Adam v */
+    double dropout;
+    uint64_t seed;
+    const int32_t *orders;          /* (epochs, n) example order per epoch, or NULL */
+    fnn_data train, eval;
+    int monitor;                    /* FNN_MON_* bits */
+    fnn_epoch_cb on_epoch;
+    fnn_check_cb check;
+    void *ctx;
+    int check_every;                /* mini-batches between interrupt checks */
+    int diverged_epoch;             /* out */
+    int epochs_done;                /* out */
+} fnn_train_cfg;
+
+static inline int fnn_openmp_enabled(void) {
+#ifdef FASTNN_HAVE_OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+static inline int fnn_omp_max_threads(void) {
+#ifdef FASTNN_HAVE_OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static inline int fnn_thread_num(void) {
+#ifdef FASTNN_HAVE_OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static inline int fnn_num_threads(void) {
+#ifdef FASTNN_HAVE_OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+static inline void fnn_barrier(void) {
+#ifdef FASTNN_HAVE_OPENMP
+#pragma omp barrier
+#endif
+}
+
+/* splitmix64: the dropout masks are a pure function of (seed, epoch, example slot, layer,
+ * neuron), so they do not depend on the thread count. */
+static inline uint64_t fnn_mix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+static inline double fnn_uniform(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
+    uint64_t h = fnn_mix64(seed ^ fnn_mix64(a ^ fnn_mix64(b ^ fnn_mix64(c))));
+    return (double)(h >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Contiguous block [lo, hi) of n items for thread t of T.  Work below `min_work` is not
+ * worth a split and goes to thread 0 alone. */
+static inline void fnn_split(int64_t n, int t, int T, double work, double min_work,
+                             int64_t *lo, int64_t *hi) {
+    if (T <= 1 || work < min_work || n < T) {
+        *lo = 0;
+        *hi = (t == 0) ? n : 0;
+        return;
+    }
+    int64_t q = n / T, r = n % T;
+    *lo = t * q + (t < r ? t : r);
+    *hi = *lo + q + (t < r ? 1 : 0);
+}
+
+/* Barrier between two phases unless both ran on thread 0 alone. */
+static inline void fnn_sync_phase(int *prev_par, int next_par) {
+    if (*prev_par || next_par) fnn_barrier();
+    *prev_par = next_par;
+}
+
+static inline int fnn_is_par(int64_t n, int T, double work) {
+    return T > 1 && work >= FNN_PAR_MIN && n >= T;
+}
+
+/* ---- instantiate the kernels for double and float ---- */
+#define REAL double
+#define FNN_SUFFIX(name) name##_f64
+#define FNN_GEMM_T fnn_dgemm_t
+#include "fastnn_engine_impl.h"
+#undef REAL
+#undef FNN_SUFFIX
+#undef FNN_GEMM_T
+
+#define REAL float
+#define FNN_SUFFIX(name) name##_f32
+#define FNN_GEMM_T fnn_sgemm_t
+#include "fastnn_engine_impl.h"
+#undef REAL
+#undef FNN_SUFFIX
+#undef FNN_GEMM_T
+
+#endif /* FASTNN_H */
