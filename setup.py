@@ -107,7 +107,7 @@ if debug:
     compile_args += ["-O1", "-g", "-UNDEBUG"]
     macros.append(("FASTNN_DEBUG", "1"))
 else:
-    compile_args += ["-O3"] + march_flags()
+    compile_args += ["-O3", "-fno-math-errno"] + march_flags()
 if sanitize:
     compile_args += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer"]
     link_args += [f"-fsanitize={sanitize}"]

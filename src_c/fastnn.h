@@ -32,7 +32,7 @@
 /* Tuning, in multiply-adds of one GEMM: below FNN_BLAS_MIN the plain C kernel is used (a BLAS
  * call costs more than it saves), below FNN_PAR_MIN a phase runs on thread 0 alone. */
 #ifndef FNN_BLAS_MIN
-#define FNN_BLAS_MIN 4096.0
+#define FNN_BLAS_MIN 512.0
 #endif
 #ifndef FNN_PAR_MIN
 #define FNN_PAR_MIN 16384.0
@@ -179,12 +179,6 @@ static inline void fnn_split(int64_t n, int t, int T, double work, double min_wo
     int64_t q = n / T, r = n % T;
     *lo = t * q + (t < r ? t : r);
     *hi = *lo + q + (t < r ? 1 : 0);
-}
-
-/* Barrier between two phases unless both ran on thread 0 alone. */
-static inline void fnn_sync_phase(int *prev_par, int next_par) {
-    if (*prev_par || next_par) fnn_barrier();
-    *prev_par = next_par;
 }
 
 static inline int fnn_is_par(int64_t n, int T, double work) {

@@ -12,6 +12,8 @@
 #undef FNN_LOG
 #undef FNN_SQRT
 #undef FNN_TANH
+#undef FNN_FABS
+#define FNN_FABS(x) (sizeof(REAL) == sizeof(float) ? (REAL)fabsf((float)(x)) : (REAL)fabs((double)(x)))
 #define FNN_EXP(x) (sizeof(REAL) == sizeof(float) ? (REAL)expf((float)(x)) : (REAL)exp((double)(x)))
 #define FNN_LOG(x) (sizeof(REAL) == sizeof(float) ? (REAL)logf((float)(x)) : (REAL)log((double)(x)))
 #define FNN_SQRT(x) (sizeof(REAL) == sizeof(float) ? (REAL)sqrtf((float)(x)) : (REAL)sqrt((double)(x)))
@@ -57,76 +59,102 @@ static void F(gemm)(const fnn_net *net, int ta, int tb, int M, int N, int K, REA
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* activations, elementwise on rows [r0, r1) of a feature-major (rows, m) block               */
+/* activations.  Buffers are sample-major: row i of a (m, n) block is example i.              */
 
 static inline REAL F(sigmoid)(REAL z) {
-    /* never overflows: exp of a non-positive number only */
-    if (z >= 0) return (REAL)1 / ((REAL)1 + FNN_EXP(-z));
-    REAL e = FNN_EXP(z);
-    return e / ((REAL)1 + e);
+    /* never overflows: exp of a non-positive number only; branch-free so loops vectorize */
+    REAL e = FNN_EXP(-FNN_FABS(z));
+    REAL r = (REAL)1 / ((REAL)1 + e);
+    return z >= 0 ? r : e * r;
 }
 
-/* z += b (per row), a = act(z).  z is (rows, m); softmax is not handled here. */
-static void F(act_forward)(REAL *a, REAL *z, const REAL *b, int64_t r0, int64_t r1, int m,
-                           int act) {
-    for (int64_t r = r0; r < r1; r++) {
-        REAL *zr = z + r * m, *ar = a + r * m;
-        const REAL br = b[r];
+/* act_forward: z += b, a = act(z) on rows [i0, i1), columns [j0, j1) of (m, n) blocks z and
+ * a.  Softmax is taken over whole rows (j0 = 0, j1 = n). */
+static void F(act_forward)(REAL *a, REAL *z, const REAL *b, int64_t i0, int64_t i1, int j0,
+                           int j1, int n, int act) {
+    for (int64_t i = i0; i < i1; i++) {
+        REAL *zr = z + i * n, *ar = a + i * n;
         switch (act) {
         case FNN_SIGMOID:
-            for (int i = 0; i < m; i++) { REAL v = zr[i] + br; zr[i] = v; ar[i] = F(sigmoid)(v); }
+#pragma omp simd
+            for (int j = j0; j < j1; j++) { REAL v = zr[j] + b[j]; zr[j] = v; ar[j] = F(sigmoid)(v); }
             break;
         case FNN_TANH:
-            for (int i = 0; i < m; i++) { REAL v = zr[i] + br; zr[i] = v; ar[i] = FNN_TANH(v); }
+            for (int j = j0; j < j1; j++) { REAL v = zr[j] + b[j]; zr[j] = v; ar[j] = FNN_TANH(v); }
             break;
         case FNN_RELU:
-            for (int i = 0; i < m; i++) { REAL v = zr[i] + br; zr[i] = v; ar[i] = v > 0 ? v : 0; }
+#pragma omp simd
+            for (int j = j0; j < j1; j++) { REAL v = zr[j] + b[j]; zr[j] = v; ar[j] = v > 0 ? v : 0; }
             break;
+        case FNN_SOFTMAX: {
+            REAL zmax = zr[0] + b[0];
+            for (int j = 0; j < n; j++) { REAL v = zr[j] + b[j]; zr[j] = v; zmax = v > zmax ? v : zmax; }
+            double s = 0;
+            for (int j = 0; j < n; j++) { ar[j] = FNN_EXP(zr[j] - zmax); s += ar[j]; }
+            const REAL inv = (REAL)(1.0 / s);
+            for (int j = 0; j < n; j++) ar[j] *= inv;
+            break;
+        }
         default: /* identity */
-            for (int i = 0; i < m; i++) { REAL v = zr[i] + br; zr[i] = v; ar[i] = v; }
+#pragma omp simd
+            for (int j = j0; j < j1; j++) { REAL v = zr[j] + b[j]; zr[j] = v; ar[j] = v; }
             break;
         }
     }
 }
 
-/* d *= act'(z) (times the dropout multipliers k when given), rows [r0, r1). */
-static void F(act_backward)(REAL *d, const REAL *z, const REAL *k, int64_t r0, int64_t r1,
-                            int m, int act) {
-    for (int64_t r = r0; r < r1; r++) {
-        REAL *dr = d + r * m;
-        const REAL *zr = z + r * m;
+/* act_backward: d *= act'(z) (times the dropout multipliers k when given), rows [i0, i1).
+ * Without dropout the derivative comes from the stored activation a = act(z); with dropout a
+ * was scaled in place, so sigmoid and tanh are recomputed from z. */
+static void F(act_backward)(REAL *d, const REAL *z, const REAL *a, const REAL *k, int64_t i0,
+                            int64_t i1, int n, int act) {
+    for (int64_t i = i0; i < i1; i++) {
+        REAL *dr = d + i * n;
+        const REAL *zr = z + i * n, *ar = a + i * n;
         switch (act) {
         case FNN_SIGMOID:
-            for (int i = 0; i < m; i++) { REAL s = F(sigmoid)(zr[i]); dr[i] *= s * ((REAL)1 - s); }
+            if (k == NULL) {
+#pragma omp simd
+                for (int j = 0; j < n; j++) dr[j] *= ar[j] * ((REAL)1 - ar[j]);
+            } else {
+#pragma omp simd
+                for (int j = 0; j < n; j++) { REAL s = F(sigmoid)(zr[j]); dr[j] *= s * ((REAL)1 - s); }
+            }
             break;
         case FNN_TANH:
-            for (int i = 0; i < m; i++) { REAL t = FNN_TANH(zr[i]); dr[i] *= (REAL)1 - t * t; }
+            if (k == NULL) {
+                for (int j = 0; j < n; j++) dr[j] *= (REAL)1 - ar[j] * ar[j];
+            } else {
+                for (int j = 0; j < n; j++) { REAL t = FNN_TANH(zr[j]); dr[j] *= (REAL)1 - t * t; }
+            }
             break;
         case FNN_RELU:
-            for (int i = 0; i < m; i++) if (!(zr[i] > 0)) dr[i] = 0;
+#pragma omp simd
+            for (int j = 0; j < n; j++) dr[j] = zr[j] > 0 ? dr[j] : 0;
             break;
         default:
             break;
         }
         if (k != NULL) {
-            const REAL *kr = k + r * m;
-            for (int i = 0; i < m; i++) dr[i] *= kr[i];
+            const REAL *kr = k + i * n;
+#pragma omp simd
+            for (int j = 0; j < n; j++) dr[j] *= kr[j];
         }
     }
 }
 
-/* Inverted dropout on rows [r0, r1) of a (rows, m) activation block: k = keep/(1-p), a *= k.
- * `slot0` is the position in the epoch of the block's first example. */
-static void F(dropout_forward)(REAL *a, REAL *k, int64_t r0, int64_t r1, int m, double p,
-                               uint64_t seed, int epoch, int64_t slot0, int layer) {
+/* dropout_forward: inverted dropout on rows [i0, i1), columns [j0, j1) of an (m, n)
+ * activation block: k = keep/(1-p), a *= k.  `slot0` is the position in the epoch of row 0. */
+static void F(dropout_forward)(REAL *a, REAL *k, int64_t i0, int64_t i1, int j0, int j1, int n,
+                               double p, uint64_t seed, int epoch, int64_t slot0, int layer) {
     const REAL keep = (REAL)(1.0 / (1.0 - p));
-    for (int64_t r = r0; r < r1; r++) {
-        REAL *ar = a + r * m, *kr = k + r * m;
-        for (int i = 0; i < m; i++) {
-            double u = fnn_uniform(seed, ((uint64_t)epoch << 40) ^ (uint64_t)(slot0 + i),
-                                   (uint64_t)layer, (uint64_t)r);
-            kr[i] = u < p ? (REAL)0 : keep;
-            ar[i] *= kr[i];
+    for (int64_t i = i0; i < i1; i++) {
+        REAL *ar = a + i * n, *kr = k + i * n;
+        uint64_t slot = ((uint64_t)epoch << 40) ^ (uint64_t)(slot0 + i);
+        for (int j = j0; j < j1; j++) {
+            double u = fnn_uniform(seed, slot, (uint64_t)layer, (uint64_t)j);
+            kr[j] = u < p ? (REAL)0 : keep;
+            ar[j] *= kr[j];
         }
     }
 }
@@ -137,18 +165,20 @@ static void F(dropout_forward)(REAL *a, REAL *k, int64_t r0, int64_t r1, int m, 
 typedef struct {
     int M;                        /* examples the buffers hold */
     int T;                        /* threads the accumulators are sized for */
-    REAL *x;                      /* (M, n_in) gathered inputs, sample-major */
+    REAL *x;                      /* (M, n_0) gathered inputs */
     int64_t *idx;                 /* (M) row of each slot in X / Y */
-    REAL *Z[FNN_MAX_LAYERS];      /* (n_l, M) pre-activations, bias included */
-    REAL *A[FNN_MAX_LAYERS];      /* (n_l, M) activations, after dropout */
-    REAL *D[FNN_MAX_LAYERS];      /* (n_l, M) deltas dC/dz */
-    REAL *K[FNN_MAX_LAYERS];      /* (n_l, M) dropout multipliers, hidden layers */
+    REAL *Z[FNN_MAX_LAYERS];      /* (M, n_l) pre-activations, bias included */
+    REAL *A[FNN_MAX_LAYERS];      /* (M, n_l) activations, after dropout */
+    REAL *D[FNN_MAX_LAYERS];      /* (M, n_l) deltas dC/dz */
+    REAL *K[FNN_MAX_LAYERS];      /* (M, n_l) dropout multipliers, hidden layers */
     REAL *G[FNN_MAX_LAYERS];      /* (n_out, n_in) mean weight gradient */
-    double *acc;                  /* (T, 8): cost, correct; padded against false sharing */
+    REAL *Dt;                     /* (T, max n_l * M) per-thread transposed delta slices */
+    int64_t dt_stride;
+    double *acc;                  /* (T, 8): cost, hits; padded against false sharing */
 } F(fnn_ws);
 
 static void F(ws_free)(F(fnn_ws) *ws) {
-    free(ws->x); free(ws->idx); free(ws->acc);
+    free(ws->x); free(ws->idx); free(ws->acc); free(ws->Dt);
     for (int l = 0; l < FNN_MAX_LAYERS; l++) {
         free(ws->Z[l]); free(ws->A[l]); free(ws->D[l]); free(ws->K[l]); free(ws->G[l]);
     }
@@ -163,14 +193,19 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
     ws->x = (REAL *)malloc(sizeof(REAL) * (size_t)M * S[0]);
     ws->idx = (int64_t *)malloc(sizeof(int64_t) * (size_t)M);
     ws->acc = (double *)calloc((size_t)T * 8, sizeof(double));
-    int ok = ws->x && ws->idx && ws->acc;
+    int nmax = 1;
+    for (int l = 1; l <= net->L; l++) nmax = S[l] > nmax ? S[l] : nmax;
+    ws->dt_stride = (int64_t)nmax * M + 16;
+    ws->Dt = need_D ? (REAL *)malloc(sizeof(REAL) * (size_t)T * ws->dt_stride) : NULL;
+    int ok = ws->x && ws->idx && ws->acc && (ws->Dt || !need_D);
     for (int l = 0; ok && l < net->L; l++) {
         size_t nl = (size_t)S[l + 1] * M;
         ws->Z[l] = (REAL *)malloc(sizeof(REAL) * nl);
         ws->A[l] = (REAL *)malloc(sizeof(REAL) * nl);
         ok = ws->Z[l] && ws->A[l];
         if (ok && need_D) ok = (ws->D[l] = (REAL *)malloc(sizeof(REAL) * nl)) != NULL;
-        if (ok && need_K && l < net->L - 1) ok = (ws->K[l] = (REAL *)malloc(sizeof(REAL) * nl)) != NULL;
+        if (ok && need_K && l < net->L - 1)
+            ok = (ws->K[l] = (REAL *)malloc(sizeof(REAL) * nl)) != NULL;
         if (ok && need_G)
             ok = (ws->G[l] = (REAL *)malloc(sizeof(REAL) * (size_t)S[l + 1] * S[l])) != NULL;
     }
@@ -178,267 +213,282 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
     return FNN_OK;
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* phases of a mini-batch; all threads call each one                                         */
+static inline const REAL *F(layer_in)(const F(fnn_ws) *ws, int l) {
+    return l == 0 ? ws->x : ws->A[l - 1];
+}
 
-/* x[i] = X[rows[i]] for the m slots; rows given by `order` (or start + i when NULL). */
+/* ------------------------------------------------------------------------------------------ */
+/* per-sample phases: a thread runs them on its own rows [i0, i1) and touches no other row    */
+
+/* gather: x[i] = X[rows[i]], rows from `order` (or start + i when NULL).  The same rows of
+ * the next mini-batch (below n) are prefetched: shuffled rows are cache misses. */
 static void F(gather)(F(fnn_ws) *ws, const REAL *X, int n_in, const int32_t *order,
-                      int64_t start, int m, int t, int T, int *prev) {
-    int64_t lo, hi;
-    int par = fnn_is_par(m, T, (double)m * n_in);
-    fnn_sync_phase(prev, par);
-    fnn_split(m, t, T, (double)m * n_in, FNN_PAR_MIN, &lo, &hi);
-    for (int64_t i = lo; i < hi; i++) {
+                      int64_t start, int m, int64_t n, int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) {
         int64_t row = order ? (int64_t)order[start + i] : start + i;
         ws->idx[i] = row;
         memcpy(ws->x + i * n_in, X + row * n_in, sizeof(REAL) * (size_t)n_in);
     }
-}
-
-/* Forward through every layer but the output's activation.
- * dense_forward of layer l: Z[l] (n_out, m) = W[l] (n_out, n_in) @ in (n_in, m); in is x^T for
- * l == 0 (x is (m, n_in)), else A[l-1]. */
-static void F(forward)(const fnn_net *net, F(fnn_ws) *ws, int m, double dropout, uint64_t seed,
-                       int epoch, int64_t slot0, int t, int T, int *prev) {
-    const int *S = net->sizes;
-    for (int l = 0; l < net->L; l++) {
-        int n_in = S[l], n_out = S[l + 1];
-        double work = (double)m * n_in * n_out;
-        int par = fnn_is_par(n_out, T, work);
-        int64_t o0, o1;
-        fnn_sync_phase(prev, par);
-        fnn_split(n_out, t, T, work, FNN_PAR_MIN, &o0, &o1);
-        if (o1 <= o0) continue;
-        const REAL *W = (const REAL *)net->W[l];
-        if (l == 0)
-            F(gemm)(net, 0, 1, (int)(o1 - o0), m, n_in, 1, W + o0 * n_in, n_in, ws->x, n_in, 0,
-                    ws->Z[l] + o0 * m, m);
-        else
-            F(gemm)(net, 0, 0, (int)(o1 - o0), m, n_in, 1, W + o0 * n_in, n_in, ws->A[l - 1], m,
-                    0, ws->Z[l] + o0 * m, m);
-        if (l < net->L - 1) {
-            F(act_forward)(ws->A[l], ws->Z[l], (const REAL *)net->b[l], o0, o1, m, net->act[l]);
-            if (dropout > 0)
-                F(dropout_forward)(ws->A[l], ws->K[l], o0, o1, m, dropout, seed, epoch, slot0, l);
-        }
+#if defined(__GNUC__)
+    for (int64_t i = i0; i < i1; i++) {
+        int64_t s = start + m + i;
+        if (s >= n) break;
+        const char *p = (const char *)(X + (order ? (int64_t)order[s] : s) * n_in);
+        for (size_t off = 0; off < sizeof(REAL) * (size_t)n_in; off += 64)
+            __builtin_prefetch(p + off, 0, 1);
     }
+#endif
 }
 
-/* Output layer, samples [i0, i1): bias and activation, cost and hits into acc, and when
+/* dense_forward of layer l on rows [i0, i1) (examples) and columns [o0, o1) (neurons):
+ * Z[l] (m, n_out) = in (m, n_in) @ W[l]^T (n_in, n_out) + b, A[l] = act(Z[l]). */
+static void F(dense_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, double dropout,
+                             uint64_t seed, int epoch, int64_t slot0, int64_t i0, int64_t i1,
+                             int64_t o0, int64_t o1) {
+    const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
+    if (i1 <= i0 || o1 <= o0) return;
+    F(gemm)(net, 0, 1, (int)(i1 - i0), (int)(o1 - o0), n_in, 1, F(layer_in)(ws, l) + i0 * n_in,
+            n_in, (const REAL *)net->W[l] + o0 * n_in, n_in, 0, ws->Z[l] + i0 * n_out + o0,
+            n_out);
+    F(act_forward)(ws->A[l], ws->Z[l], (const REAL *)net->b[l], i0, i1, (int)o0, (int)o1, n_out,
+                   net->act[l]);
+    if (dropout > 0 && l < net->L - 1)
+        F(dropout_forward)(ws->A[l], ws->K[l], i0, i1, (int)o0, (int)o1, n_out, dropout, seed,
+                           epoch, slot0, l);
+}
+
+/* forward through every layer on the rows [i0, i1), all neurons */
+static void F(forward)(const fnn_net *net, F(fnn_ws) *ws, double dropout, uint64_t seed,
+                       int epoch, int64_t slot0, int64_t i0, int64_t i1) {
+    for (int l = 0; l < net->L; l++)
+        F(dense_forward)(net, ws, l, dropout, seed, epoch, slot0, i0, i1, 0, net->sizes[l + 1]);
+}
+
+/* A hidden layer big enough to split by neuron: its forward and its update then run on the
+ * same rows of W in the same thread, so W stays in that core's cache. */
+static inline int F(row_layer)(const fnn_net *net, int l, int m, int T) {
+    return l < net->L - 1 &&
+           fnn_is_par(net->sizes[l + 1], T, (double)m * net->sizes[l] * net->sizes[l + 1]);
+}
+
+/* output: cost and hits of rows [i0, i1) into this thread's accumulators, and when
  * want_delta the output delta D[L-1] = cost_scale * dC/dz. */
-static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, int m,
-                            int want_delta, int t, int T, int *prev) {
+static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, int want_delta,
+                            int64_t i0, int64_t i1, int t) {
     const int L = net->L, no = net->sizes[L], act = net->act[L - 1], cost = net->cost;
-    const REAL *b = (const REAL *)net->b[L - 1];
-    REAL *Z = ws->Z[L - 1], *A = ws->A[L - 1], *D = ws->D[L - 1];
     const double scale = net->cost_scale;
-    double work = (double)m * no * 16;
-    int par = fnn_is_par(m, T, work);
-    int64_t i0, i1;
-    fnn_sync_phase(prev, par);
-    fnn_split(m, t, T, work, FNN_PAR_MIN, &i0, &i1);
     double csum = 0, hits = 0;
     for (int64_t i = i0; i < i1; i++) {
         const REAL *y = Y + ws->idx[i] * no;
-        double lse = 0;
-        if (act == FNN_SOFTMAX) {
-            REAL zmax = Z[i] + b[0];
-            for (int j = 0; j < no; j++) {
-                REAL v = Z[j * m + i] + b[j];
-                Z[j * m + i] = v;
-                if (v > zmax) zmax = v;
-            }
-            double s = 0;
-            for (int j = 0; j < no; j++) {
-                REAL e = FNN_EXP(Z[j * m + i] - zmax);
-                A[j * m + i] = e;
-                s += e;
-            }
-            for (int j = 0; j < no; j++) A[j * m + i] = (REAL)(A[j * m + i] / s);
-            lse = (double)zmax + log(s);
-        } else {
-            for (int j = 0; j < no; j++) {
-                REAL v = Z[j * m + i] + b[j];
-                Z[j * m + i] = v;
-                switch (act) {
-                case FNN_SIGMOID: A[j * m + i] = F(sigmoid)(v); break;
-                case FNN_TANH: A[j * m + i] = FNN_TANH(v); break;
-                case FNN_RELU: A[j * m + i] = v > 0 ? v : 0; break;
-                default: A[j * m + i] = v; break;
-                }
-            }
-        }
+        const REAL *a = ws->A[L - 1] + i * no, *z = ws->Z[L - 1] + i * no;
         /* hits: first maximum of a against first maximum of y */
         int ja = 0, jy = 0;
         for (int j = 1; j < no; j++) {
-            if (A[j * m + i] > A[ja * m + i]) ja = j;
+            if (a[j] > a[ja]) ja = j;
             if (y[j] > y[jy]) jy = j;
         }
         hits += (ja == jy);
-        /* cost */
         double c = 0;
-        for (int j = 0; j < no; j++) {
-            double a = A[j * m + i], yy = y[j];
-            if (cost == FNN_QUADRATIC) {
-                c += 0.5 * (a - yy) * (a - yy);
-            } else if (cost == FNN_CROSS_ENTROPY) {
-                double e = -yy * log(a) - (1 - yy) * log(1 - a);
+        if (cost == FNN_QUADRATIC) {
+            for (int j = 0; j < no; j++) { double e = (double)a[j] - y[j]; c += 0.5 * e * e; }
+        } else if (cost == FNN_CROSS_ENTROPY) {
+            for (int j = 0; j < no; j++) {
+                double aa = a[j], yy = y[j];
+                double e = -yy * log(aa) - (1 - yy) * log(1 - aa);
                 if (isnan(e)) e = 0;
                 else if (isinf(e)) e = e > 0 ? DBL_MAX : -DBL_MAX;
                 c += e;
-            } else if (yy != 0) { /* log-likelihood */
-                double la = (act == FNN_SOFTMAX) ? (double)Z[j * m + i] - lse : log(a);
-                c -= yy * la;
+            }
+        } else { /* log-likelihood; with a softmax output ln a_j = z_j - logsumexp(z) */
+            double lse = 0;
+            if (act == FNN_SOFTMAX) {
+                double zmax = z[0], s = 0;
+                for (int j = 1; j < no; j++) zmax = z[j] > zmax ? z[j] : zmax;
+                for (int j = 0; j < no; j++) s += exp((double)z[j] - zmax);
+                lse = zmax + log(s);
+            }
+            for (int j = 0; j < no; j++) {
+                if (y[j] == 0) continue;
+                double la = (act == FNN_SOFTMAX) ? (double)z[j] - lse : log((double)a[j]);
+                c -= y[j] * la;
             }
         }
         csum += scale * c;
         if (!want_delta) continue;
-        for (int j = 0; j < no; j++) {
-            REAL a = A[j * m + i], diff = a - y[j];
-            REAL d = diff;
-            if (cost == FNN_QUADRATIC) {
-                REAL z = Z[j * m + i];
-                switch (act) {
-                case FNN_SIGMOID: d = diff * a * ((REAL)1 - a); break;
-                case FNN_TANH: d = diff * ((REAL)1 - a * a); break;
-                case FNN_RELU: d = z > 0 ? diff : 0; break;
-                default: break;
-                }
-            }
-            D[j * m + i] = (REAL)(scale * d);
-        }
+        REAL *d = ws->D[L - 1] + i * no;
+        const REAL sc = (REAL)scale;
+        for (int j = 0; j < no; j++) d[j] = sc * (a[j] - y[j]);
+        if (cost == FNN_QUADRATIC && act != FNN_IDENTITY)
+            F(act_backward)(d, z, a, NULL, 0, 1, no, act);
     }
     ws->acc[t * 8 + 0] += csum;
     ws->acc[t * 8 + 1] += hits;
 }
 
-/* dense_backward, delta part: D[l-1] (n_in, m) = W[l]^T (n_in, n_out) @ D[l] (n_out, m),
- * then times act'(Z[l-1]) and the dropout multipliers.  Rows split by input neuron. */
-static void F(delta_backward)(const fnn_net *net, F(fnn_ws) *ws, int l, int m, int t, int T,
-                              int *prev) {
-    const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
-    double work = (double)m * n_in * n_out;
-    int par = fnn_is_par(n_in, T, work);
-    int64_t k0, k1;
-    fnn_sync_phase(prev, par);
-    fnn_split(n_in, t, T, work, FNN_PAR_MIN, &k0, &k1);
-    if (k1 <= k0) return;
-    const REAL *W = (const REAL *)net->W[l];
-    F(gemm)(net, 1, 0, (int)(k1 - k0), m, n_out, 1, W + k0, n_in, ws->D[l], m, 0,
-            ws->D[l - 1] + k0 * m, m);
-    F(act_backward)(ws->D[l - 1], ws->Z[l - 1], ws->K[l - 1], k0, k1, m, net->act[l - 1]);
+/* dense_backward, delta part, rows [i0, i1), for l = L-1 .. 1:
+ * D[l-1] (ms, n_in) = D[l] (ms, n_out) @ W[l] (n_out, n_in), times act'(Z[l-1]) and the
+ * dropout multipliers. */
+static void F(backward)(const fnn_net *net, F(fnn_ws) *ws, int64_t i0, int64_t i1) {
+    const int ms = (int)(i1 - i0);
+    if (ms <= 0) return;
+    for (int l = net->L - 1; l > 0; l--) {
+        const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
+        F(gemm)(net, 0, 0, ms, n_in, n_out, 1, ws->D[l] + i0 * n_out, n_out,
+                (const REAL *)net->W[l], n_in, 0, ws->D[l - 1] + i0 * n_in, n_in);
+        F(act_backward)(ws->D[l - 1], ws->Z[l - 1], ws->A[l - 1], ws->K[l - 1], i0, i1, n_in,
+                        net->act[l - 1]);
+    }
 }
 
-/* dense_backward, parameter part, fused with the optimizer step, rows [o0, o1) of layer l:
- * g = D[l] (n_out, m) @ in^T (m, n_in) / m + (lmbda/n) w + (l1/n) sign(w). */
-static void F(update_layer)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_ws) *ws, int l,
-                            int m, double eta, int64_t step, int t, int T, int *prev) {
+/* ------------------------------------------------------------------------------------------ */
+/* the update: a thread owns rows [o0, o1) of W[l] and b[l] and reads every example          */
+
+/* dense_backward, parameter part, fused with the optimizer step:
+ * g = D[l]^T (R, m) @ in (m, n_in) / m + (lmbda/n) w + (l1/n) sign(w) for rows [o0, o1). */
+static void F(update_rows)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_ws) *ws, int l,
+                           int m, double eta, int64_t step, int64_t o0, int64_t o1, int t) {
     const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
-    double work = (double)m * n_in * n_out;
-    int par = fnn_is_par(n_out, T, work);
-    int64_t o0, o1;
-    fnn_sync_phase(prev, par);
-    fnn_split(n_out, t, T, work, FNN_PAR_MIN, &o0, &o1);
     if (o1 <= o0) return;
     const int R = (int)(o1 - o0);
     REAL *W = (REAL *)net->W[l] + o0 * n_in;
     REAL *b = (REAL *)net->b[l] + o0;
-    const REAL *D = ws->D[l] + o0 * m;
-    const REAL *in = (l == 0) ? ws->x : ws->A[l - 1];
-    const int tb = (l == 0) ? 0 : 1, ldb = (l == 0) ? n_in : m;
+    const REAL *D = ws->D[l] + o0;          /* column o0 of the (m, n_out) delta block */
+    const REAL *in = F(layer_in)(ws, l);
+    /* this thread's delta columns, transposed to (R, m): the update GEMM is then a plain
+     * A @ B, the fastest case of the BLAS small-matrix kernels */
+    REAL *Dt = ws->Dt + (int64_t)t * ws->dt_stride;
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < m; i++) Dt[(int64_t)r * m + i] = D[(int64_t)i * n_out + r];
     const double inv_m = 1.0 / m;
     const double wd = cfg->lmbda / cfg->reg_n, l1 = cfg->l1 / cfg->reg_n;
+    const int opt = cfg->optimizer;
+    double lr_t = eta;
+    if (opt == FNN_ADAM)
+        lr_t = eta * sqrt(1 - pow(cfg->beta2, (double)step)) / (1 - pow(cfg->beta1, (double)step));
 
-    if (cfg->optimizer == FNN_SGD && cfg->l1 == 0) {
-        /* the book's rule in one GEMM: W = (1 - eta lmbda/n) W - (eta/m) D in^T */
-        F(gemm)(net, 0, tb, R, n_in, m, (REAL)(-eta * inv_m), D, m, in, ldb,
-                (REAL)(1 - eta * wd), W, n_in);
-        for (int r = 0; r < R; r++) {
-            double s = 0;
-            for (int i = 0; i < m; i++) s += D[r * m + i];
-            b[r] -= (REAL)(eta * inv_m * s);
+    /* biases: the mean delta, never regularized */
+    for (int r = 0; r < R; r++) {
+        double s = 0;
+        for (int i = 0; i < m; i++) s += Dt[(int64_t)r * m + i];
+        REAL g = (REAL)(s * inv_m);
+        if (opt == FNN_SGD) {
+            b[r] -= (REAL)eta * g;
+        } else if (opt == FNN_MOMENTUM) {
+            REAL *v = (REAL *)cfg->s1[l][1] + o0 + r;
+            *v = (REAL)cfg->mu * *v - (REAL)eta * g;
+            b[r] += *v;
+        } else {
+            REAL *mm = (REAL *)cfg->s1[l][1] + o0 + r, *vv = (REAL *)cfg->s2[l][1] + o0 + r;
+            *mm += (REAL)(1 - cfg->beta1) * (g - *mm);
+            *vv += (REAL)(1 - cfg->beta2) * (g * g - *vv);
+            b[r] -= (REAL)lr_t * *mm / (FNN_SQRT(*vv) + (REAL)cfg->eps);
         }
+    }
+    if (opt == FNN_SGD && cfg->l1 == 0) {
+        /* the book's rule in one GEMM: W = (1 - eta lmbda/n) W - (eta/m) D^T in */
+        F(gemm)(net, 0, 0, R, n_in, m, (REAL)(-eta * inv_m), Dt, m, in, n_in,
+                (REAL)(1 - eta * wd), W, n_in);
         return;
     }
     REAL *G = ws->G[l] + o0 * n_in;
-    F(gemm)(net, 0, tb, R, n_in, m, (REAL)inv_m, D, m, in, ldb, 0, G, n_in);
-    REAL *sW1 = cfg->s1[l][0] ? (REAL *)cfg->s1[l][0] + o0 * n_in : NULL;
-    REAL *sW2 = cfg->s2[l][0] ? (REAL *)cfg->s2[l][0] + o0 * n_in : NULL;
-    REAL *sb1 = cfg->s1[l][1] ? (REAL *)cfg->s1[l][1] + o0 : NULL;
-    REAL *sb2 = cfg->s2[l][1] ? (REAL *)cfg->s2[l][1] + o0 : NULL;
+    F(gemm)(net, 0, 0, R, n_in, m, (REAL)inv_m, Dt, m, in, n_in, 0, G, n_in);
     const int64_t nw = (int64_t)R * n_in;
-    /* weights */
-    for (int64_t j = 0; j < nw; j++) {
-        REAL w = W[j];
-        REAL g = G[j] + (REAL)wd * w + (REAL)l1 * (REAL)((w > 0) - (w < 0));
-        G[j] = g;
-    }
-    /* biases: mean delta, never regularized */
-    REAL gbias[64];
-    for (int r0 = 0; r0 < R; r0 += 64) {
-        int rn = R - r0 < 64 ? R - r0 : 64;
-        for (int r = 0; r < rn; r++) {
-            double s = 0;
-            for (int i = 0; i < m; i++) s += D[(r0 + r) * m + i];
-            gbias[r] = (REAL)(s * inv_m);
-        }
-        for (int r = 0; r < rn; r++) {
-            REAL g = gbias[r];
-            if (cfg->optimizer == FNN_SGD) {
-                b[r0 + r] -= (REAL)eta * g;
-            } else if (cfg->optimizer == FNN_MOMENTUM) {
-                sb1[r0 + r] = (REAL)cfg->mu * sb1[r0 + r] - (REAL)eta * g;
-                b[r0 + r] += sb1[r0 + r];
-            } else {
-                double lr_t = eta * sqrt(1 - pow(cfg->beta2, (double)step)) /
-                              (1 - pow(cfg->beta1, (double)step));
-                REAL mm = sb1[r0 + r] += (REAL)(1 - cfg->beta1) * (g - sb1[r0 + r]);
-                REAL vv = sb2[r0 + r] += (REAL)(1 - cfg->beta2) * (g * g - sb2[r0 + r]);
-                b[r0 + r] -= (REAL)lr_t * mm / (FNN_SQRT(vv) + (REAL)cfg->eps);
-            }
-        }
-    }
-    if (cfg->optimizer == FNN_SGD) {
-        for (int64_t j = 0; j < nw; j++) W[j] -= (REAL)eta * G[j];
-    } else if (cfg->optimizer == FNN_MOMENTUM) {
-        const REAL mu = (REAL)cfg->mu, e = (REAL)eta;
-        for (int64_t j = 0; j < nw; j++) { sW1[j] = mu * sW1[j] - e * G[j]; W[j] += sW1[j]; }
-    } else {
-        const REAL lr_t = (REAL)(eta * sqrt(1 - pow(cfg->beta2, (double)step)) /
-                                 (1 - pow(cfg->beta1, (double)step)));
-        const REAL c1 = (REAL)(1 - cfg->beta1), c2 = (REAL)(1 - cfg->beta2), eps = (REAL)cfg->eps;
+    const REAL cwd = (REAL)wd, cl1 = (REAL)l1, e = (REAL)eta;
+    if (opt == FNN_SGD) {
+#pragma omp simd
         for (int64_t j = 0; j < nw; j++) {
-            REAL g = G[j];
-            REAL mm = sW1[j] += c1 * (g - sW1[j]);
-            REAL vv = sW2[j] += c2 * (g * g - sW2[j]);
-            W[j] -= lr_t * mm / (FNN_SQRT(vv) + eps);
+            REAL w = W[j];
+            W[j] = w - e * (G[j] + cwd * w + cl1 * (REAL)((w > 0) - (w < 0)));
+        }
+    } else if (opt == FNN_MOMENTUM) {
+        REAL *v = (REAL *)cfg->s1[l][0] + o0 * n_in;
+        const REAL mu = (REAL)cfg->mu;
+#pragma omp simd
+        for (int64_t j = 0; j < nw; j++) {
+            REAL w = W[j];
+            REAL g = G[j] + cwd * w + cl1 * (REAL)((w > 0) - (w < 0));
+            v[j] = mu * v[j] - e * g;
+            W[j] = w + v[j];
+        }
+    } else {
+        REAL *mm = (REAL *)cfg->s1[l][0] + o0 * n_in, *vv = (REAL *)cfg->s2[l][0] + o0 * n_in;
+        const REAL c1 = (REAL)(1 - cfg->beta1), c2 = (REAL)(1 - cfg->beta2);
+        const REAL eps = (REAL)cfg->eps, lr = (REAL)lr_t;
+#pragma omp simd
+        for (int64_t j = 0; j < nw; j++) {
+            REAL w = W[j];
+            REAL g = G[j] + cwd * w + cl1 * (REAL)((w > 0) - (w < 0));
+            mm[j] += c1 * (g - mm[j]);
+            vv[j] += c2 * (g * g - vv[j]);
+            W[j] = w - lr * mm[j] / (FNN_SQRT(vv[j]) + eps);
         }
     }
 }
 
-/* One mini-batch of training: examples order[start .. start+m). */
+/* Every thread updates its share of every layer: big layers are split by rows, small ones
+ * go whole to one thread, round robin.  No barrier between layers: they are independent. */
+static void F(update_team)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_ws) *ws, int m,
+                           double eta, int64_t step, int t, int T) {
+    int next = 0;
+    for (int l = net->L - 1; l >= 0; l--) {
+        const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
+        double work = (double)m * n_in * n_out;
+        int64_t o0, o1;
+        if (F(row_layer)(net, l, m, T) || fnn_is_par(n_out, T, work)) {
+            fnn_split(n_out, t, T, work, 0, &o0, &o1);
+        } else {
+            o0 = 0;
+            o1 = (next == t) ? n_out : 0;
+            next = (next + 1) % T;
+        }
+        F(update_rows)(net, cfg, ws, l, m, eta, step, o0, o1, t);
+    }
+}
+
+/* One mini-batch of training: examples order[start .. start+m).  A thread runs the forward,
+ * output and delta phases on its own examples, except for big hidden layers, whose forward is
+ * split by neuron (a barrier on each side); then, after a barrier, it updates its rows of
+ * every layer, and a last barrier protects the buffers from the next batch. */
 static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_ws) *ws,
                            int epoch, int64_t start, int m, double eta, int64_t step, int t,
-                           int T, int *prev) {
-    const int L = net->L;
+                           int T, int par) {
     const int32_t *order = cfg->orders ? cfg->orders + (int64_t)epoch * cfg->train.n : NULL;
-    F(gather)(ws, (const REAL *)cfg->train.X, net->sizes[0], order, start, m, t, T, prev);
-    F(forward)(net, ws, m, cfg->dropout, cfg->seed, epoch, start, t, T, prev);
-    F(output_phase)(net, ws, (const REAL *)cfg->train.Y, m, 1, t, T, prev);
-    for (int l = L - 1; l >= 0; l--) {
-        if (l > 0) F(delta_backward)(net, ws, l, m, t, T, prev);
-        F(update_layer)(net, cfg, ws, l, m, eta, step, t, T, prev);
+    const int Tp = par ? T : 1;
+    int64_t i0, i1;
+    fnn_split(m, t, Tp, 1, 0, &i0, &i1);
+    if (!par && t != 0) i1 = i0;
+    F(gather)(ws, (const REAL *)cfg->train.X, net->sizes[0], order, start, m, cfg->train.n, i0,
+              i1);
+    for (int l = 0; l < net->L; l++) {
+        if (par && F(row_layer)(net, l, m, T)) {
+            int64_t o0, o1;
+            fnn_split(net->sizes[l + 1], t, T, 1, 0, &o0, &o1);
+            fnn_barrier();
+            F(dense_forward)(net, ws, l, cfg->dropout, cfg->seed, epoch, start, 0, m, o0, o1);
+            fnn_barrier();
+        } else {
+            F(dense_forward)(net, ws, l, cfg->dropout, cfg->seed, epoch, start, i0, i1, 0,
+                             net->sizes[l + 1]);
+        }
     }
+    F(output_phase)(net, ws, (const REAL *)cfg->train.Y, 1, i0, i1, t);
+    F(backward)(net, ws, i0, i1);
+    if (par) fnn_barrier();
+    F(update_team)(net, cfg, ws, m, eta, step, t, Tp);
+    if (par) fnn_barrier();
 }
 
-/* Cost sum and hits over a data set, forward only.  All threads call it. */
+/* Cost sum and hits over a data set, forward only, rows split among the team; no barriers:
+ * every thread works on its own rows of each chunk. */
 static void F(evaluate_team)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *data, int t,
-                             int T, int *prev) {
+                             int T) {
     for (int64_t start = 0; start < data->n; start += ws->M) {
         int m = (int)((data->n - start) < ws->M ? (data->n - start) : ws->M);
-        F(gather)(ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, t, T, prev);
-        F(forward)(net, ws, m, 0.0, 0, 0, 0, t, T, prev);
-        F(output_phase)(net, ws, (const REAL *)data->Y, m, 0, t, T, prev);
+        int64_t i0, i1;
+        fnn_split(m, t, T, 1, 0, &i0, &i1);
+        F(gather)(ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, i0, i1);
+        F(forward)(net, ws, 0.0, 0, 0, 0, i0, i1);
+        F(output_phase)(net, ws, (const REAL *)data->Y, 0, i0, i1, t);
     }
 }
 
@@ -454,32 +504,24 @@ static void F(reduce_acc)(F(fnn_ws) *ws, double *cost, int64_t *hits) {
     *hits = (int64_t)(h + 0.5);
 }
 
-static int F(evaluate_set)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *data, int T,
-                           double *cost, int64_t *hits) {
+static void F(evaluate_set)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *data, int T,
+                            double *cost, int64_t *hits) {
 #pragma omp parallel num_threads(T)
-    {
-        int prev = 0;
-        F(evaluate_team)(net, ws, data, fnn_thread_num(), fnn_num_threads(), &prev);
-    }
+    F(evaluate_team)(net, ws, data, fnn_thread_num(), fnn_num_threads());
     F(reduce_acc)(ws, cost, hits);
-    return FNN_OK;
 }
 
 /* sum w^2 and |w| over all weights; returns 0 when any weight or bias is not finite */
 static int F(param_norms)(const fnn_net *net, double *w2, double *w1) {
-    double s2 = 0, s1 = 0;
-    int finite = 1;
+    double s2 = 0, s1 = 0, sb = 0;
     for (int l = 0; l < net->L; l++) {
         const REAL *W = (const REAL *)net->W[l], *b = (const REAL *)net->b[l];
         int64_t nw = (int64_t)net->sizes[l + 1] * net->sizes[l];
         for (int64_t j = 0; j < nw; j++) { double w = W[j]; s2 += w * w; s1 += fabs(w); }
-        double sb = 0;
-        for (int j = 0; j < net->sizes[l + 1]; j++) sb += b[j];
-        if (!isfinite(sb)) finite = 0;
+        for (int j = 0; j < net->sizes[l + 1]; j++) sb += fabs((double)b[j]);
     }
-    if (!isfinite(s2) || !isfinite(s1)) finite = 0;
     *w2 = s2; *w1 = s1;
-    return finite;
+    return isfinite(s2) && isfinite(s1) && isfinite(sb);
 }
 
 static int64_t F(param_count)(const fnn_net *net) {
@@ -517,10 +559,14 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     REAL *snap = (REAL *)malloc(sizeof(REAL) * (size_t)F(param_count)(net));
     if (snap == NULL) { F(ws_free)(&ws); return FNN_NOMEM; }
 
+    /* threads pay off only when a mini-batch has enough work */
+    const int par = T > 1 && batch >= T && (double)batch * F(param_count)(net) >= FNN_PAR_MIN;
+    const int Tt = par ? T : 1;
+
     int status = FNN_OK;
     double eta = cfg->eta;
     const int64_t nb = (n + batch - 1) / batch;
-    const int ce = cfg->check_every > 0 ? cfg->check_every : (int)(nb > 0 ? nb : 1);
+    const int64_t ce = cfg->check_every > 0 ? cfg->check_every : (nb > 0 ? nb : 1);
     cfg->epochs_done = 0;
     cfg->diverged_epoch = -1;
     for (int epoch = 0; epoch < cfg->epochs; epoch++) {
@@ -530,14 +576,14 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
         F(snapshot)(net, snap, 0);
         for (int64_t c0 = 0; c0 < nb; c0 += ce) {
             int64_t c1 = c0 + ce < nb ? c0 + ce : nb;
-#pragma omp parallel num_threads(T)
+#pragma omp parallel num_threads(Tt)
             {
-                int prev = 0, t = fnn_thread_num(), TT = fnn_num_threads();
+                const int t = fnn_thread_num(), TT = fnn_num_threads();
                 for (int64_t bi = c0; bi < c1; bi++) {
                     int64_t start = bi * batch;
                     int m = (int)(n - start < batch ? n - start : batch);
                     F(train_batch)(net, cfg, &ws, epoch, start, m, eta, cfg->adam_t + bi + 1, t,
-                                   TT, &prev);
+                                   TT, TT > 1);
                 }
             }
             if (c1 < nb && cfg->check != NULL && cfg->check(cfg->ctx)) {
@@ -582,37 +628,16 @@ static int F(fnn_predict)(const fnn_net *net, const REAL *X, int64_t n, REAL *ou
     if (F(ws_alloc)(&ws, net, FNN_EVAL_BATCH, T, 0, 0, 0) != FNN_OK) return FNN_NOMEM;
 #pragma omp parallel num_threads(T)
     {
-        int prev = 0, t = fnn_thread_num(), TT = fnn_num_threads();
+        const int t = fnn_thread_num(), TT = fnn_num_threads();
         for (int64_t start = 0; start < n; start += ws.M) {
             int m = (int)((n - start) < ws.M ? (n - start) : ws.M);
-            F(gather)(&ws, X, net->sizes[0], NULL, start, m, t, TT, &prev);
-            F(forward)(net, &ws, m, 0.0, 0, 0, 0, t, TT, &prev);
-            fnn_sync_phase(&prev, 1);
             int64_t i0, i1;
-            fnn_split(m, t, TT, 1e30, 0, &i0, &i1);
-            const REAL *b = (const REAL *)net->b[L - 1];
-            REAL *Z = ws.Z[L - 1];
-            for (int64_t i = i0; i < i1; i++) {
-                REAL *o = out + (start + i) * no;
-                int act = net->act[L - 1];
-                for (int j = 0; j < no; j++) {
-                    REAL v = Z[j * m + i] + b[j];
-                    switch (act) {
-                    case FNN_SIGMOID: o[j] = F(sigmoid)(v); break;
-                    case FNN_TANH: o[j] = FNN_TANH(v); break;
-                    case FNN_RELU: o[j] = v > 0 ? v : 0; break;
-                    default: o[j] = v; break;
-                    }
-                }
-                if (act == FNN_SOFTMAX) {
-                    REAL zmax = o[0];
-                    for (int j = 1; j < no; j++) if (o[j] > zmax) zmax = o[j];
-                    double s = 0;
-                    for (int j = 0; j < no; j++) { o[j] = FNN_EXP(o[j] - zmax); s += o[j]; }
-                    for (int j = 0; j < no; j++) o[j] = (REAL)(o[j] / s);
-                }
-            }
-            fnn_sync_phase(&prev, 1);
+            fnn_split(m, t, TT, 1, 0, &i0, &i1);
+            F(gather)(&ws, X, net->sizes[0], NULL, start, m, 0, i0, i1);
+            F(forward)(net, &ws, 0.0, 0, 0, 0, i0, i1);
+            if (i1 > i0)
+                memcpy(out + (start + i0) * no, ws.A[L - 1] + i0 * no,
+                       sizeof(REAL) * (size_t)(i1 - i0) * no);
         }
     }
     F(ws_free)(&ws);
@@ -641,26 +666,22 @@ static int F(fnn_gradient)(const fnn_net *net, const fnn_data *data, REAL **gW, 
         memset(gW[l], 0, sizeof(REAL) * (size_t)net->sizes[l + 1] * net->sizes[l]);
         memset(gb[l], 0, sizeof(REAL) * (size_t)net->sizes[l + 1]);
     }
-    int prev = 0;
     for (int64_t start = 0; start < data->n; start += ws.M) {
         int m = (int)((data->n - start) < ws.M ? (data->n - start) : ws.M);
-        F(gather)(&ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, 1, &prev);
-        F(forward)(net, &ws, m, 0.0, 0, 0, 0, 0, 1, &prev);
-        F(output_phase)(net, &ws, (const REAL *)data->Y, m, 1, 0, 1, &prev);
-        for (int l = L - 1; l >= 0; l--) {
-            if (l > 0) F(delta_backward)(net, &ws, l, m, 0, 1, &prev);
+        F(gather)(&ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, 0, m);
+        F(forward)(net, &ws, 0.0, 0, 0, 0, 0, m);
+        F(output_phase)(net, &ws, (const REAL *)data->Y, 1, 0, m, 0);
+        F(backward)(net, &ws, 0, m);
+        for (int l = 0; l < L; l++) {
             const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
-            const REAL *in = (l == 0) ? ws.x : ws.A[l - 1];
-            F(gemm)(net, 0, l == 0 ? 0 : 1, n_out, n_in, m, 1, ws.D[l], m, in,
-                    l == 0 ? n_in : m, 1, gW[l], n_in);
-            for (int r = 0; r < n_out; r++) {
-                double s = 0;
-                for (int i = 0; i < m; i++) s += ws.D[l][r * m + i];
-                gb[l][r] += (REAL)s;
-            }
+            F(gemm)(net, 1, 0, n_out, n_in, m, 1, ws.D[l], n_out, F(layer_in)(&ws, l), n_in, 1,
+                    gW[l], n_in);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n_out; j++) gb[l][j] += ws.D[l][(int64_t)i * n_out + j];
         }
     }
-    double c; int64_t h;
+    double c;
+    int64_t h;
     F(reduce_acc)(&ws, &c, &h);
     *cost = c;
     F(ws_free)(&ws);
