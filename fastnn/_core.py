@@ -1,0 +1,365 @@
+"""What every front door shares: input checks, data conversion, and one call into the engine.
+
+The front doors (network, network2, Sequential, the estimators) only translate their own
+vocabulary into `train(...)` below; the engine knows layers, activations, costs and optimizers
+from its tables.
+"""
+import math
+import numbers
+import threading
+
+import numpy as np
+
+from fastnn import _engine
+from fastnn._config import resolve_threads
+
+ACTIVATIONS = _engine.ACTIVATIONS
+COSTS = _engine.COSTS
+OPTIMIZERS = _engine.OPTIMIZERS
+HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity", "linear")
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced NaN or Inf weights; the network keeps the last finite weights."""
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checks (ValueError / TypeError that name the argument, the expected and the actual)
+
+def check_int(value, name, minimum=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__} ({value!r})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return value
+
+
+def check_float(value, name, minimum=None, maximum=None, max_open=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} ({value!r})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: expected a number >= {minimum}, got {value}")
+    if maximum is not None and (value >= maximum if max_open else value > maximum):
+        bound = f"< {maximum}" if max_open else f"<= {maximum}"
+        raise ValueError(f"{name}: expected a number {bound}, got {value}")
+    return value
+
+
+def check_sizes(sizes):
+    """Validate a layer-size list such as [784, 30, 10]; return it as a list of ints."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
+        raise TypeError(f"sizes: expected a list of ints such as [784, 30, 10], got "
+                        f"{type(sizes).__name__}")
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes: expected at least 2 layers (input and output), got {sizes}")
+    if len(sizes) - 1 > _engine.MAX_LAYERS:
+        raise ValueError(f"sizes: expected at most {_engine.MAX_LAYERS + 1} layers, got "
+                         f"{len(sizes)}")
+    out = []
+    for i, s in enumerate(sizes):
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"sizes[{i}]: expected an int, got {type(s).__name__} ({s!r})")
+        if s < 1:
+            raise ValueError(f"sizes[{i}]: expected a positive int, got {s}")
+        out.append(int(s))
+    return out
+
+
+def check_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype: expected float32 or float64, got {dt}")
+    return dt
+
+
+def check_activation(name, argname, allow_softmax=False):
+    if not isinstance(name, str):
+        raise TypeError(f"{argname}: expected a string, got {type(name).__name__}")
+    allowed = HIDDEN_ACTIVATIONS + (("softmax",) if allow_softmax else ())
+    if name not in allowed:
+        raise ValueError(f"{argname}: expected one of {', '.join(allowed)}, got {name!r}")
+    return name
+
+
+# ---------------------------------------------------------------------------------------------
+# data: Nielsen's lists of (x, y) pairs, or arrays
+
+def _as_float_matrix(a, name, dtype, n_cols=None):
+    arr = np.asarray(a)
+    if arr.dtype == object:
+        raise TypeError(f"{name}: expected numbers, got an object array (ragged or mixed data?)")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (n, features), got shape {arr.shape}")
+    if n_cols is not None and arr.shape[1] != n_cols:
+        raise ValueError(f"{name}: expected {n_cols} features per example, got shape "
+                         f"{arr.shape}")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if out.size and not np.isfinite(out).all():
+        raise ValueError(f"{name}: expected finite values, got NaN or Inf")
+    return out
+
+
+def labels_to_onehot(labels, n_out, dtype, name):
+    lab = np.asarray(labels)
+    if lab.dtype.kind == "f":
+        if lab.size and not np.all(np.isfinite(lab) & (lab == np.round(lab))):
+            raise ValueError(f"{name}: expected integer class labels, got non-integer floats")
+        lab = lab.astype(np.int64)
+    elif lab.dtype.kind not in "biu":
+        raise TypeError(f"{name}: expected integer class labels, got dtype {lab.dtype}")
+    lab = lab.astype(np.int64).ravel()
+    if lab.size and (lab.min() < 0 or lab.max() >= n_out):
+        raise ValueError(f"{name}: expected labels in 0..{n_out - 1}, got values in "
+                         f"{lab.min()}..{lab.max()}")
+    Y = np.zeros((lab.size, n_out), dtype=dtype)
+    Y[np.arange(lab.size), lab] = 1
+    return Y, lab
+
+
+def targets_to_matrix(y, n, n_out, dtype, name, one_hot=True):
+    """y: integer labels (n,) or a target matrix (n, n_out).  Returns (Y, labels or None)."""
+    arr = np.asarray(y)
+    if arr.dtype == object:
+        raise TypeError(f"{name}: expected numbers, got an object array")
+    if arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1 and n_out != 1):
+        if arr.shape[0] != n:
+            raise ValueError(f"{name}: expected {n} labels, got {arr.shape[0]}")
+        return labels_to_onehot(arr.ravel(), n_out, dtype, name)
+    if arr.ndim != 2 or arr.shape != (n, n_out):
+        raise ValueError(f"{name}: expected labels of shape ({n},) or targets of shape "
+                         f"({n}, {n_out}), got {arr.shape}")
+    Y = _as_float_matrix(arr, name, dtype, n_out)
+    if one_hot and n_out > 1:
+        ok = np.all((Y == 0) | (Y == 1), axis=1) & (Y.sum(axis=1) == 1)
+        if not ok.all():
+            bad = int(np.flatnonzero(~ok)[0])
+            raise ValueError(f"{name}: expected one-hot rows (a single 1, the rest 0), row "
+                             f"{bad} is {Y[bad].tolist()}")
+    return Y, None
+
+
+def is_array_pair(data):
+    return (isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray)
+            and data[0].ndim == 2 and isinstance(data[1], np.ndarray))
+
+
+def to_arrays(data, n_in, n_out, dtype, name, one_hot=True):
+    """Convert training/test data to (X (n, n_in), Y (n, n_out), n).
+
+    `data` is either Nielsen's iterable of (x, y) pairs, x shaped (n_in, 1) (or (n_in,)), y a
+    one-hot (n_out, 1) vector or an int label; or an (X, y) pair of arrays, X (n, n_in) and y
+    integer labels (n,) or targets (n, n_out).
+    """
+    if data is None:
+        raise TypeError(f"{name}: expected data, got None")
+    if is_array_pair(data):
+        X = _as_float_matrix(data[0], f"{name} X", dtype, n_in)
+        Y, _ = targets_to_matrix(data[1], X.shape[0], n_out, dtype, f"{name} y", one_hot)
+        return X, Y, X.shape[0]
+    if isinstance(data, np.ndarray):
+        raise TypeError(f"{name}: expected a list of (x, y) pairs or an (X, y) tuple of arrays, "
+                        f"got a single array of shape {data.shape}")
+    try:
+        pairs = list(data)
+    except TypeError:
+        raise TypeError(f"{name}: expected a list of (x, y) pairs or an (X, y) tuple of arrays, "
+                        f"got {type(data).__name__}") from None
+    n = len(pairs)
+    X = np.empty((n, n_in), dtype=dtype)
+    Y = np.zeros((n, n_out), dtype=dtype)
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"{name}[{i}]: expected an (x, y) pair, got {type(pair).__name__}")
+        x, y = pair
+        xa = np.asarray(x)
+        if xa.dtype == object or xa.dtype.kind not in "biuf":
+            raise TypeError(f"{name}[{i}]: expected x to be numeric, got dtype {xa.dtype}")
+        if xa.size != n_in or (xa.ndim == 2 and xa.shape[1] != 1) or xa.ndim > 2:
+            raise ValueError(f"{name}[{i}]: expected x of shape ({n_in}, 1), got {xa.shape}")
+        X[i] = xa.reshape(n_in)
+        if isinstance(y, (numbers.Integral, np.integer)) and not isinstance(y, bool):
+            if not 0 <= int(y) < n_out:
+                raise ValueError(f"{name}[{i}]: expected a label in 0..{n_out - 1}, got {y}")
+            Y[i, int(y)] = 1
+        else:
+            ya = np.asarray(y)
+            if ya.ndim == 0 and ya.dtype.kind in "iu":
+                if not 0 <= int(ya) < n_out:
+                    raise ValueError(f"{name}[{i}]: expected a label in 0..{n_out - 1}, got {y}")
+                Y[i, int(ya)] = 1
+                continue
+            if ya.dtype == object or ya.dtype.kind not in "biuf":
+                raise TypeError(f"{name}[{i}]: expected y to be numeric, got dtype {ya.dtype}")
+            if ya.size != n_out or ya.ndim > 2:
+                raise ValueError(f"{name}[{i}]: expected y of shape ({n_out}, 1) or an int "
+                                 f"label, got {ya.shape}")
+            Y[i] = ya.reshape(n_out)
+    if n and not np.isfinite(X).all():
+        raise ValueError(f"{name}: expected finite x values, got NaN or Inf")
+    if n and not np.isfinite(Y).all():
+        raise ValueError(f"{name}: expected finite y values, got NaN or Inf")
+    return X, Y, n
+
+
+# ---------------------------------------------------------------------------------------------
+# the model state and the one call into the engine
+
+class Params:
+    """The engine's view of a network: contiguous weights (n_out, n_in) and biases."""
+
+    def __init__(self, weights, biases, dtype):
+        self.weights = weights
+        self.biases = biases
+        self.dtype = dtype
+
+
+def sync_params(owner, sizes, dtype):
+    """Make owner.weights / owner.biases C-contiguous arrays of `dtype` with the right shapes,
+    replacing (in the lists) any array a user assigned in another layout.  Returns the flat
+    bias views the engine writes through."""
+    L = len(sizes) - 1
+    W, B = owner.weights, owner.biases
+    if not isinstance(W, list) or not isinstance(B, list):
+        raise TypeError("weights/biases: expected lists of numpy arrays")
+    if len(W) != L or len(B) != L:
+        raise ValueError(f"weights/biases: expected {L} layers for sizes {sizes}, got "
+                         f"{len(W)} and {len(B)}")
+    for l in range(L):
+        w, b = W[l], B[l]
+        want_w, want_b = (sizes[l + 1], sizes[l]), (sizes[l + 1], 1)
+        for arr, want, nm in ((w, want_w, "weights"), (b, want_b, "biases")):
+            a = np.asarray(arr)
+            if a.dtype.kind not in "biuf":
+                raise TypeError(f"{nm}[{l}]: expected a numeric array, got dtype {a.dtype}")
+            if a.size != want[0] * want[1] or (a.ndim == 2 and a.shape != want and nm ==
+                                               "weights"):
+                raise ValueError(f"{nm}[{l}]: expected shape {want}, got {a.shape}")
+        if not (isinstance(w, np.ndarray) and w.dtype == dtype and w.flags.c_contiguous
+                and w.flags.writeable and w.shape == (sizes[l + 1], sizes[l])):
+            W[l] = np.ascontiguousarray(np.asarray(w, dtype=dtype).reshape(sizes[l + 1], sizes[l]))
+        if not (isinstance(b, np.ndarray) and b.dtype == dtype and b.flags.c_contiguous
+                and b.flags.writeable and b.shape == (sizes[l + 1], 1)):
+            B[l] = np.ascontiguousarray(np.asarray(b, dtype=dtype).reshape(sizes[l + 1], 1))
+    return W, [b.reshape(-1) for b in B]
+
+
+class TrainingGuard:
+    """One training call at a time per network: a second thread gets a clear error."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError("this network is already being trained in another thread; "
+                               "train it from one thread at a time (or copy it first)")
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
+        return False
+
+
+def finite_params(W, b):
+    return all(np.isfinite(w).all() for w in W) and all(np.isfinite(x).all() for x in b)
+
+
+def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0.0, l1=0.0,
+          reg_n=None, optimizer="sgd", momentum=0.0, beta1=0.9, beta2=0.999, eps=1e-7,
+          adam_t=0, state1=None, state2=None, dropout=0.0, seed=0, orders=None,
+          eval_data=None, monitor_train=False, on_epoch=None, n_threads=None, device=None):
+    """One engine call for the whole training run.  Raises DivergenceError if the weights
+    stop being finite (the last finite weights are restored).  With device='cuda' the same
+    call runs on the array-API backend (fastnn.backends.xp) over CuPy."""
+    if not finite_params(W, b):
+        raise ValueError("weights/biases: expected finite values before training, got NaN or Inf")
+    if resolve_device(device) == "cuda":
+        from fastnn.backends import xp as xp_backend
+        res = xp_backend.train(
+            W, b, acts, cost, X, Y, epochs=epochs, batch=batch, eta=eta, cost_scale=cost_scale,
+            lmbda=lmbda, l1=l1, reg_n=reg_n, optimizer=optimizer, momentum=momentum,
+            beta1=beta1, beta2=beta2, eps=eps, adam_t=adam_t, state1=state1, state2=state2,
+            dropout=dropout, seed=seed, orders=orders, eval_data=eval_data,
+            monitor_train=monitor_train, on_epoch=on_epoch, device="cuda")
+        if res["status"] == _engine.STATUS_DIVERGED:
+            raise DivergenceError(
+                f"training diverged in epoch {res['diverged_epoch']}: the weights became NaN "
+                f"or Inf (try a smaller learning rate); the weights from before that epoch "
+                f"are kept")
+        return res
+    nt = resolve_threads(n_threads)
+    ex, ey = eval_data if eval_data is not None else (None, None)
+    # interrupts are checked between chunks of about 2e8 multiply-adds
+    per_batch = 6.0 * batch * sum(w.size for w in W)
+    check_every = max(1, int(2e8 / max(per_batch, 1.0)))
+    res = _engine.train(
+        W, b, [ACTIVATIONS[a] for a in acts], COSTS[cost], float(cost_scale), X, Y,
+        epochs=int(epochs), batch=int(batch), eta=float(eta), lmbda=float(lmbda), l1=float(l1),
+        reg_n=reg_n, optimizer=OPTIMIZERS[optimizer], mu=float(momentum), beta1=float(beta1),
+        beta2=float(beta2), eps=float(eps), adam_t=int(adam_t), state1=state1, state2=state2,
+        dropout=float(dropout), seed=int(seed), orders=orders, eval_X=ex, eval_Y=ey,
+        monitor_train=bool(monitor_train), on_epoch=on_epoch, n_threads=nt,
+        check_every=check_every)
+    if res["status"] == _engine.STATUS_DIVERGED:
+        raise DivergenceError(
+            f"training diverged in epoch {res['diverged_epoch']}: the weights became NaN or "
+            f"Inf (try a smaller learning rate); the weights from before that epoch are kept")
+    return res
+
+
+def nielsen_orders(n, epochs, rng):
+    """Example order of each epoch, as `random.shuffle` on the data list would give it."""
+    perm = list(range(n))
+    orders = np.empty((max(epochs, 1), n), dtype=np.int32)
+    for e in range(epochs):
+        rng.shuffle(perm)
+        orders[e] = perm
+    if epochs == 0:
+        orders[0] = perm
+    return orders
+
+
+def resolve_device(device):
+    """None -> the default set by fastnn.set_device ('cpu' unless changed)."""
+    if device is None:
+        from fastnn import _device
+        device = _device.get_device()
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda":
+        from fastnn import _device
+        _device.require_cuda()
+    return device
+
+
+def predict(W, b, acts, X, n_threads=None, device=None):
+    """Network output (n, n_out) for X (n, n_in)."""
+    if resolve_device(device) == "cuda":
+        from fastnn.backends import xp as xp_backend
+        return xp_backend.predict(W, b, acts, X, device="cuda")
+    return _engine.predict(W, b, [ACTIVATIONS[a] for a in acts], X, resolve_threads(n_threads))
+
+
+def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, n_threads=None, device=None):
+    """(cost summed over the examples, argmax hits) for (X, Y)."""
+    if resolve_device(device) == "cuda":
+        from fastnn.backends import xp as xp_backend
+        return xp_backend.evaluate(W, b, acts, cost, X, Y, cost_scale=cost_scale, device="cuda")
+    return _engine.evaluate(W, b, [ACTIVATIONS[a] for a in acts], COSTS[cost], float(cost_scale),
+                            X, Y, resolve_threads(n_threads))
+
+
+def gradient(W, b, acts, cost, X, Y, cost_scale=1.0):
+    """(gW, gb, cost): gradients of the cost summed over (X, Y), computed on the CPU engine."""
+    return _engine.gradient(W, b, [ACTIVATIONS[a] for a in acts], COSTS[cost], float(cost_scale),
+                            X, Y)

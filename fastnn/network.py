@@ -1,0 +1,168 @@
+"""A drop-in for the book's chapter-1 ``network.py``, trained by the compiled engine.
+
+    from fastnn import network             # in place of `import network`
+    net = network.Network([784, 30, 10])
+    net.SGD(training_data, 30, 10, 3.0, test_data=test_data)
+
+Same names, arguments, defaults, printed lines and random numbers as the book's module: a
+sigmoid network with the quadratic cost, stochastic gradient descent over mini-batches.
+``weights[l]`` is ``(y, x)`` and ``biases[l]`` is ``(y, 1)``; they are plain numpy arrays that
+you may read or replace between calls.  Layer 0 is the input layer and has no biases.
+"""
+import random
+
+import numpy as np
+
+from fastnn import _core
+from fastnn._core import DivergenceError  # noqa: F401  (re-exported)
+
+
+class Network:
+    """A feedforward sigmoid network trained with the quadratic cost."""
+
+    def __init__(self, sizes, dtype=np.float64, n_threads=None, device=None):
+        """Create a network with ``sizes[l]`` neurons in layer ``l``.
+
+        Biases and weights are drawn from the standard normal distribution with
+        ``np.random.randn``: all biases first, then all weights, as the book does.
+        ``dtype`` may be float64 (the default, as in the book) or float32.
+        """
+        self.sizes = _core.check_sizes(sizes)
+        self.num_layers = len(self.sizes)
+        self.dtype = _core.check_dtype(dtype)
+        self.n_threads = n_threads
+        self.device = device
+        _core.resolve_device(device)
+        self.biases = [np.random.randn(y, 1) for y in self.sizes[1:]]
+        self.weights = [np.random.randn(y, x) for x, y in zip(self.sizes[:-1], self.sizes[1:])]
+        if self.dtype != np.float64:
+            self.biases = [b.astype(self.dtype) for b in self.biases]
+            self.weights = [w.astype(self.dtype) for w in self.weights]
+        self._guard = _core.TrainingGuard()
+
+    # -- the engine's view --------------------------------------------------------------------
+    _hidden = "sigmoid"
+    _output = "sigmoid"
+    _cost = "quadratic"
+
+    def _acts(self):
+        return [self._hidden] * (self.num_layers - 2) + [self._output]
+
+    def _params(self):
+        return _core.sync_params(self, self.sizes, self.dtype)
+
+    def _arrays(self, data, name, one_hot=True):
+        return _core.to_arrays(data, self.sizes[0], self.sizes[-1], self.dtype, name, one_hot)
+
+    # -- the book's API -------------------------------------------------------------------------
+    def feedforward(self, a):
+        """Return the output of the network if ``a`` is input.
+
+        ``a`` is a column ``(n_in, 1)`` (or several columns ``(n_in, k)``); the result has
+        the same number of columns."""
+        arr = np.asarray(a)
+        if arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise TypeError(f"a: expected a numeric array, got dtype {arr.dtype}")
+        if arr.ndim == 1:
+            arr = arr.reshape(-1, 1)
+        if arr.ndim != 2 or arr.shape[0] != self.sizes[0]:
+            raise ValueError(f"a: expected shape ({self.sizes[0]}, 1) or ({self.sizes[0]}, k), "
+                             f"got {np.shape(a)}")
+        X = np.ascontiguousarray(arr.T, dtype=self.dtype)
+        if X.size and not np.isfinite(X).all():
+            raise ValueError("a: expected finite values, got NaN or Inf")
+        W, b = self._params()
+        return _core.predict(W, b, self._acts(), X, self.n_threads, self.device).T.copy()
+
+    def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None):
+        """Train the network using mini-batch stochastic gradient descent.
+
+        ``training_data`` is a list of ``(x, y)`` tuples (or an ``(X, y)`` pair of arrays).
+        With ``test_data``, the network is evaluated after each epoch and the number of
+        correct test results is printed.  The whole run is one call into the compiled engine;
+        a training-data list is left shuffled in place, as the book's code leaves it."""
+        epochs = _core.check_int(epochs, "epochs", 0)
+        mini_batch_size = _core.check_int(mini_batch_size, "mini_batch_size", 1)
+        eta = _core.check_float(eta, "eta", 0.0)
+        with self._guard:
+            caller_list = training_data if isinstance(training_data, list) else None
+            pairs = training_data
+            if not isinstance(training_data, list) and not _core.is_array_pair(training_data):
+                pairs = list(training_data)
+            X, Y, n = self._arrays(pairs, "training_data")
+            if n == 0:
+                raise ValueError("training_data: expected at least one example, got 0")
+            evald = None
+            n_test = 0
+            if test_data is not None and not _core.is_array_pair(test_data):
+                test_data = list(test_data)
+            if test_data is not None and (_core.is_array_pair(test_data) or len(test_data)):
+                tX, tY, n_test = self._arrays(test_data, "test_data", one_hot=False)
+                evald = (tX, tY)
+            orders = _core.nielsen_orders(n, epochs, random)
+            W, b = self._params()
+
+            def on_epoch(st):
+                if evald is not None:
+                    print("Epoch {0}: {1} / {2}".format(st["epoch"], st["eval_correct"], n_test))
+                else:
+                    print("Epoch {0} complete".format(st["epoch"]))
+
+            try:
+                if epochs > 0:
+                    _core.train(W, b, self._acts(), self._cost, X, Y, epochs=epochs,
+                                batch=mini_batch_size, eta=eta, orders=orders, eval_data=evald,
+                                on_epoch=on_epoch, n_threads=self.n_threads,
+                                device=self.device)
+            finally:
+                if caller_list is not None and epochs > 0:
+                    caller_list[:] = [caller_list[i] for i in orders[epochs - 1]]
+
+    def update_mini_batch(self, mini_batch, eta):
+        """Update the weights and biases by one gradient-descent step on ``mini_batch``, a
+        list of ``(x, y)`` tuples, with learning rate ``eta``."""
+        eta = _core.check_float(eta, "eta", 0.0)
+        with self._guard:
+            X, Y, n = self._arrays(mini_batch, "mini_batch")
+            if n == 0:
+                raise ValueError("mini_batch: expected at least one example, got 0")
+            W, b = self._params()
+            _core.train(W, b, self._acts(), self._cost, X, Y, epochs=1, batch=n, eta=eta,
+                        n_threads=1)
+
+    def backprop(self, x, y):
+        """Return ``(nabla_b, nabla_w)``, the gradient of the cost for one example, as lists
+        of arrays shaped like ``self.biases`` and ``self.weights``."""
+        X, Y, _ = self._arrays([(x, y)], "(x, y)")
+        W, b = self._params()
+        gW, gb, _ = _core.gradient(W, b, self._acts(), self._cost, X, Y)
+        return [g.reshape(-1, 1) for g in gb], gW
+
+    def evaluate(self, test_data):
+        """Return the number of test inputs for which the network's output neuron with the
+        highest activation is the correct label."""
+        X, Y, n = self._arrays(test_data, "test_data", one_hot=False)
+        if n == 0:
+            return 0
+        W, b = self._params()
+        _, hits = _core.evaluate(W, b, self._acts(), self._cost, X, Y,
+                                 n_threads=self.n_threads, device=self.device)
+        return int(hits)
+
+    def cost_derivative(self, output_activations, y):
+        """Return the vector of partial derivatives dC_x/da for the output activations."""
+        return output_activations - y
+
+
+def sigmoid(z):
+    """The sigmoid function, without overflow for large |z|."""
+    z = np.asarray(z, dtype=float) if not isinstance(z, np.ndarray) else z
+    e = np.exp(-np.abs(z))
+    r = 1.0 / (1.0 + e)
+    return np.where(z >= 0, r, e * r)
+
+
+def sigmoid_prime(z):
+    """Derivative of the sigmoid function."""
+    s = sigmoid(z)
+    return s * (1 - s)
