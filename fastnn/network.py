@@ -155,9 +155,10 @@ class Network:
 
 
 def sigmoid(z):
-    """The sigmoid function, without overflow for large |z|."""
+    """The sigmoid function, without overflow or underflow warnings for large |z|."""
     z = np.asarray(z, dtype=float) if not isinstance(z, np.ndarray) else z
-    e = np.exp(-np.abs(z))
+    # exp(-|z|) for |z| past 700 is below 1e-304: clamp so numpy never warns
+    e = np.exp(-np.minimum(np.abs(z), 700.0))
     r = 1.0 / (1.0 + e)
     return np.where(z >= 0, r, e * r)
 

@@ -339,13 +339,14 @@ class Network:
     def save(self, filename):
         """Save the network to ``filename`` as JSON (the book's format), atomically: a
         temporary file is written, flushed to disk, then renamed over ``filename``."""
+        cost = _cost_class(self.cost)   # a class or an instance
         data = {"sizes": self.sizes,
                 "weights": [np.asarray(w, dtype=np.float64).tolist() for w in self.weights],
                 "biases": [np.asarray(b, dtype=np.float64).tolist() for b in self.biases],
-                "cost": str(self.cost.__name__)}
+                "cost": str(cost.__name__)}
         if self.activation != "sigmoid":
             data["activation"] = self.activation
-        default_out = "softmax" if self.cost is LogLikelihoodCost else "sigmoid"
+        default_out = "softmax" if cost is LogLikelihoodCost else "sigmoid"
         if self.output_activation != default_out:
             data["output_activation"] = self.output_activation
         atomic_write_text(filename, json.dumps(data))

@@ -1,0 +1,127 @@
+"""The fastnn command line.
+
+    python -m fastnn train [--dataset fashion-mnist] [--sizes 784,30,10] [--epochs 30] ...
+    python -m fastnn sweep --grid hidden=28,88,128,256 --seeds 0,1,2 ...
+    python -m fastnn config
+"""
+import argparse
+import random
+import sys
+import time
+
+import numpy as np
+
+
+def _sizes(text):
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ints such as 784,30,10, "
+                                         f"got {text!r}") from None
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected at least two positive sizes, got {text!r}")
+    return sizes
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {v}")
+    return v
+
+
+def train_main(argv):
+    from fastnn import datasets, network, set_num_threads
+    from fastnn.network2 import atomic_write_text
+    p = argparse.ArgumentParser(
+        prog="python -m fastnn train",
+        description="Train the book's chapter-1 network (sigmoid, quadratic cost, SGD) and "
+                    "print the book's epoch lines.")
+    p.add_argument("--dataset", default="fashion-mnist",
+                   choices=["fashion-mnist", "mnist", "sample"],
+                   help="data to train on; falls back to the shipped Fashion-MNIST sample "
+                        "when the real data is not installed (default: fashion-mnist)")
+    p.add_argument("--data-path", default=None, help="folder or file holding the data")
+    p.add_argument("--sizes", type=_sizes, default=[784, 30, 10])
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--mini-batch-size", type=_positive_int, default=10)
+    p.add_argument("--eta", type=float, default=3.0)
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--threads", type=_positive_int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="seed random and np.random")
+    p.add_argument("--save", default=None, help="write the trained network as network2 JSON")
+    args = p.parse_args(argv)
+    if args.epochs < 0:
+        p.error("--epochs: expected a non-negative int")
+    if args.threads:
+        set_num_threads(args.threads)
+    if args.seed is not None:
+        random.seed(args.seed)
+        np.random.seed(args.seed)
+
+    data = datasets.load(args.dataset, path=args.data_path, allow_sample=True)
+    (x_train, y_train), (x_test, y_test) = data
+    if getattr(data, "is_sample", False):
+        print(f"Using the shipped Fashion-MNIST sample ({len(x_train)} training, "
+              f"{len(x_test)} test images): install the full data with "
+              f"`apt-get install dataset-fashion-mnist` or pass --data-path.")
+    n_train = 50000 if len(x_train) == 60000 else len(x_train)
+    dtype = np.dtype(args.dtype)
+    X = datasets.to_array(x_train[:n_train], dtype)
+    Xt = datasets.to_array(x_test, dtype)
+    if X.shape[1] != args.sizes[0]:
+        p.error(f"--sizes: the first size must be {X.shape[1]} (pixels per image), "
+                f"got {args.sizes[0]}")
+    if args.sizes[-1] != 10:
+        p.error(f"--sizes: the last size must be 10 (classes), got {args.sizes[-1]}")
+    print(f"fastnn: {args.dataset} ({n_train} training, {len(Xt)} test), sizes {args.sizes}, "
+          f"{args.epochs} epochs, mini-batch {args.mini_batch_size}, eta {args.eta}, "
+          f"{args.dtype}")
+    net = network.Network(args.sizes, dtype=dtype)
+    t0 = time.perf_counter()
+    net.SGD((X, y_train[:n_train].astype(np.int64)), args.epochs, args.mini_batch_size,
+            args.eta, test_data=(Xt, y_test.astype(np.int64)))
+    elapsed = time.perf_counter() - t0
+    correct = net.evaluate((Xt, y_test.astype(np.int64)))
+    per_epoch = elapsed / args.epochs if args.epochs else 0.0
+    from fastnn import get_num_threads
+    print(f"Done: {per_epoch:.3f} s per epoch ({elapsed:.2f} s in all, "
+          f"{get_num_threads()} threads), test accuracy {correct} / {len(Xt)} "
+          f"= {100.0 * correct / len(Xt):.2f} %")
+    if args.save:
+        import json
+        atomic_write_text(args.save, json.dumps({
+            "sizes": net.sizes,
+            "weights": [w.astype(np.float64).tolist() for w in net.weights],
+            "biases": [b.astype(np.float64).tolist() for b in net.biases],
+            "cost": "QuadraticCost"}))
+        print(f"Saved to {args.save} (load with fastnn.network2.load)")
+    return 0
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = ("train", "sweep", "config", "bench")
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
+        print(__doc__.strip())
+        print("\ncommands: train, sweep, config, bench (python -m fastnn COMMAND --help)")
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "train":
+        return train_main(rest)
+    if cmd == "config":
+        from fastnn import show_config
+        show_config()
+        return 0
+    if cmd == "sweep":
+        from fastnn import sweep
+        return sweep.main(rest)
+    from fastnn import bench
+    return bench.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
