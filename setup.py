@@ -169,5 +169,6 @@ setup(
         [ext],
         compiler_directives=directives,
         compile_time_env={"FASTNN_HAVE_OPENMP": have_omp},
+        force=bool(debug or sanitize),
     ),
 )
