@@ -6,8 +6,17 @@
 
 Heavy or optional parts (the Keras-style API, plotting, CuPy) are imported on first use.
 """
-from fastnn._version import __version__
-from fastnn._config import get_num_threads, set_num_threads, show_config
+import os as _os
+
+# The engine's threads meet at a barrier a few times per mini-batch.  libgomp's default is to
+# spin for a long time (~300,000 rounds) before sleeping, which wastes whole time slices when
+# another process holds the core the partner thread needs.  A short spin keeps barriers fast
+# on an idle machine and bounded on a busy one.  A user's own setting wins; it must be set
+# before libgomp loads, which happens when the engine is first imported.
+_os.environ.setdefault("GOMP_SPINCOUNT", "20000")
+
+from fastnn._version import __version__  # noqa: E402
+from fastnn._config import get_num_threads, set_num_threads, show_config  # noqa: E402
 
 __all__ = ["__version__", "show_config", "get_num_threads", "set_num_threads",
            "network", "network2", "mnist_loader", "datasets",
