@@ -37,6 +37,10 @@
 #ifndef FNN_PAR_MIN
 #define FNN_PAR_MIN 16384.0
 #endif
+/* how many mini-batches ahead the gather prefetches the shuffled rows */
+#ifndef FNN_PREFETCH_BATCHES
+#define FNN_PREFETCH_BATCHES 2
+#endif
 /* examples per chunk when evaluating or predicting */
 #ifndef FNN_EVAL_BATCH
 #define FNN_EVAL_BATCH 256

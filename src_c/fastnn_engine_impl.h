@@ -221,7 +221,8 @@ static inline const REAL *F(layer_in)(const F(fnn_ws) *ws, int l) {
 /* per-sample phases: a thread runs them on its own rows [i0, i1) and touches no other row    */
 
 /* gather: x[i] = X[rows[i]], rows from `order` (or start + i when NULL).  The same rows of
- * the next mini-batch (below n) are prefetched: shuffled rows are cache misses. */
+ * the mini-batch FNN_PREFETCH_BATCHES ahead (below n) are prefetched: shuffled rows are
+ * cache misses. */
 static void F(gather)(F(fnn_ws) *ws, const REAL *X, int n_in, const int32_t *order,
                       int64_t start, int m, int64_t n, int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
@@ -231,11 +232,11 @@ static void F(gather)(F(fnn_ws) *ws, const REAL *X, int n_in, const int32_t *ord
     }
 #if defined(__GNUC__)
     for (int64_t i = i0; i < i1; i++) {
-        int64_t s = start + m + i;
+        int64_t s = start + FNN_PREFETCH_BATCHES * (int64_t)m + i;
         if (s >= n) break;
         const char *p = (const char *)(X + (order ? (int64_t)order[s] : s) * n_in);
         for (size_t off = 0; off < sizeof(REAL) * (size_t)n_in; off += 64)
-            __builtin_prefetch(p + off, 0, 1);
+            __builtin_prefetch(p + off, 0, 3);
     }
 #endif
 }
