@@ -588,7 +588,13 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                 }
             }
             if (c1 < nb && cfg->check != NULL && cfg->check(cfg->ctx)) {
+                /* stopped inside the epoch: keep the last finished mini-batch's weights if
+                 * they are finite, else the weights from the start of the epoch */
                 if (cfg->optimizer == FNN_ADAM) cfg->adam_t += c1;
+                if (!F(param_norms)(net, &st.sum_w2, &st.sum_w1)) {
+                    F(snapshot)(net, snap, 1);
+                    cfg->diverged_epoch = epoch;
+                }
                 status = FNN_INTERRUPTED;
                 goto done;
             }
