@@ -1,0 +1,23 @@
+"""Memory: peak RSS of one W1 and one W2 training epoch, fastnn against the numpy reference.
+
+Each case runs in a fresh process (memory.py --child CASE); the time of that run is not a
+benchmark, the numbers are in extra_info and the report's memory table.
+"""
+import pytest
+
+import memory
+
+
+@pytest.mark.benchmark(group="memory")
+@pytest.mark.parametrize("case", list(memory.CASES))
+def test_memory(benchmark, case):
+    result = {}
+
+    def run():
+        result.update(memory.measure(case))
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    result["workload"] = "memory"
+    result["impl"] = case
+    for k, v in result.items():
+        benchmark.extra_info[k] = v

@@ -1,0 +1,86 @@
+"""Smoke run of bench/: every benchmark once at tiny sizes, so none of them rots.
+
+``pytest bench/ --benchmark-only`` runs in a subprocess with FASTNN_BENCH_QUICK=1 (2,000
+training examples; each benchmark is a pedantic run of one round, no warm-up: one call each,
+nothing worth reading in the times), then ``python -m fastnn.bench report`` turns its JSON into
+the Markdown tables.  Peers that are not installed are skipped by the suite itself.  About
+30 s on a 2-core machine, most of it importing torch and TensorFlow.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fastnn import bench
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_flop_formula_matches_benchmarks_md():
+    # BENCHMARKS.md: W1 is about 5.0 GFLOP of training plus 0.48 GFLOP of evaluation
+    assert bench.training_flops([784, 30, 10], 50000, 10) == 5_032_200_000
+    assert bench.forward_flops([784, 30, 10], 10000) == 476_400_000
+    # one layer: forward 2, backward 2 (no delta to the input), update 2 per batch
+    assert bench.training_flops([3, 2], 4, 2) == 4 * (2 + 2) * 6 + 2 * 2 * 6
+
+
+def test_ratio_wording():
+    assert "faster" in bench._fmt_ratio(2.0, 1.0)
+    assert "slower" in bench._fmt_ratio(1.0, 2.0)
+
+
+@pytest.fixture(scope="module")
+def smoke_json(tmp_path_factory):
+    pytest.importorskip("pytest_benchmark")
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    env = dict(os.environ)
+    env["FASTNN_BENCH_QUICK"] = "1"
+    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cmd = [sys.executable, "-m", "pytest", os.path.join(ROOT, "bench"), "--benchmark-only",
+           "--benchmark-json=%s" % out, "-p", "no:cacheprovider", "-q", "-rs",
+           "--benchmark-columns=median,rounds"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    print(proc.stdout[-4000:])
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    with open(out) as fh:
+        return json.load(fh), str(out)
+
+
+def test_every_benchmark_ran_and_recorded_the_limit(smoke_json):
+    data, _ = smoke_json
+    rows = data["benchmarks"]
+    groups = {b["group"] for b in rows}
+    assert {"W1", "W2", "W3", "W4", "memory"} <= groups
+    for wid in ("W1", "W2", "W3", "W4"):
+        names = {b["extra_info"]["impl"] for b in rows if b["group"] == wid}
+        for variant in ("fastnn-f64-1t", "fastnn-f32-1t", "numpy"):
+            assert variant in names, (wid, names)
+    assert "loop" in {b["extra_info"]["impl"] for b in rows if b["group"] == "W1"}
+    for b in rows:
+        info = b["extra_info"]
+        if b["group"] == "memory":
+            assert info["baseline_rss_mib"] > 0
+            assert info["maxrss_above_baseline_mib"] is not None
+            continue
+        assert info["quick"] is True
+        assert info["flops"] > 0 and info["gemm_flops_per_s"] > 0
+        assert info["limit_s"] > 0 and info["fraction_of_limit"] > 0
+        assert 0.0 <= info["accuracy"] <= 1.0
+        assert info["dtype"] in ("float32", "float64")
+    assert "fastnn_bench" in data["machine_info"]
+
+
+def test_report_renders_every_workload(smoke_json, tmp_path):
+    _, path = smoke_json
+    md = tmp_path / "table.md"
+    proc = subprocess.run([sys.executable, "-m", "fastnn.bench", "report", path, "--out",
+                           str(md)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr
+    text = md.read_text()
+    for heading in ("## W1", "## W2", "## W3", "## W4", "## Memory", "Machine:", "QUICK"):
+        assert heading in text
+    assert "of the limit" in text
