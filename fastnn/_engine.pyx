@@ -468,3 +468,80 @@ def gradient(list W, list b, acts, int cost, double cost_scale, X, Y):
     if status == FNN_NOMEM:
         raise MemoryError("fastnn: the engine could not allocate its work buffers")
     return gW, gb, c
+
+
+# ---------------------------------------------------------------------------------------------
+# random.shuffle, replayed in C: the same Mersenne Twister words and the same rejection
+# sampling as CPython's random.shuffle / _randbelow / getrandbits(k <= 32), so the example
+# orders are exactly those the book's code would draw, at a fraction of the cost.
+
+cdef enum:
+    MT_N = 624
+    MT_M = 397
+
+cdef inline unsigned int _mt_next(unsigned int *mt, int *index) noexcept nogil:
+    cdef unsigned int y
+    cdef int kk
+    cdef unsigned int mag01[2]
+    mag01[0] = 0
+    mag01[1] = 0x9908b0dfU
+    if index[0] >= MT_N:
+        for kk in range(MT_N - MT_M):
+            y = (mt[kk] & 0x80000000U) | (mt[kk + 1] & 0x7fffffffU)
+            mt[kk] = mt[kk + MT_M] ^ (y >> 1) ^ mag01[y & 1]
+        for kk in range(MT_N - MT_M, MT_N - 1):
+            y = (mt[kk] & 0x80000000U) | (mt[kk + 1] & 0x7fffffffU)
+            mt[kk] = mt[kk + (MT_M - MT_N)] ^ (y >> 1) ^ mag01[y & 1]
+        y = (mt[MT_N - 1] & 0x80000000U) | (mt[0] & 0x7fffffffU)
+        mt[MT_N - 1] = mt[MT_M - 1] ^ (y >> 1) ^ mag01[y & 1]
+        index[0] = 0
+    y = mt[index[0]]
+    index[0] += 1
+    y ^= (y >> 11)
+    y ^= (y << 7) & 0x9d2c5680U
+    y ^= (y << 15) & 0xefc60000U
+    y ^= (y >> 18)
+    return y
+
+
+def shuffle_orders(rng, Py_ssize_t n, int epochs, int32_t[:, ::1] out):
+    """Fill out[e] with the order after the (e+1)-th ``rng.shuffle`` of range(n).
+
+    ``rng`` is the ``random`` module or a ``random.Random``; its state advances exactly as
+    that many ``rng.shuffle`` calls on an n-element list would advance it."""
+    cdef unsigned int mt[624]
+    cdef int index, k, e
+    cdef Py_ssize_t i, j
+    cdef unsigned long long r, bound
+    cdef int32_t tmp
+    if n > 2147483647:
+        raise ValueError(f"n: expected at most 2**31 - 1 examples, got {n}")
+    if out.shape[0] < epochs or out.shape[1] != n:
+        raise ValueError(f"out: expected shape ({epochs}, {n})")
+    state = rng.getstate()
+    version, internal, gauss = state
+    if len(internal) != 625:
+        raise ValueError("rng: unexpected Mersenne Twister state")
+    for k in range(624):
+        mt[k] = <unsigned int>internal[k]
+    index = internal[624]
+    cdef int32_t[::1] perm = np.arange(n, dtype=np.int32)
+    with nogil:
+        for e in range(epochs):
+            i = n - 1
+            while i >= 1:
+                bound = <unsigned long long>(i + 1)
+                k = 0
+                while (bound >> k) != 0:
+                    k += 1
+                r = _mt_next(mt, &index) >> (32 - k)
+                while r >= bound:
+                    r = _mt_next(mt, &index) >> (32 - k)
+                j = <Py_ssize_t>r
+                tmp = perm[i]
+                perm[i] = perm[j]
+                perm[j] = tmp
+                i -= 1
+            for i in range(n):
+                out[e, i] = perm[i]
+    rng.setstate((version, tuple([mt[k] for k in range(624)]) + (index,), gauss))
