@@ -17,6 +17,7 @@ ACTIVATIONS = _engine.ACTIVATIONS
 COSTS = _engine.COSTS
 OPTIMIZERS = _engine.OPTIMIZERS
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity", "linear")
+INT_MAX = 2 ** 31 - 1        # the engine counts layers, neurons, epochs and batches in C ints
 
 
 class DivergenceError(FloatingPointError):
@@ -26,12 +27,14 @@ class DivergenceError(FloatingPointError):
 # ---------------------------------------------------------------------------------------------
 # argument checks (ValueError / TypeError that name the argument, the expected and the actual)
 
-def check_int(value, name, minimum=None):
+def check_int(value, name, minimum=None, maximum=None):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__} ({value!r})")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: expected an int <= {maximum}, got {value}")
     return value
 
 
@@ -66,6 +69,8 @@ def check_sizes(sizes):
             raise TypeError(f"sizes[{i}]: expected an int, got {type(s).__name__} ({s!r})")
         if s < 1:
             raise ValueError(f"sizes[{i}]: expected a positive int, got {s}")
+        if s > INT_MAX:
+            raise ValueError(f"sizes[{i}]: expected at most {INT_MAX} neurons, got {s}")
         out.append(int(s))
     return out
 
@@ -89,11 +94,27 @@ def check_activation(name, argname, allow_softmax=False):
     return name
 
 
+def check_n_threads(n_threads):
+    """None (follow fastnn.set_num_threads / OMP_NUM_THREADS) or a positive int."""
+    if n_threads is not None:
+        resolve_threads(n_threads)
+    return n_threads
+
+
+def as_array(a, name):
+    """``np.asarray(a)``; ragged or mixed-shape nested lists are reported against ``name``."""
+    try:
+        return np.asarray(a)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"{name}: expected a rectangular numeric array, got data that numpy "
+                      f"cannot convert (ragged or mixed shapes?): {e}") from None
+
+
 # ---------------------------------------------------------------------------------------------
 # data: Nielsen's lists of (x, y) pairs, or arrays
 
 def _as_float_matrix(a, name, dtype, n_cols=None):
-    arr = np.asarray(a)
+    arr = as_array(a, name)
     if arr.dtype == object:
         raise TypeError(f"{name}: expected numbers, got an object array (ragged or mixed data?)")
     if arr.dtype.kind not in "biuf":
@@ -110,7 +131,7 @@ def _as_float_matrix(a, name, dtype, n_cols=None):
 
 
 def labels_to_onehot(labels, n_out, dtype, name):
-    lab = np.asarray(labels)
+    lab = as_array(labels, name)
     if lab.dtype.kind == "f":
         if lab.size and not np.all(np.isfinite(lab) & (lab == np.round(lab))):
             raise ValueError(f"{name}: expected integer class labels, got non-integer floats")
@@ -128,7 +149,7 @@ def labels_to_onehot(labels, n_out, dtype, name):
 
 def targets_to_matrix(y, n, n_out, dtype, name, one_hot=True):
     """y: integer labels (n,) or a target matrix (n, n_out).  Returns (Y, labels or None)."""
-    arr = np.asarray(y)
+    arr = as_array(y, name)
     if arr.dtype == object:
         raise TypeError(f"{name}: expected numbers, got an object array")
     if arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1 and n_out != 1):
@@ -139,18 +160,37 @@ def targets_to_matrix(y, n, n_out, dtype, name, one_hot=True):
         raise ValueError(f"{name}: expected labels of shape ({n},) or targets of shape "
                          f"({n}, {n_out}), got {arr.shape}")
     Y = _as_float_matrix(arr, name, dtype, n_out)
-    if one_hot and n_out > 1:
+    if one_hot:
+        check_one_hot(Y, name)
+    return Y, None
+
+
+def check_one_hot(Y, name):
+    """Training targets (n, n_out) with n_out > 1 must be one-hot rows."""
+    if Y.shape[1] > 1 and Y.size:
         ok = np.all((Y == 0) | (Y == 1), axis=1) & (Y.sum(axis=1) == 1)
         if not ok.all():
             bad = int(np.flatnonzero(~ok)[0])
             raise ValueError(f"{name}: expected one-hot rows (a single 1, the rest 0), row "
                              f"{bad} is {Y[bad].tolist()}")
-    return Y, None
 
 
 def is_array_pair(data):
-    return (isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray)
-            and data[0].ndim == 2 and isinstance(data[1], np.ndarray))
+    """An (X, y) tuple whose X is an array.  (A list of (x, y) pairs never starts with an
+    array, so a wrongly shaped X or a list y is reported as such, not as a bad pair.)"""
+    return isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray)
+
+
+def as_pairs(data, name):
+    """Lists and (X, y) array pairs as they are; any other iterable (a zip, a generator) as a
+    list; a non-iterable is a TypeError naming ``name``."""
+    if data is None or isinstance(data, (list, np.ndarray)) or is_array_pair(data):
+        return data
+    try:
+        return list(data)
+    except TypeError:
+        raise TypeError(f"{name}: expected a list of (x, y) pairs or an (X, y) tuple of arrays, "
+                        f"got {type(data).__name__}") from None
 
 
 def to_arrays(data, n_in, n_out, dtype, name, one_hot=True):
@@ -181,7 +221,7 @@ def to_arrays(data, n_in, n_out, dtype, name, one_hot=True):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"{name}[{i}]: expected an (x, y) pair, got {type(pair).__name__}")
         x, y = pair
-        xa = np.asarray(x)
+        xa = as_array(x, f"{name}[{i}] x")
         if xa.dtype == object or xa.dtype.kind not in "biuf":
             raise TypeError(f"{name}[{i}]: expected x to be numeric, got dtype {xa.dtype}")
         if xa.size != n_in or (xa.ndim == 2 and xa.shape[1] != 1) or xa.ndim > 2:
@@ -192,7 +232,7 @@ def to_arrays(data, n_in, n_out, dtype, name, one_hot=True):
                 raise ValueError(f"{name}[{i}]: expected a label in 0..{n_out - 1}, got {y}")
             Y[i, int(y)] = 1
         else:
-            ya = np.asarray(y)
+            ya = as_array(y, f"{name}[{i}] y")
             if ya.ndim == 0 and ya.dtype.kind in "iu":
                 if not 0 <= int(ya) < n_out:
                     raise ValueError(f"{name}[{i}]: expected a label in 0..{n_out - 1}, got {y}")
@@ -208,6 +248,8 @@ def to_arrays(data, n_in, n_out, dtype, name, one_hot=True):
         raise ValueError(f"{name}: expected finite x values, got NaN or Inf")
     if n and not np.isfinite(Y).all():
         raise ValueError(f"{name}: expected finite y values, got NaN or Inf")
+    if one_hot:
+        check_one_hot(Y, name)
     return X, Y, n
 
 
@@ -230,7 +272,8 @@ def sync_params(owner, sizes, dtype):
     L = len(sizes) - 1
     W, B = owner.weights, owner.biases
     if not isinstance(W, list) or not isinstance(B, list):
-        raise TypeError("weights/biases: expected lists of numpy arrays")
+        raise TypeError(f"weights/biases: expected lists of numpy arrays, got "
+                        f"{type(W).__name__} and {type(B).__name__}")
     if len(W) != L or len(B) != L:
         raise ValueError(f"weights/biases: expected {L} layers for sizes {sizes}, got "
                          f"{len(W)} and {len(B)}")
@@ -246,11 +289,29 @@ def sync_params(owner, sizes, dtype):
                 raise ValueError(f"{nm}[{l}]: expected shape {want}, got {a.shape}")
         if not (isinstance(w, np.ndarray) and w.dtype == dtype and w.flags.c_contiguous
                 and w.flags.writeable and w.shape == (sizes[l + 1], sizes[l])):
-            W[l] = np.ascontiguousarray(np.asarray(w, dtype=dtype).reshape(sizes[l + 1], sizes[l]))
+            # a copy (np.ascontiguousarray would hand back a read-only array as it is)
+            W[l] = np.array(w, dtype=dtype, order="C").reshape(sizes[l + 1], sizes[l])
         if not (isinstance(b, np.ndarray) and b.dtype == dtype and b.flags.c_contiguous
                 and b.flags.writeable and b.shape == (sizes[l + 1], 1)):
-            B[l] = np.ascontiguousarray(np.asarray(b, dtype=dtype).reshape(sizes[l + 1], 1))
-    return W, [b.reshape(-1) for b in B]
+            B[l] = np.array(b, dtype=dtype, order="C").reshape(sizes[l + 1], 1)
+    # a new list holding the same arrays: the engine writes into them in place, and the
+    # arrays stay alive for the whole call even if another thread rebinds owner.weights[l]
+    return list(W), [b.reshape(-1) for b in B]
+
+
+def act_codes(acts):
+    try:
+        return [ACTIVATIONS[a] for a in acts]
+    except (KeyError, TypeError):
+        raise ValueError(f"activation: expected names from {', '.join(ACTIVATIONS)}, got "
+                         f"{list(acts)!r}") from None
+
+
+def cost_code(cost):
+    try:
+        return COSTS[cost]
+    except (KeyError, TypeError):
+        raise ValueError(f"cost: expected one of {', '.join(COSTS)}, got {cost!r}") from None
 
 
 class TrainingGuard:
@@ -283,6 +344,9 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
     call runs on the array-API backend (fastnn.backends.xp) over CuPy."""
     if not finite_params(W, b):
         raise ValueError("weights/biases: expected finite values before training, got NaN or Inf")
+    # a mini-batch larger than the data set is the whole data set (the book's slices); the
+    # engine sizes its buffers by the batch, and counts it in a C int
+    batch = max(1, min(int(batch), X.shape[0]))
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
         res = xp_backend.train(
@@ -303,7 +367,7 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
     per_batch = 6.0 * batch * sum(w.size for w in W)
     check_every = max(1, int(2e8 / max(per_batch, 1.0)))
     res = _engine.train(
-        W, b, [ACTIVATIONS[a] for a in acts], COSTS[cost], float(cost_scale), X, Y,
+        W, b, act_codes(acts), cost_code(cost), float(cost_scale), X, Y,
         epochs=int(epochs), batch=int(batch), eta=float(eta), lmbda=float(lmbda), l1=float(l1),
         reg_n=reg_n, optimizer=OPTIMIZERS[optimizer], mu=float(momentum), beta1=float(beta1),
         beta2=float(beta2), eps=float(eps), adam_t=int(adam_t), state1=state1, state2=state2,
@@ -318,9 +382,17 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
 
 
 def nielsen_orders(n, epochs, rng):
-    """Example order of each epoch, as `random.shuffle` on the data list would give it."""
-    perm = list(range(n))
+    """Example order of each epoch, as `random.shuffle` on the data list would give it.
+
+    ``rng`` is the ``random`` module or a ``random.Random``; its state advances as the book's
+    code would advance it.  The shuffles are replayed in compiled code for those two; any
+    other object with a ``shuffle`` method is called from Python."""
+    import random as _random
     orders = np.empty((max(epochs, 1), n), dtype=np.int32)
+    if (rng is _random or type(rng) is _random.Random) and epochs > 0 and n > 0:
+        _engine.shuffle_orders(rng, n, epochs, orders)
+        return orders
+    perm = list(range(n))
     for e in range(epochs):
         rng.shuffle(perm)
         orders[e] = perm
@@ -347,7 +419,7 @@ def predict(W, b, acts, X, n_threads=None, device=None):
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
         return xp_backend.predict(W, b, acts, X, device="cuda")
-    return _engine.predict(W, b, [ACTIVATIONS[a] for a in acts], X, resolve_threads(n_threads))
+    return _engine.predict(W, b, act_codes(acts), X, resolve_threads(n_threads))
 
 
 def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, n_threads=None, device=None):
@@ -355,11 +427,10 @@ def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, n_threads=None, device=None
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
         return xp_backend.evaluate(W, b, acts, cost, X, Y, cost_scale=cost_scale, device="cuda")
-    return _engine.evaluate(W, b, [ACTIVATIONS[a] for a in acts], COSTS[cost], float(cost_scale),
+    return _engine.evaluate(W, b, act_codes(acts), cost_code(cost), float(cost_scale),
                             X, Y, resolve_threads(n_threads))
 
 
 def gradient(W, b, acts, cost, X, Y, cost_scale=1.0):
     """(gW, gb, cost): gradients of the cost summed over (X, Y), computed on the CPU engine."""
-    return _engine.gradient(W, b, [ACTIVATIONS[a] for a in acts], COSTS[cost], float(cost_scale),
-                            X, Y)
+    return _engine.gradient(W, b, act_codes(acts), cost_code(cost), float(cost_scale), X, Y)
