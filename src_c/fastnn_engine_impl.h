@@ -319,8 +319,14 @@ static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, in
         REAL *d = ws->D[L - 1] + i * no;
         const REAL sc = (REAL)scale;
         for (int j = 0; j < no; j++) d[j] = sc * (a[j] - y[j]);
-        if (cost == FNN_QUADRATIC && act != FNN_IDENTITY)
+        if (cost == FNN_QUADRATIC && act == FNN_SOFTMAX) {
+            /* softmax Jacobian product: d_j = a_j (g_j - sum_k a_k g_k) */
+            double s = 0;
+            for (int j = 0; j < no; j++) s += (double)a[j] * d[j];
+            for (int j = 0; j < no; j++) d[j] = a[j] * (d[j] - (REAL)s);
+        } else if (cost == FNN_QUADRATIC && act != FNN_IDENTITY) {
             F(act_backward)(d, z, a, NULL, 0, 1, no, act);
+        }
     }
     ws->acc[t * 8 + 0] += csum;
     ws->acc[t * 8 + 1] += hits;

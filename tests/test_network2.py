@@ -249,3 +249,25 @@ def test_softmax_output_probabilities():
     expect = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
     np.testing.assert_allclose(a, expect, rtol=1e-12)
     assert network2.vectorized_result(3)[3, 0] == 1.0
+
+
+def test_engine_quadratic_cost_on_softmax_output_matches_oracle():
+    """The engine applies the softmax Jacobian for the quadratic cost (Keras' mse after a
+    softmax); the oracle computes a*(g - sum a g)."""
+    from fastnn import _core
+    rng = np.random.RandomState(0)
+    X = rng.rand(40, 6)
+    Y = np.eye(3)[rng.randint(0, 3, 40)]
+    W = [rng.randn(5, 6), rng.randn(3, 5)]
+    b = [rng.randn(5, 1), rng.randn(3, 1)]
+    oracle = R.MatrixNetwork(W, b, activation="tanh", output_activation="softmax",
+                             cost="quadratic")
+    Wc = [w.copy() for w in W]
+    bc = [x.copy() for x in b]
+    order = np.arange(40)
+    _core.train(Wc, [x.reshape(-1) for x in bc], ["tanh", "softmax"], "quadratic", X, Y,
+                epochs=1, batch=8, eta=0.5, orders=order[None, :].astype(np.int32))
+    oracle.train_epoch(X, Y, order, 8, 0.5)
+    diff = max(np.abs(a - c).max() for a, c in zip(Wc + bc, oracle.weights + oracle.biases))
+    print(f"quadratic + softmax, engine vs oracle: {diff:.3g}")
+    assert diff < 1e-12
