@@ -44,7 +44,7 @@ def __getattr__(name):
         globals()[name] = value
         return value
     if name in ("network", "network2", "mnist_loader", "datasets", "reference", "plot",
-                "sklearn", "bench"):
+                "sklearn", "bench", "sweep", "keras"):
         import importlib
         return importlib.import_module("fastnn." + name)
     raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
