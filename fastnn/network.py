@@ -30,7 +30,7 @@ class Network:
         self.sizes = _core.check_sizes(sizes)
         self.num_layers = len(self.sizes)
         self.dtype = _core.check_dtype(dtype)
-        self.n_threads = n_threads
+        self.n_threads = _core.check_n_threads(n_threads)
         self.device = device
         _core.resolve_device(device)
         self.biases = [np.random.randn(y, 1) for y in self.sizes[1:]]
@@ -60,7 +60,7 @@ class Network:
 
         ``a`` is a column ``(n_in, 1)`` (or several columns ``(n_in, k)``); the result has
         the same number of columns."""
-        arr = np.asarray(a)
+        arr = _core.as_array(a, "a")
         if arr.dtype == object or arr.dtype.kind not in "biuf":
             raise TypeError(f"a: expected a numeric array, got dtype {arr.dtype}")
         if arr.ndim == 1:
@@ -81,24 +81,22 @@ class Network:
         With ``test_data``, the network is evaluated after each epoch and the number of
         correct test results is printed.  The whole run is one call into the compiled engine;
         a training-data list is left shuffled in place, as the book's code leaves it."""
-        epochs = _core.check_int(epochs, "epochs", 0)
+        epochs = _core.check_int(epochs, "epochs", 0, _core.INT_MAX)
         mini_batch_size = _core.check_int(mini_batch_size, "mini_batch_size", 1)
         eta = _core.check_float(eta, "eta", 0.0)
         with self._guard:
             caller_list = training_data if isinstance(training_data, list) else None
-            pairs = training_data
-            if not isinstance(training_data, list) and not _core.is_array_pair(training_data):
-                pairs = list(training_data)
+            pairs = _core.as_pairs(training_data, "training_data")
             X, Y, n = self._arrays(pairs, "training_data")
             if n == 0:
                 raise ValueError("training_data: expected at least one example, got 0")
             evald = None
             n_test = 0
-            if test_data is not None and not _core.is_array_pair(test_data):
-                test_data = list(test_data)
+            test_data = _core.as_pairs(test_data, "test_data")
             if test_data is not None and (_core.is_array_pair(test_data) or len(test_data)):
                 tX, tY, n_test = self._arrays(test_data, "test_data", one_hot=False)
-                evald = (tX, tY)
+                if n_test:                   # no examples: as the book's empty test list
+                    evald = (tX, tY)
             orders = _core.nielsen_orders(n, epochs, random)
             W, b = self._params()
 
@@ -133,7 +131,7 @@ class Network:
     def backprop(self, x, y):
         """Return ``(nabla_b, nabla_w)``, the gradient of the cost for one example, as lists
         of arrays shaped like ``self.biases`` and ``self.weights``."""
-        X, Y, _ = self._arrays([(x, y)], "(x, y)")
+        X, Y, _ = self._arrays([(x, y)], "(x, y)", one_hot=False)
         W, b = self._params()
         gW, gb, _ = _core.gradient(W, b, self._acts(), self._cost, X, Y)
         return [g.reshape(-1, 1) for g in gb], gW

@@ -110,9 +110,10 @@ class Network:
             raise ValueError(f"output_activation: CrossEntropyCost needs 'sigmoid', got "
                              f"{self.output_activation!r}")
         if self.cost is QuadraticCost and self.output_activation == "softmax":
-            raise ValueError("output_activation: use LogLikelihoodCost with 'softmax'")
+            raise ValueError("output_activation: expected sigmoid, tanh, relu or identity with "
+                             "QuadraticCost (use LogLikelihoodCost with 'softmax'), got 'softmax'")
         self.dtype = _core.check_dtype(dtype)
-        self.n_threads = n_threads
+        self.n_threads = _core.check_n_threads(n_threads)
         self.device = device
         _core.resolve_device(device)
         self._guard = _core.TrainingGuard()
@@ -155,7 +156,7 @@ class Network:
     # -- the book's API ---------------------------------------------------------------------------
     def feedforward(self, a):
         """Return the output of the network if ``a`` (a column, or columns) is input."""
-        arr = np.asarray(a)
+        arr = _core.as_array(a, "a")
         if arr.dtype == object or arr.dtype.kind not in "biuf":
             raise TypeError(f"a: expected a numeric array, got dtype {arr.dtype}")
         if arr.ndim == 1:
@@ -183,7 +184,7 @@ class Network:
         not improved for that many epochs), ``eta_schedule='halve-on-plateau'`` (halve eta
         when evaluation accuracy has not improved for ``plateau_n`` epochs; stop at eta/128).
         """
-        epochs = _core.check_int(epochs, "epochs", 0)
+        epochs = _core.check_int(epochs, "epochs", 0, _core.INT_MAX)
         mini_batch_size = _core.check_int(mini_batch_size, "mini_batch_size", 1)
         eta = _core.check_float(eta, "eta", 0.0)
         lmbda = _core.check_float(lmbda, "lmbda", 0.0)
@@ -197,22 +198,23 @@ class Network:
                              f"{eta_schedule!r}")
         with self._guard:
             caller_list = training_data if isinstance(training_data, list) else None
-            pairs = training_data
-            if not isinstance(training_data, list) and not _core.is_array_pair(training_data):
-                pairs = list(training_data)
+            pairs = _core.as_pairs(training_data, "training_data")
             X, Y, n = self._arrays(pairs, "training_data")
             if n == 0:
                 raise ValueError("training_data: expected at least one example, got 0")
             evald, n_data = None, 0
-            if evaluation_data is not None and not _core.is_array_pair(evaluation_data):
-                evaluation_data = list(evaluation_data)
+            evaluation_data = _core.as_pairs(evaluation_data, "evaluation_data")
             if evaluation_data is not None and (_core.is_array_pair(evaluation_data)
                                                 or len(evaluation_data)):
                 eX, eY, n_data = self._arrays(evaluation_data, "evaluation_data", one_hot=False)
-                evald = (eX, eY)
+                if n_data:
+                    evald = (eX, eY)
             if (early_stopping_n or eta_schedule) and evald is None:
                 raise ValueError("evaluation_data: early_stopping_n and eta_schedule need "
                                  "evaluation data, got None")
+            if (monitor_evaluation_cost or monitor_evaluation_accuracy) and evald is None:
+                raise ValueError("evaluation_data: expected at least one example to monitor "
+                                 "the evaluation cost or accuracy, got none")
             monitor_eval = evald is not None and (monitor_evaluation_cost or
                                                   monitor_evaluation_accuracy or
                                                   early_stopping_n or eta_schedule)
@@ -303,7 +305,7 @@ class Network:
 
     def backprop(self, x, y):
         """Return ``(nabla_b, nabla_w)``: the gradient of the cost for one example."""
-        X, Y, _ = self._arrays([(x, y)], "(x, y)")
+        X, Y, _ = self._arrays([(x, y)], "(x, y)", one_hot=False)
         W, b = self._params()
         gW, gb, _ = _core.gradient(W, b, self._acts(), self.cost.engine_name, X, Y)
         return [g.reshape(-1, 1) for g in gb], gW
@@ -349,12 +351,21 @@ class Network:
         default_out = "softmax" if cost is LogLikelihoodCost else "sigmoid"
         if self.output_activation != default_out:
             data["output_activation"] = self.output_activation
-        atomic_write_text(filename, json.dumps(data))
+        atomic_write_text(check_filename(filename), json.dumps(data))
+
+
+def check_filename(filename):
+    """A path: str, bytes or os.PathLike (an int would be taken by open() as a file
+    descriptor)."""
+    if not isinstance(filename, (str, bytes, os.PathLike)):
+        raise TypeError(f"filename: expected a path (str, bytes or os.PathLike), got "
+                        f"{type(filename).__name__} ({filename!r})")
+    return os.fspath(filename)
 
 
 def atomic_write_text(filename, text):
     """Write ``text`` to ``filename`` so that a crash leaves either the old or the new file."""
-    filename = os.fspath(filename)
+    filename = check_filename(filename)
     folder = os.path.dirname(os.path.abspath(filename))
     fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
     try:
@@ -383,6 +394,7 @@ def load(filename):
     """Load a network saved by ``Network.save`` (or by the book's ``network2.py``).
 
     Raises ValueError for a truncated, corrupted or inconsistent file."""
+    filename = check_filename(filename)
     try:
         with open(filename) as fh:
             text = fh.read()
@@ -393,6 +405,8 @@ def load(filename):
     except json.JSONDecodeError as e:
         raise ValueError(f"{filename}: not a valid network file (truncated or corrupted "
                          f"JSON: {e})") from None
+    except RecursionError:
+        raise ValueError(f"{filename}: not a network file (JSON nested too deeply)") from None
     if not isinstance(data, dict):
         raise ValueError(f"{filename}: expected a JSON object, got {type(data).__name__}")
     for key in ("sizes", "weights", "biases", "cost"):
@@ -413,10 +427,15 @@ def load(filename):
     weights, biases = [], []
     for l in range(L):
         try:
-            w = np.array(data["weights"][l], dtype=np.float64)
-            b = np.array(data["biases"][l], dtype=np.float64)
-        except (TypeError, ValueError) as e:
+            w = np.array(data["weights"][l])
+            b = np.array(data["biases"][l])
+        except (TypeError, ValueError, OverflowError) as e:
             raise ValueError(f"{filename}: layer {l} is not a numeric array ({e})") from None
+        # JSON numbers only: numpy would parse "0.5" (a string) or true as a number
+        if w.dtype.kind not in "iuf" or b.dtype.kind not in "iuf":
+            raise ValueError(f"{filename}: layer {l}: expected numbers in weights and biases, "
+                             f"got {w.dtype} and {b.dtype} entries")
+        w, b = w.astype(np.float64), b.astype(np.float64)
         if w.shape != (sizes[l + 1], sizes[l]):
             raise ValueError(f"{filename}: weights[{l}] has shape {w.shape}, but sizes say "
                              f"{(sizes[l + 1], sizes[l])}")
