@@ -485,14 +485,24 @@ static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
     if (par) fnn_barrier();
 }
 
+/* Rows [i0, i1) of a chunk of m rows that thread t owns: the split of the full buffer (M
+ * rows), cut at m, so a thread owns the same buffer rows in every chunk, the last shorter one
+ * included, and chunks need no barrier between them. */
+static inline void F(own_rows)(const F(fnn_ws) *ws, int m, int t, int T, int64_t *i0,
+                               int64_t *i1) {
+    fnn_split(ws->M, t, T, 1, 0, i0, i1);
+    if (*i0 > m) *i0 = m;
+    if (*i1 > m) *i1 = m;
+}
+
 /* Cost sum and hits over a data set, forward only, rows split among the team; no barriers:
- * every thread works on its own rows of each chunk. */
+ * every thread works on its own rows of the buffer in each chunk. */
 static void F(evaluate_team)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *data, int t,
                              int T) {
     for (int64_t start = 0; start < data->n; start += ws->M) {
         int m = (int)((data->n - start) < ws->M ? (data->n - start) : ws->M);
         int64_t i0, i1;
-        fnn_split(m, t, T, 1, 0, &i0, &i1);
+        F(own_rows)(ws, m, t, T, &i0, &i1);
         F(gather)(ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, i0, i1);
         F(forward)(net, ws, 0.0, 0, 0, 0, i0, i1);
         F(output_phase)(net, ws, (const REAL *)data->Y, 0, i0, i1, t);
@@ -645,7 +655,7 @@ static int F(fnn_predict)(const fnn_net *net, const REAL *X, int64_t n, REAL *ou
         for (int64_t start = 0; start < n; start += ws.M) {
             int m = (int)((n - start) < ws.M ? (n - start) : ws.M);
             int64_t i0, i1;
-            fnn_split(m, t, TT, 1, 0, &i0, &i1);
+            F(own_rows)(&ws, m, t, TT, &i0, &i1);
             F(gather)(&ws, X, net->sizes[0], NULL, start, m, 0, i0, i1);
             F(forward)(net, &ws, 0.0, 0, 0, 0, i0, i1);
             if (i1 > i0)

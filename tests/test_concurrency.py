@@ -210,11 +210,6 @@ def test_rebinding_weights_while_training_is_safe(monkeypatch):
     assert all(np.isfinite(w).all() for w in net.weights)
 
 
-@pytest.mark.xfail(strict=False, reason="engine race: fnn_predict and evaluate_team split each "
-                   "chunk of FNN_EVAL_BATCH=256 rows among the threads with no barrier between "
-                   "chunks; the last, shorter chunk splits its rows differently, so a thread "
-                   "that runs ahead overwrites rows (x, Z, A) another thread is still using "
-                   "(n=300, 2 threads: rows 22-43 come out wrong in a few % of the calls)")
 def test_threaded_predictions_are_deterministic():
     """predict / accuracy with 2 engine threads, on sizes that leave a short last chunk, give
     the single-thread answer every time (up to rounding)."""
