@@ -159,10 +159,16 @@ def child(case):
 def measure(case, timeout=600):
     """Run ``case`` in a fresh Python process; return its dict."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # the child imports the same fastnn as this process (the checkout built in place, or the
+    # installed package), never an uncompiled source tree
+    import fastnn
+    fastnn_root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([fastnn_root, ROOT] +
+                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("OMP_NUM_THREADS", "1")
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", case],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+                          cwd=fastnn_root, env=env, capture_output=True, text=True,
+                          timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError("memory child %s failed (exit %d):\n%s" % (
             case, proc.returncode, proc.stderr[-3000:]))

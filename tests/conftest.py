@@ -27,6 +27,8 @@ def run_python():
     or ``python *args`` (a list), stdout and stderr captured as text."""
     def run(what, timeout=120, **env):
         args = ["-c", what] if isinstance(what, str) else list(what)
-        return subprocess.run([sys.executable, *args], env=child_env(**env),
+        # cwd: `python -c` puts the working directory first on sys.path, and the source
+        # checkout has no compiled engine when the tests run against the installed package
+        return subprocess.run([sys.executable, *args], env=child_env(**env), cwd=FASTNN_ROOT,
                               capture_output=True, text=True, timeout=timeout)
     return run

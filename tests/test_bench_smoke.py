@@ -15,7 +15,12 @@ import pytest
 
 from fastnn import bench
 
+import fastnn
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the folder holding the fastnn this run imports (the checkout, or site-packages): children run
+# there and import it first, never the uncompiled source tree
+FASTNN_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
 
 
 def test_flop_formula_matches_benchmarks_md():
@@ -37,12 +42,14 @@ def smoke_json(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "smoke.json"
     env = dict(os.environ)
     env["FASTNN_BENCH_QUICK"] = "1"
-    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = os.pathsep.join([FASTNN_ROOT, os.path.join(ROOT, "bench")] +
+                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     cmd = [sys.executable, "-m", "pytest", os.path.join(ROOT, "bench"), "--benchmark-only",
            "--benchmark-json=%s" % out, "-p", "no:cacheprovider", "-q", "-rs",
            "--benchmark-columns=median,rounds"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=FASTNN_ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
     print(proc.stdout[-4000:])
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     with open(out) as fh:
@@ -77,8 +84,8 @@ def test_report_renders_every_workload(smoke_json, tmp_path):
     _, path = smoke_json
     md = tmp_path / "table.md"
     proc = subprocess.run([sys.executable, "-m", "fastnn.bench", "report", path, "--out",
-                           str(md)], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, PYTHONPATH=ROOT))
+                           str(md)], cwd=FASTNN_ROOT, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=FASTNN_ROOT))
     assert proc.returncode == 0, proc.stderr
     text = md.read_text()
     for heading in ("## W1", "## W2", "## W3", "## W4", "## Memory", "Machine:", "QUICK"):

@@ -173,7 +173,7 @@ def test_sigkill_during_save_keeps_a_loadable_file(tmp_path, run_python):
     """Kill a child that saves a 48k-weight network over and over: every time, the file on
     disk is one of the two networks, complete."""
     import subprocess
-    from conftest import child_env
+    from conftest import FASTNN_ROOT, child_env
     path = str(tmp_path / "net.json")
     expect = []
     for seed in (1, 2):
@@ -183,6 +183,7 @@ def test_sigkill_during_save_keeps_a_loadable_file(tmp_path, run_python):
     kills = []
     for round_ in range(4):
         child = subprocess.Popen([sys.executable, "-c", KILL_CHILD, path], env=child_env(),
+                                 cwd=FASTNN_ROOT,
                                  stdout=subprocess.PIPE, text=True)
         try:
             assert child.stdout.readline().strip() == "ready"
@@ -222,9 +223,10 @@ PAUSED_CHILD = textwrap.dedent("""
 def test_sigkill_after_the_write_before_the_rename(tmp_path):
     """The deterministic case: killed with the new file written but not yet renamed."""
     import subprocess
-    from conftest import child_env
+    from conftest import FASTNN_ROOT, child_env
     path = str(tmp_path / "net.json")
     child = subprocess.Popen([sys.executable, "-c", PAUSED_CHILD, path], env=child_env(),
+                             cwd=FASTNN_ROOT,
                              stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "in fsync"
