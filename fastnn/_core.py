@@ -434,3 +434,50 @@ def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, n_threads=None, device=None
 def gradient(W, b, acts, cost, X, Y, cost_scale=1.0):
     """(gW, gb, cost): gradients of the cost summed over (X, Y), computed on the CPU engine."""
     return _engine.gradient(W, b, act_codes(acts), cost_code(cost), float(cost_scale), X, Y)
+
+
+def atomic_write(filename, write):
+    """Create ``filename`` through ``write(binary_file)`` so that a crash or a kill leaves
+    either the previous file or the complete new one: a temporary file in the same folder is
+    written, flushed and fsynced, then renamed over ``filename``, and the folder is fsynced."""
+    import os
+    import tempfile
+    filename = os.fspath(filename)
+    folder = os.path.dirname(os.path.abspath(filename))
+    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, filename)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def input_columns(a, n_in, dtype):
+    """Nielsen's feedforward input, a column (n_in, 1) or columns (n_in, k), as the engine's
+    rows (k, n_in) of `dtype`."""
+    arr = as_array(a, "a")
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise TypeError(f"a: expected a numeric array, got dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2 or arr.shape[0] != n_in:
+        raise ValueError(f"a: expected shape ({n_in}, 1) or ({n_in}, k), got {np.shape(a)}")
+    X = np.ascontiguousarray(arr.T, dtype=dtype)
+    if X.size and not np.isfinite(X).all():
+        raise ValueError("a: expected finite values, got NaN or Inf")
+    return X

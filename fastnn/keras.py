@@ -39,7 +39,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 import zipfile
 import zlib
@@ -825,32 +824,8 @@ def _format_bytes(n):
 
 
 def _atomic_savez(filepath, arrays):
-    folder = os.path.dirname(os.path.abspath(filepath))
-    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    _core.atomic_write(filepath, lambda fh: np.savez(fh, **arrays))
 
-
-# ---------------------------------------------------------------------------------------------
-# loading
 
 def _bad(path, why):
     return ValueError(f"{path}: not a valid fastnn model file ({why})")

@@ -60,17 +60,7 @@ class Network:
 
         ``a`` is a column ``(n_in, 1)`` (or several columns ``(n_in, k)``); the result has
         the same number of columns."""
-        arr = _core.as_array(a, "a")
-        if arr.dtype == object or arr.dtype.kind not in "biuf":
-            raise TypeError(f"a: expected a numeric array, got dtype {arr.dtype}")
-        if arr.ndim == 1:
-            arr = arr.reshape(-1, 1)
-        if arr.ndim != 2 or arr.shape[0] != self.sizes[0]:
-            raise ValueError(f"a: expected shape ({self.sizes[0]}, 1) or ({self.sizes[0]}, k), "
-                             f"got {np.shape(a)}")
-        X = np.ascontiguousarray(arr.T, dtype=self.dtype)
-        if X.size and not np.isfinite(X).all():
-            raise ValueError("a: expected finite values, got NaN or Inf")
+        X = _core.input_columns(a, self.sizes[0], self.dtype)
         W, b = self._params()
         return _core.predict(W, b, self._acts(), X, self.n_threads, self.device).T.copy()
 

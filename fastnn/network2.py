@@ -14,7 +14,6 @@ per-epoch loop: one call per ``SGD``.
 import json
 import os
 import random
-import tempfile
 
 import numpy as np
 
@@ -156,17 +155,7 @@ class Network:
     # -- the book's API ---------------------------------------------------------------------------
     def feedforward(self, a):
         """Return the output of the network if ``a`` (a column, or columns) is input."""
-        arr = _core.as_array(a, "a")
-        if arr.dtype == object or arr.dtype.kind not in "biuf":
-            raise TypeError(f"a: expected a numeric array, got dtype {arr.dtype}")
-        if arr.ndim == 1:
-            arr = arr.reshape(-1, 1)
-        if arr.ndim != 2 or arr.shape[0] != self.sizes[0]:
-            raise ValueError(f"a: expected shape ({self.sizes[0]}, 1) or ({self.sizes[0]}, k), "
-                             f"got {np.shape(a)}")
-        X = np.ascontiguousarray(arr.T, dtype=self.dtype)
-        if X.size and not np.isfinite(X).all():
-            raise ValueError("a: expected finite values, got NaN or Inf")
+        X = _core.input_columns(a, self.sizes[0], self.dtype)
         W, b = self._params()
         return _core.predict(W, b, self._acts(), X, self.n_threads, self.device).T.copy()
 
@@ -365,29 +354,7 @@ def check_filename(filename):
 
 def atomic_write_text(filename, text):
     """Write ``text`` to ``filename`` so that a crash leaves either the old or the new file."""
-    filename = check_filename(filename)
-    folder = os.path.dirname(os.path.abspath(filename))
-    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, filename)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    _core.atomic_write(filename, lambda fh: fh.write(text.encode()))
 
 
 def load(filename):
