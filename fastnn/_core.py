@@ -481,3 +481,32 @@ def input_columns(a, n_in, dtype):
     if X.size and not np.isfinite(X).all():
         raise ValueError("a: expected finite values, got NaN or Inf")
     return X
+
+
+class EngineNetwork:
+    """What network.Network and network2.Network share: their view of the engine, and the
+    book's ``feedforward`` and ``backprop``.  A subclass has ``sizes``, ``dtype``, ``weights``,
+    ``biases``, ``n_threads``, ``device``, and defines ``_acts()`` and ``_cost_name()``."""
+
+    def _params(self):
+        return sync_params(self, self.sizes, self.dtype)
+
+    def _arrays(self, data, name, one_hot=True):
+        return to_arrays(data, self.sizes[0], self.sizes[-1], self.dtype, name, one_hot)
+
+    def feedforward(self, a):
+        """Return the output of the network if ``a`` is input.
+
+        ``a`` is a column ``(n_in, 1)`` (or several columns ``(n_in, k)``); the result has
+        the same number of columns."""
+        X = input_columns(a, self.sizes[0], self.dtype)
+        W, b = self._params()
+        return predict(W, b, self._acts(), X, self.n_threads, self.device).T.copy()
+
+    def backprop(self, x, y):
+        """Return ``(nabla_b, nabla_w)``, the gradient of the cost for one example, as lists
+        of arrays shaped like ``self.biases`` and ``self.weights``."""
+        X, Y, _ = self._arrays([(x, y)], "(x, y)", one_hot=False)
+        W, b = self._params()
+        gW, gb, _ = gradient(W, b, self._acts(), self._cost_name(), X, Y)
+        return [g.reshape(-1, 1) for g in gb], gW

@@ -17,7 +17,7 @@ from fastnn import _core
 from fastnn._core import DivergenceError  # noqa: F401  (re-exported)
 
 
-class Network:
+class Network(_core.EngineNetwork):
     """A feedforward sigmoid network trained with the quadratic cost."""
 
     def __init__(self, sizes, dtype=np.float64, n_threads=None, device=None):
@@ -48,22 +48,10 @@ class Network:
     def _acts(self):
         return [self._hidden] * (self.num_layers - 2) + [self._output]
 
-    def _params(self):
-        return _core.sync_params(self, self.sizes, self.dtype)
-
-    def _arrays(self, data, name, one_hot=True):
-        return _core.to_arrays(data, self.sizes[0], self.sizes[-1], self.dtype, name, one_hot)
+    def _cost_name(self):
+        return self._cost
 
     # -- the book's API -------------------------------------------------------------------------
-    def feedforward(self, a):
-        """Return the output of the network if ``a`` is input.
-
-        ``a`` is a column ``(n_in, 1)`` (or several columns ``(n_in, k)``); the result has
-        the same number of columns."""
-        X = _core.input_columns(a, self.sizes[0], self.dtype)
-        W, b = self._params()
-        return _core.predict(W, b, self._acts(), X, self.n_threads, self.device).T.copy()
-
     def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None):
         """Train the network using mini-batch stochastic gradient descent.
 
@@ -117,14 +105,6 @@ class Network:
             W, b = self._params()
             _core.train(W, b, self._acts(), self._cost, X, Y, epochs=1, batch=n, eta=eta,
                         n_threads=1)
-
-    def backprop(self, x, y):
-        """Return ``(nabla_b, nabla_w)``, the gradient of the cost for one example, as lists
-        of arrays shaped like ``self.biases`` and ``self.weights``."""
-        X, Y, _ = self._arrays([(x, y)], "(x, y)", one_hot=False)
-        W, b = self._params()
-        gW, gb, _ = _core.gradient(W, b, self._acts(), self._cost, X, Y)
-        return [g.reshape(-1, 1) for g in gb], gW
 
     def evaluate(self, test_data):
         """Return the number of test inputs for which the network's output neuron with the

@@ -85,7 +85,7 @@ def _cost_class(cost):
 
 # ---------------------------------------------------------------------------------------------
 
-class Network:
+class Network(_core.EngineNetwork):
     """A feedforward network with the book's chapter-3 improvements."""
 
     def __init__(self, sizes, cost=CrossEntropyCost, *, activation="sigmoid",
@@ -140,11 +140,8 @@ class Network:
     def _acts(self):
         return [self.activation] * (self.num_layers - 2) + [self.output_activation]
 
-    def _params(self):
-        return _core.sync_params(self, self.sizes, self.dtype)
-
-    def _arrays(self, data, name, one_hot=True):
-        return _core.to_arrays(data, self.sizes[0], self.sizes[-1], self.dtype, name, one_hot)
+    def _cost_name(self):
+        return self.cost.engine_name
 
     def _reg(self, lmbda, l1, n):
         W, _ = self._params()
@@ -153,12 +150,6 @@ class Network:
         return 0.5 * (lmbda / n) * s2 + (l1 / n) * s1
 
     # -- the book's API ---------------------------------------------------------------------------
-    def feedforward(self, a):
-        """Return the output of the network if ``a`` (a column, or columns) is input."""
-        X = _core.input_columns(a, self.sizes[0], self.dtype)
-        W, b = self._params()
-        return _core.predict(W, b, self._acts(), X, self.n_threads, self.device).T.copy()
-
     def SGD(self, training_data, epochs, mini_batch_size, eta, lmbda=0.0, evaluation_data=None,
             monitor_evaluation_cost=False, monitor_evaluation_accuracy=False,
             monitor_training_cost=False, monitor_training_accuracy=False, *, momentum=0.0,
@@ -291,13 +282,6 @@ class Network:
             W, b = self._params()
             _core.train(W, b, self._acts(), self.cost.engine_name, X, Y, epochs=1, batch=m,
                         eta=eta, lmbda=lmbda, reg_n=n, n_threads=1)
-
-    def backprop(self, x, y):
-        """Return ``(nabla_b, nabla_w)``: the gradient of the cost for one example."""
-        X, Y, _ = self._arrays([(x, y)], "(x, y)", one_hot=False)
-        W, b = self._params()
-        gW, gb, _ = _core.gradient(W, b, self._acts(), self.cost.engine_name, X, Y)
-        return [g.reshape(-1, 1) for g in gb], gW
 
     def accuracy(self, data, convert=False):
         """Return how many inputs in ``data`` the network classifies correctly.
