@@ -100,7 +100,9 @@ else:
         sys.exit(1)
     sys.stderr.write(msg + "\n")
 
-compile_args = ["-std=c99"] if sys.platform != "win32" else []
+# -ffp-contract=fast: -std=c99 alone turns off fusing a*b+c into one FMA instruction, which
+# halves the speed of the small-batch kernels
+compile_args = ["-std=c99", "-ffp-contract=fast"] if sys.platform != "win32" else []
 link_args = []
 macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
 if debug:

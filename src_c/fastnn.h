@@ -41,6 +41,29 @@
 #ifndef FNN_PREFETCH_BATCHES
 #define FNN_PREFETCH_BATCHES 2
 #endif
+/* The small-batch kernels (fastnn_engine_impl.h) take the dense layers whose calls have at
+ * most FNN_SMALL_M examples; larger calls go to BLAS. */
+#ifndef FNN_SMALL_M
+#define FNN_SMALL_M 256
+#endif
+/* Their vector width in bytes, from the instruction set the build targets, and the most
+ * examples one register block holds (two weight rows times FNN_GMAX examples of
+ * accumulators, so that they fit the register file: 32 registers with AVX-512, else 16). */
+#if defined(__AVX512F__)
+#define FNN_VBYTES 64
+#define FNN_GMAX 12
+#elif defined(__AVX__)
+#define FNN_VBYTES 32
+#define FNN_GMAX 6
+#else
+#define FNN_VBYTES 16
+#define FNN_GMAX 6
+#endif
+#if defined(__GNUC__)
+#define FNN_INLINE static inline __attribute__((always_inline))
+#else
+#define FNN_INLINE static inline
+#endif
 /* examples per chunk when evaluating or predicting */
 #ifndef FNN_EVAL_BATCH
 #define FNN_EVAL_BATCH 256

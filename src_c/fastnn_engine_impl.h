@@ -59,6 +59,156 @@ static void F(gemm)(const fnn_net *net, int ta, int tb, int M, int N, int K, REA
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Small-batch kernels.  A dense layer called on a few examples (a mini-batch of 10, a
+ * thread's share of 32) is a GEMM with a short dimension, where BLAS spends more time packing
+ * than computing.  These two kernels read the examples in place through row pointers (the
+ * training rows need no gather copy) and keep a block of results in vector registers:
+ *   dot_rows:  z[i][r] = sum_k x_i[k] W[r][k]            (forward: in @ W^T)
+ *   axpy_rows: W[r][k] = decay W[r][k] + sum_i c[r][i] x_i[k]   (update: W += c @ in)
+ * with GCC/Clang vector types, so one source gives AVX-512, AVX2 or SSE code.  Rows that
+ * start on a vector boundary run fastest; the Python layer allocates the data that way. */
+
+#if defined(__GNUC__)
+#define FNN_VEC_KERNELS 1
+typedef REAL F(vec) __attribute__((vector_size(FNN_VBYTES)));
+#define FNN_VL ((int)(FNN_VBYTES / sizeof(REAL)))
+
+FNN_INLINE F(vec) F(vload)(const REAL *p) { F(vec) v; memcpy(&v, p, sizeof v); return v; }
+FNN_INLINE void F(vstore)(REAL *p, F(vec) v) { memcpy(p, &v, sizeof v); }
+FNN_INLINE REAL F(vsum)(F(vec) v) {
+    REAL s = 0;
+    for (int j = 0; j < FNN_VL; j++) s += v[j];
+    return s;
+}
+
+/* G examples times NR (1 or 2) rows of W, G * NR accumulators */
+FNN_INLINE void F(dot_block)(const int G, const int NR, const REAL *const *x, const REAL *w,
+                             int ldw, int K, REAL *z, int ldz) {
+    F(vec) acc[2][FNN_GMAX];
+    for (int r = 0; r < NR; r++)
+        for (int i = 0; i < G; i++) acc[r][i] = (F(vec)){0};
+    int k = 0;
+    for (; k + FNN_VL <= K; k += FNN_VL) {
+        F(vec) wv[2];
+        for (int r = 0; r < NR; r++) wv[r] = F(vload)(w + (int64_t)r * ldw + k);
+        for (int i = 0; i < G; i++) {
+            F(vec) xv = F(vload)(x[i] + k);
+            for (int r = 0; r < NR; r++) acc[r][i] += wv[r] * xv;
+        }
+    }
+    for (int r = 0; r < NR; r++)
+        for (int i = 0; i < G; i++) {
+            REAL s = F(vsum)(acc[r][i]);
+            for (int kk = k; kk < K; kk++) s += w[(int64_t)r * ldw + kk] * x[i][kk];
+            z[(int64_t)i * ldz + r] = s;
+        }
+}
+
+/* G examples, all R rows: the G vectors of x stay in registers while the rows stream by.
+ * decay == 0 writes W without reading it. */
+FNN_INLINE void F(axpy_block)(const int G, const REAL *const *x, const REAL *c, int ldc,
+                              REAL decay, REAL *W, int ldw, int K, int R) {
+    int k = 0;
+    for (; k + FNN_VL <= K; k += FNN_VL) {
+        F(vec) xv[FNN_GMAX];
+        for (int i = 0; i < G; i++) xv[i] = F(vload)(x[i] + k);
+        for (int r = 0; r < R; r++) {
+            REAL *wr = W + (int64_t)r * ldw + k;
+            const REAL *cr = c + (int64_t)r * ldc;
+            F(vec) a = decay == 0 ? (F(vec)){0} : F(vload)(wr) * decay;
+            for (int i = 0; i < G; i++) a += cr[i] * xv[i];
+            F(vstore)(wr, a);
+        }
+    }
+    for (; k < K; k++)
+        for (int r = 0; r < R; r++) {
+            REAL *wr = W + (int64_t)r * ldw + k;
+            const REAL *cr = c + (int64_t)r * ldc;
+            REAL a = decay == 0 ? 0 : *wr * decay;
+            for (int i = 0; i < G; i++) a += cr[i] * x[i][k];
+            *wr = a;
+        }
+}
+
+/* one copy of each kernel per block size G, so the compiler unrolls the G loops */
+#define FNN_KERNELS_G(G)                                                                     \
+    static void F(dot_g##G)(const REAL *const *x, const REAL *w, int ldw, int K, int R,      \
+                            REAL *z, int ldz) {                                              \
+        int r = 0;                                                                           \
+        for (; r + 2 <= R; r += 2)                                                           \
+            F(dot_block)(G, 2, x, w + (int64_t)r * ldw, ldw, K, z + r, ldz);                 \
+        if (r < R) F(dot_block)(G, 1, x, w + (int64_t)r * ldw, ldw, K, z + r, ldz);          \
+    }                                                                                        \
+    static void F(axpy_g##G)(const REAL *const *x, const REAL *c, int ldc, REAL decay,      \
+                             REAL *W, int ldw, int K, int R) {                               \
+        F(axpy_block)(G, x, c, ldc, decay, W, ldw, K, R);                                    \
+    }
+FNN_KERNELS_G(1) FNN_KERNELS_G(2) FNN_KERNELS_G(3) FNN_KERNELS_G(4) FNN_KERNELS_G(5)
+FNN_KERNELS_G(6)
+#if FNN_GMAX >= 12
+FNN_KERNELS_G(7) FNN_KERNELS_G(8) FNN_KERNELS_G(9) FNN_KERNELS_G(10) FNN_KERNELS_G(11)
+FNN_KERNELS_G(12)
+#endif
+#undef FNN_KERNELS_G
+
+typedef void (*F(dot_fn))(const REAL *const *, const REAL *, int, int, int, REAL *, int);
+typedef void (*F(axpy_fn))(const REAL *const *, const REAL *, int, REAL, REAL *, int, int, int);
+static const F(dot_fn) F(dot_table)[FNN_GMAX + 1] = {
+    NULL, F(dot_g1), F(dot_g2), F(dot_g3), F(dot_g4), F(dot_g5), F(dot_g6),
+#if FNN_GMAX >= 12
+    F(dot_g7), F(dot_g8), F(dot_g9), F(dot_g10), F(dot_g11), F(dot_g12),
+#endif
+};
+static const F(axpy_fn) F(axpy_table)[FNN_GMAX + 1] = {
+    NULL, F(axpy_g1), F(axpy_g2), F(axpy_g3), F(axpy_g4), F(axpy_g5), F(axpy_g6),
+#if FNN_GMAX >= 12
+    F(axpy_g7), F(axpy_g8), F(axpy_g9), F(axpy_g10), F(axpy_g11), F(axpy_g12),
+#endif
+};
+#endif /* __GNUC__ */
+
+/* z (m, ldz) = x (m rows) @ W[0:R]^T: the m examples in near-equal blocks of at most GMAX */
+static void F(dot_rows)(int m, const REAL *const *x, const REAL *W, int ldw, int K, int R,
+                        REAL *z, int ldz) {
+#ifdef FNN_VEC_KERNELS
+    const int nblk = (m + FNN_GMAX - 1) / FNN_GMAX;
+    for (int b = 0, i0 = 0; b < nblk; b++) {
+        int g = (m - i0) / (nblk - b);
+        F(dot_table)[g](x + i0, W, ldw, K, R, z + (int64_t)i0 * ldz, ldz);
+        i0 += g;
+    }
+#else
+    for (int i = 0; i < m; i++)
+        for (int r = 0; r < R; r++) {
+            REAL s = 0;
+            for (int k = 0; k < K; k++) s += x[i][k] * W[(int64_t)r * ldw + k];
+            z[(int64_t)i * ldz + r] = s;
+        }
+#endif
+}
+
+/* W[0:R] = decay W + c (R, m; row stride ldc) @ x (m rows); decay == 0 overwrites W */
+static void F(axpy_rows)(int m, const REAL *const *x, const REAL *c, int ldc, REAL decay,
+                         REAL *W, int ldw, int K, int R) {
+#ifdef FNN_VEC_KERNELS
+    const int nblk = (m + FNN_GMAX - 1) / FNN_GMAX;
+    for (int b = 0, i0 = 0; b < nblk; b++) {
+        int g = (m - i0) / (nblk - b);
+        F(axpy_table)[g](x + i0, c + i0, ldc, b == 0 ? decay : (REAL)1, W, ldw, K, R);
+        i0 += g;
+    }
+#else
+    for (int r = 0; r < R; r++)
+        for (int k = 0; k < K; k++) {
+            REAL a = decay == 0 ? 0 : W[(int64_t)r * ldw + k] * decay;
+            for (int i = 0; i < m; i++) a += c[(int64_t)r * ldc + i] * x[i][k];
+            W[(int64_t)r * ldw + k] = a;
+        }
+#endif
+}
+#undef FNN_VEC_KERNELS
+
+/* ------------------------------------------------------------------------------------------ */
 /* activations.  Buffers are sample-major: row i of a (m, n) block is example i.              */
 
 static inline REAL F(sigmoid)(REAL z) {
@@ -167,6 +317,9 @@ typedef struct {
     int T;                        /* threads the accumulators are sized for */
     REAL *x;                      /* (M, n_0) gathered inputs */
     int64_t *idx;                 /* (M) row of each slot in X / Y */
+    const REAL **rows;            /* (M) each slot's input row: in X itself when `direct`,
+                                   * else in x */
+    int direct;                   /* gather sets row pointers only, copies nothing */
     REAL *Z[FNN_MAX_LAYERS];      /* (M, n_l) pre-activations, bias included */
     REAL *A[FNN_MAX_LAYERS];      /* (M, n_l) activations, after dropout */
     REAL *D[FNN_MAX_LAYERS];      /* (M, n_l) deltas dC/dz */
@@ -178,7 +331,7 @@ typedef struct {
 } F(fnn_ws);
 
 static void F(ws_free)(F(fnn_ws) *ws) {
-    free(ws->x); free(ws->idx); free(ws->acc); free(ws->Dt);
+    free(ws->x); free(ws->idx); free(ws->acc); free(ws->Dt); free((void *)ws->rows);
     for (int l = 0; l < FNN_MAX_LAYERS; l++) {
         free(ws->Z[l]); free(ws->A[l]); free(ws->D[l]); free(ws->K[l]); free(ws->G[l]);
     }
@@ -192,12 +345,13 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
     const int *S = net->sizes;
     ws->x = (REAL *)malloc(sizeof(REAL) * (size_t)M * S[0]);
     ws->idx = (int64_t *)malloc(sizeof(int64_t) * (size_t)M);
+    ws->rows = (const REAL **)malloc(sizeof(REAL *) * (size_t)M);
     ws->acc = (double *)calloc((size_t)T * 8, sizeof(double));
     int nmax = 1;
     for (int l = 1; l <= net->L; l++) nmax = S[l] > nmax ? S[l] : nmax;
     ws->dt_stride = (int64_t)nmax * M + 16;
     ws->Dt = need_D ? (REAL *)malloc(sizeof(REAL) * (size_t)T * ws->dt_stride) : NULL;
-    int ok = ws->x && ws->idx && ws->acc && (ws->Dt || !need_D);
+    int ok = ws->x && ws->idx && ws->rows && ws->acc && (ws->Dt || !need_D);
     for (int l = 0; ok && l < net->L; l++) {
         size_t nl = (size_t)S[l + 1] * M;
         ws->Z[l] = (REAL *)malloc(sizeof(REAL) * nl);
@@ -213,29 +367,59 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
     return FNN_OK;
 }
 
+/* the input of layer l as one (M, n_l) block: for l = 0 only when the gather copied */
 static inline const REAL *F(layer_in)(const F(fnn_ws) *ws, int l) {
     return l == 0 ? ws->x : ws->A[l - 1];
+}
+
+/* calls on at most FNN_SMALL_M examples go to the small-batch kernels */
+static inline int F(small)(int64_t m) { return m <= FNN_SMALL_M; }
+
+/* Read the rows of X in place (no gather copy) when every call on these buffers goes to the
+ * small-batch kernels and the rows start on vector boundaries. */
+static inline void F(set_direct)(F(fnn_ws) *ws, const void *X, int n_in) {
+    ws->direct = F(small)(ws->M) && (uintptr_t)X % FNN_VBYTES == 0 &&
+                 ((size_t)n_in * sizeof(REAL)) % FNN_VBYTES == 0;
+}
+
+/* row pointers to the inputs of layer l for examples [i0, i1), from column k0 on: the
+ * gathered rows for l = 0, else rows of A[l-1]; written into `ptr` (room for FNN_SMALL_M)
+ * unless they are ws->rows itself */
+static inline const REAL *const *F(in_rows)(const F(fnn_ws) *ws, int l, int n_in,
+                                            int64_t i0, int64_t i1, int64_t k0,
+                                            const REAL **ptr) {
+    if (l == 0 && k0 == 0) return ws->rows + i0;
+    for (int64_t i = i0; i < i1; i++)
+        ptr[i - i0] = (l == 0 ? ws->rows[i] : ws->A[l - 1] + i * n_in) + k0;
+    return ptr;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* per-sample phases: a thread runs them on its own rows [i0, i1) and touches no other row    */
 
-/* gather: x[i] = X[rows[i]], rows from `order` (or start + i when NULL).  The same rows of
- * the mini-batch FNN_PREFETCH_BATCHES ahead (below n) are prefetched: shuffled rows are
- * cache misses. */
+/* gather: slot i holds X[row], row = order[start + i] (or start + i when `order` is NULL):
+ * rows[i] points at it in X when ws->direct, else at its copy in x.  The rows of the
+ * mini-batch FNN_PREFETCH_BATCHES ahead (below n) are prefetched, slots [p0, p1): shuffled
+ * rows are cache misses.  Only columns [k0, k1) are copied and prefetched. */
 static void F(gather)(F(fnn_ws) *ws, const REAL *X, int n_in, const int32_t *order,
-                      int64_t start, int m, int64_t n, int64_t i0, int64_t i1) {
+                      int64_t start, int m, int64_t n, int64_t i0, int64_t i1, int64_t p0,
+                      int64_t p1, int64_t k0, int64_t k1) {
     for (int64_t i = i0; i < i1; i++) {
         int64_t row = order ? (int64_t)order[start + i] : start + i;
         ws->idx[i] = row;
-        memcpy(ws->x + i * n_in, X + row * n_in, sizeof(REAL) * (size_t)n_in);
+        if (ws->direct) {
+            ws->rows[i] = X + row * n_in;
+        } else {
+            memcpy(ws->x + i * n_in + k0, X + row * n_in + k0, sizeof(REAL) * (size_t)(k1 - k0));
+            ws->rows[i] = ws->x + i * n_in;
+        }
     }
 #if defined(__GNUC__)
-    for (int64_t i = i0; i < i1; i++) {
+    for (int64_t i = p0; i < p1; i++) {
         int64_t s = start + FNN_PREFETCH_BATCHES * (int64_t)m + i;
         if (s >= n) break;
-        const char *p = (const char *)(X + (order ? (int64_t)order[s] : s) * n_in);
-        for (size_t off = 0; off < sizeof(REAL) * (size_t)n_in; off += 64)
+        const char *p = (const char *)(X + (order ? (int64_t)order[s] : s) * n_in + k0);
+        for (size_t off = 0; off < sizeof(REAL) * (size_t)(k1 - k0); off += 64)
             __builtin_prefetch(p + off, 0, 3);
     }
 #endif
@@ -248,9 +432,16 @@ static void F(dense_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, double dr
                              int64_t o0, int64_t o1) {
     const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
     if (i1 <= i0 || o1 <= o0) return;
-    F(gemm)(net, 0, 1, (int)(i1 - i0), (int)(o1 - o0), n_in, 1, F(layer_in)(ws, l) + i0 * n_in,
-            n_in, (const REAL *)net->W[l] + o0 * n_in, n_in, 0, ws->Z[l] + i0 * n_out + o0,
-            n_out);
+    const REAL *Wl = (const REAL *)net->W[l] + o0 * n_in;
+    REAL *Zl = ws->Z[l] + i0 * n_out + o0;
+    if (F(small)(i1 - i0)) {
+        const REAL *ptr[FNN_SMALL_M];
+        F(dot_rows)((int)(i1 - i0), F(in_rows)(ws, l, n_in, i0, i1, 0, ptr), Wl, n_in, n_in,
+                    (int)(o1 - o0), Zl, n_out);
+    } else {
+        F(gemm)(net, 0, 1, (int)(i1 - i0), (int)(o1 - o0), n_in, 1,
+                F(layer_in)(ws, l) + i0 * n_in, n_in, Wl, n_in, 0, Zl, n_out);
+    }
     F(act_forward)(ws->A[l], ws->Z[l], (const REAL *)net->b[l], i0, i1, (int)o0, (int)o1, n_out,
                    net->act[l]);
     if (dropout > 0 && l < net->L - 1)
@@ -350,19 +541,22 @@ static void F(backward)(const fnn_net *net, F(fnn_ws) *ws, int64_t i0, int64_t i
 /* ------------------------------------------------------------------------------------------ */
 /* the update: a thread owns rows [o0, o1) of W[l] and b[l] and reads every example          */
 
-/* dense_backward, parameter part, fused with the optimizer step:
- * g = D[l]^T (R, m) @ in (m, n_in) / m + (lmbda/n) w + (l1/n) sign(w) for rows [o0, o1). */
+/* dense_backward, parameter part, fused with the optimizer step, on the block of rows
+ * [o0, o1) and columns [k0, k1) of W[l] (and rows [o0, o1) of b[l] when `with_bias`):
+ * g = D[l]^T (R, m) @ in (m, K) / m + (lmbda/n) w + (l1/n) sign(w).  `t` picks this thread's
+ * slice of ws->Dt. */
 static void F(update_rows)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_ws) *ws, int l,
-                           int m, double eta, int64_t step, int64_t o0, int64_t o1, int t) {
+                           int m, double eta, int64_t step, int64_t o0, int64_t o1, int64_t k0,
+                           int64_t k1, int with_bias, int t) {
     const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
-    if (o1 <= o0) return;
-    const int R = (int)(o1 - o0);
-    REAL *W = (REAL *)net->W[l] + o0 * n_in;
+    if (o1 <= o0 || k1 <= k0) return;
+    const int R = (int)(o1 - o0), K = (int)(k1 - k0);
+    const int64_t off = o0 * n_in + k0;      /* of the block in W[l] and its optimizer state */
+    REAL *W = (REAL *)net->W[l] + off;
     REAL *b = (REAL *)net->b[l] + o0;
     const REAL *D = ws->D[l] + o0;          /* column o0 of the (m, n_out) delta block */
-    const REAL *in = F(layer_in)(ws, l);
-    /* this thread's delta columns, transposed to (R, m): the update GEMM is then a plain
-     * A @ B, the fastest case of the BLAS small-matrix kernels */
+    /* this thread's delta columns, transposed to (R, m): the update is then W += Dt @ in,
+     * one row of Dt per row of W */
     REAL *Dt = ws->Dt + (int64_t)t * ws->dt_stride;
     for (int r = 0; r < R; r++)
         for (int i = 0; i < m; i++) Dt[(int64_t)r * m + i] = D[(int64_t)i * n_out + r];
@@ -374,7 +568,7 @@ static void F(update_rows)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
         lr_t = eta * sqrt(1 - pow(cfg->beta2, (double)step)) / (1 - pow(cfg->beta1, (double)step));
 
     /* biases: the mean delta, never regularized */
-    for (int r = 0; r < R; r++) {
+    for (int r = 0; with_bias && r < R; r++) {
         double s = 0;
         for (int i = 0; i < m; i++) s += Dt[(int64_t)r * m + i];
         REAL g = (REAL)(s * inv_m);
@@ -391,43 +585,55 @@ static void F(update_rows)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
             b[r] -= (REAL)lr_t * *mm / (FNN_SQRT(*vv) + (REAL)cfg->eps);
         }
     }
-    if (opt == FNN_SGD && cfg->l1 == 0) {
-        /* the book's rule in one GEMM: W = (1 - eta lmbda/n) W - (eta/m) D^T in */
-        F(gemm)(net, 0, 0, R, n_in, m, (REAL)(-eta * inv_m), Dt, m, in, n_in,
-                (REAL)(1 - eta * wd), W, n_in);
-        return;
-    }
-    REAL *G = ws->G[l] + o0 * n_in;
-    F(gemm)(net, 0, 0, R, n_in, m, (REAL)inv_m, Dt, m, in, n_in, 0, G, n_in);
-    const int64_t nw = (int64_t)R * n_in;
-    const REAL cwd = (REAL)wd, cl1 = (REAL)l1, e = (REAL)eta;
-    if (opt == FNN_SGD) {
-#pragma omp simd
-        for (int64_t j = 0; j < nw; j++) {
-            REAL w = W[j];
-            W[j] = w - e * (G[j] + cwd * w + cl1 * (REAL)((w > 0) - (w < 0)));
-        }
-    } else if (opt == FNN_MOMENTUM) {
-        REAL *v = (REAL *)cfg->s1[l][0] + o0 * n_in;
-        const REAL mu = (REAL)cfg->mu;
-#pragma omp simd
-        for (int64_t j = 0; j < nw; j++) {
-            REAL w = W[j];
-            REAL g = G[j] + cwd * w + cl1 * (REAL)((w > 0) - (w < 0));
-            v[j] = mu * v[j] - e * g;
-            W[j] = w + v[j];
-        }
+    const int plain = opt == FNN_SGD && cfg->l1 == 0;
+    /* plain SGD is the book's rule in one product: W = (1 - eta lmbda/n) W - (eta/m) D^T in;
+     * the other optimizers first form the mean gradient G = D^T in / m */
+    const double alpha = plain ? -eta * inv_m : inv_m;
+    const REAL beta = plain ? (REAL)(1 - eta * wd) : (REAL)0;
+    REAL *G = plain ? W : ws->G[l] + off;
+    if (F(small)(m)) {
+        const REAL *ptr[FNN_SMALL_M];
+        const REAL a = (REAL)alpha;
+        for (int64_t j = 0; j < (int64_t)R * m; j++) Dt[j] *= a;
+        F(axpy_rows)(m, F(in_rows)(ws, l, n_in, 0, m, k0, ptr), Dt, m, beta, G, n_in, K, R);
     } else {
-        REAL *mm = (REAL *)cfg->s1[l][0] + o0 * n_in, *vv = (REAL *)cfg->s2[l][0] + o0 * n_in;
-        const REAL c1 = (REAL)(1 - cfg->beta1), c2 = (REAL)(1 - cfg->beta2);
-        const REAL eps = (REAL)cfg->eps, lr = (REAL)lr_t;
+        F(gemm)(net, 0, 0, R, K, m, (REAL)alpha, Dt, m, F(layer_in)(ws, l) + k0, n_in, beta, G,
+                n_in);
+    }
+    if (plain) return;
+    const REAL cwd = (REAL)wd, cl1 = (REAL)l1, e = (REAL)eta;
+    const REAL mu = (REAL)cfg->mu;
+    const REAL c1 = (REAL)(1 - cfg->beta1), c2 = (REAL)(1 - cfg->beta2);
+    const REAL eps = (REAL)cfg->eps, lr = (REAL)lr_t;
+    for (int r = 0; r < R; r++) {
+        REAL *Wr = W + (int64_t)r * n_in;
+        const REAL *Gr = G + (int64_t)r * n_in;
+        if (opt == FNN_SGD) {
 #pragma omp simd
-        for (int64_t j = 0; j < nw; j++) {
-            REAL w = W[j];
-            REAL g = G[j] + cwd * w + cl1 * (REAL)((w > 0) - (w < 0));
-            mm[j] += c1 * (g - mm[j]);
-            vv[j] += c2 * (g * g - vv[j]);
-            W[j] = w - lr * mm[j] / (FNN_SQRT(vv[j]) + eps);
+            for (int j = 0; j < K; j++) {
+                REAL w = Wr[j];
+                Wr[j] = w - e * (Gr[j] + cwd * w + cl1 * (REAL)((w > 0) - (w < 0)));
+            }
+        } else if (opt == FNN_MOMENTUM) {
+            REAL *v = (REAL *)cfg->s1[l][0] + off + (int64_t)r * n_in;
+#pragma omp simd
+            for (int j = 0; j < K; j++) {
+                REAL w = Wr[j];
+                REAL g = Gr[j] + cwd * w + cl1 * (REAL)((w > 0) - (w < 0));
+                v[j] = mu * v[j] - e * g;
+                Wr[j] = w + v[j];
+            }
+        } else {
+            REAL *mm = (REAL *)cfg->s1[l][0] + off + (int64_t)r * n_in;
+            REAL *vv = (REAL *)cfg->s2[l][0] + off + (int64_t)r * n_in;
+#pragma omp simd
+            for (int j = 0; j < K; j++) {
+                REAL w = Wr[j];
+                REAL g = Gr[j] + cwd * w + cl1 * (REAL)((w > 0) - (w < 0));
+                mm[j] += c1 * (g - mm[j]);
+                vv[j] += c2 * (g * g - vv[j]);
+                Wr[j] = w - lr * mm[j] / (FNN_SQRT(vv[j]) + eps);
+            }
         }
     }
 }
@@ -448,7 +654,7 @@ static void F(update_team)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
             o1 = (next == t) ? n_out : 0;
             next = (next + 1) % T;
         }
-        F(update_rows)(net, cfg, ws, l, m, eta, step, o0, o1, t);
+        F(update_rows)(net, cfg, ws, l, m, eta, step, o0, o1, 0, n_in, 1, t);
     }
 }
 
@@ -464,8 +670,10 @@ static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
     int64_t i0, i1;
     fnn_split(m, t, Tp, 1, 0, &i0, &i1);
     if (!par && t != 0) i1 = i0;
+    /* a thread whose first layer is split by neuron reads every example: it prefetches all */
+    const int all = par && F(row_layer)(net, 0, m, T);
     F(gather)(ws, (const REAL *)cfg->train.X, net->sizes[0], order, start, m, cfg->train.n, i0,
-              i1);
+              i1, all ? 0 : i0, all ? m : i1, 0, net->sizes[0]);
     for (int l = 0; l < net->L; l++) {
         if (par && F(row_layer)(net, l, m, T)) {
             int64_t o0, o1;
@@ -503,7 +711,7 @@ static void F(evaluate_team)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *
         int m = (int)((data->n - start) < ws->M ? (data->n - start) : ws->M);
         int64_t i0, i1;
         F(own_rows)(ws, m, t, T, &i0, &i1);
-        F(gather)(ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, i0, i1);
+        F(gather)(ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0, net->sizes[0]);
         F(forward)(net, ws, 0.0, 0, 0, 0, i0, i1);
         F(output_phase)(net, ws, (const REAL *)data->Y, 0, i0, i1, t);
     }
@@ -523,6 +731,7 @@ static void F(reduce_acc)(F(fnn_ws) *ws, double *cost, int64_t *hits) {
 
 static void F(evaluate_set)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *data, int T,
                             double *cost, int64_t *hits) {
+    F(set_direct)(ws, data->X, net->sizes[0]);
 #pragma omp parallel num_threads(T)
     F(evaluate_team)(net, ws, data, fnn_thread_num(), fnn_num_threads());
     F(reduce_acc)(ws, cost, hits);
@@ -578,6 +787,8 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
 
     /* threads pay off only when a mini-batch has enough work */
     const int par = T > 1 && batch >= T && (double)batch * F(param_count)(net) >= FNN_PAR_MIN;
+    F(set_direct)(&ws, cfg->train.X, net->sizes[0]);
+    const int train_direct = ws.direct;
     const int Tt = par ? T : 1;
 
     int status = FNN_OK;
@@ -591,6 +802,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
         memset(&st, 0, sizeof(st));
         st.epoch = epoch;
         F(snapshot)(net, snap, 0);
+        ws.direct = train_direct;
         for (int64_t c0 = 0; c0 < nb; c0 += ce) {
             int64_t c1 = c0 + ce < nb ? c0 + ce : nb;
 #pragma omp parallel num_threads(Tt)
@@ -649,6 +861,7 @@ static int F(fnn_predict)(const fnn_net *net, const REAL *X, int64_t n, REAL *ou
     const int T = net->n_threads > 0 ? net->n_threads : 1, L = net->L, no = net->sizes[L];
     F(fnn_ws) ws;
     if (F(ws_alloc)(&ws, net, FNN_EVAL_BATCH, T, 0, 0, 0) != FNN_OK) return FNN_NOMEM;
+    F(set_direct)(&ws, X, net->sizes[0]);
 #pragma omp parallel num_threads(T)
     {
         const int t = fnn_thread_num(), TT = fnn_num_threads();
@@ -656,7 +869,7 @@ static int F(fnn_predict)(const fnn_net *net, const REAL *X, int64_t n, REAL *ou
             int m = (int)((n - start) < ws.M ? (n - start) : ws.M);
             int64_t i0, i1;
             F(own_rows)(&ws, m, t, TT, &i0, &i1);
-            F(gather)(&ws, X, net->sizes[0], NULL, start, m, 0, i0, i1);
+            F(gather)(&ws, X, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0, net->sizes[0]);
             F(forward)(net, &ws, 0.0, 0, 0, 0, i0, i1);
             if (i1 > i0)
                 memcpy(out + (start + i0) * no, ws.A[L - 1] + i0 * no,
@@ -691,7 +904,7 @@ static int F(fnn_gradient)(const fnn_net *net, const fnn_data *data, REAL **gW, 
     }
     for (int64_t start = 0; start < data->n; start += ws.M) {
         int m = (int)((data->n - start) < ws.M ? (data->n - start) : ws.M);
-        F(gather)(&ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, 0, m);
+        F(gather)(&ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, 0, m, 0, m, 0, net->sizes[0]);
         F(forward)(net, &ws, 0.0, 0, 0, 0, 0, m);
         F(output_phase)(net, &ws, (const REAL *)data->Y, 1, 0, m, 0);
         F(backward)(net, &ws, 0, m);
