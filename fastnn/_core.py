@@ -101,6 +101,23 @@ def check_n_threads(n_threads):
     return n_threads
 
 
+ALIGN = 128
+
+
+def aligned_empty(shape, dtype, align=ALIGN):
+    """An uninitialized C-contiguous array whose data starts on an `align`-byte boundary: the
+    engine then reads training rows in place, with aligned vector loads."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buf = np.empty(n + align, dtype=np.uint8)
+    off = (-buf.ctypes.data) % align
+    return buf[off:off + n].view(dtype).reshape(shape)
+
+
+def is_aligned(a, align=ALIGN):
+    return a.ctypes.data % align == 0
+
+
 def as_array(a, name):
     """``np.asarray(a)``; ragged or mixed-shape nested lists are reported against ``name``."""
     try:
@@ -124,7 +141,11 @@ def _as_float_matrix(a, name, dtype, n_cols=None):
     if n_cols is not None and arr.shape[1] != n_cols:
         raise ValueError(f"{name}: expected {n_cols} features per example, got shape "
                          f"{arr.shape}")
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype == dtype and arr.flags.c_contiguous:
+        out = arr                           # the caller's array, read in place
+    else:
+        out = aligned_empty(arr.shape, dtype)   # a copy is needed anyway: an aligned one
+        out[...] = arr
     if out.size and not np.isfinite(out).all():
         raise ValueError(f"{name}: expected finite values, got NaN or Inf")
     return out
@@ -215,7 +236,7 @@ def to_arrays(data, n_in, n_out, dtype, name, one_hot=True):
         raise TypeError(f"{name}: expected a list of (x, y) pairs or an (X, y) tuple of arrays, "
                         f"got {type(data).__name__}") from None
     n = len(pairs)
-    X = np.empty((n, n_in), dtype=dtype)
+    X = aligned_empty((n, n_in), dtype)
     Y = np.zeros((n, n_out), dtype=dtype)
     for i, pair in enumerate(pairs):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
@@ -288,9 +309,12 @@ def sync_params(owner, sizes, dtype):
                                                "weights"):
                 raise ValueError(f"{nm}[{l}]: expected shape {want}, got {a.shape}")
         if not (isinstance(w, np.ndarray) and w.dtype == dtype and w.flags.c_contiguous
-                and w.flags.writeable and w.shape == (sizes[l + 1], sizes[l])):
-            # a copy (np.ascontiguousarray would hand back a read-only array as it is)
-            W[l] = np.array(w, dtype=dtype, order="C").reshape(sizes[l + 1], sizes[l])
+                and w.flags.writeable and w.shape == (sizes[l + 1], sizes[l])
+                and is_aligned(w)):
+            # a copy (np.ascontiguousarray would hand back a read-only array as it is), on
+            # a 128-byte boundary for the engine's vector loads
+            W[l] = aligned_empty((sizes[l + 1], sizes[l]), dtype)
+            W[l][...] = np.asarray(w, dtype=dtype).reshape(sizes[l + 1], sizes[l])
         if not (isinstance(b, np.ndarray) and b.dtype == dtype and b.flags.c_contiguous
                 and b.flags.writeable and b.shape == (sizes[l + 1], 1)):
             B[l] = np.array(b, dtype=dtype, order="C").reshape(sizes[l + 1], 1)

@@ -101,6 +101,7 @@ cdef extern from "fastnn.h" nogil:
         int check_every
         int diverged_epoch
         int epochs_done
+        int path
 
     int fnn_openmp_enabled()
     int fnn_omp_max_threads()
@@ -128,6 +129,10 @@ STATUS_STOPPED = FNN_STOPPED
 STATUS_INTERRUPTED = FNN_INTERRUPTED
 STATUS_DIVERGED = FNN_DIVERGED
 STATUS_CALLBACK_ERROR = FNN_CALLBACK_ERROR
+# how a training call shared each mini-batch among its threads: one thread; rows (samples,
+# then neurons) split with barriers between phases; or the first layer's inputs split
+# (see fastnn_engine_impl.h)
+PATHS = ("serial", "rows", "ksplit")
 
 
 def openmp_enabled():
@@ -288,7 +293,8 @@ def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs
     state (velocity, or Adam's m and v).  on_epoch(stats) is called with the GIL after every
     epoch; it may return {"stop": True} or {"eta": new_eta}.
 
-    Returns a dict: status, epochs_done, diverged_epoch, adam_t, eta.
+    Returns a dict: status, epochs_done, diverged_epoch, adam_t, eta, and path: how the
+    mini-batches were shared among threads (PATHS).
     """
     cdef fnn_net net
     cdef fnn_train_cfg cfg
@@ -372,7 +378,8 @@ def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs
         ctx.error = None
         raise err
     return {"status": status, "epochs_done": cfg.epochs_done,
-            "diverged_epoch": cfg.diverged_epoch, "adam_t": cfg.adam_t, "eta": cfg.eta}
+            "diverged_epoch": cfg.diverged_epoch, "adam_t": cfg.adam_t, "eta": cfg.eta,
+            "path": PATHS[cfg.path]}
 
 
 cdef void memset_cfg(fnn_train_cfg *cfg) noexcept:

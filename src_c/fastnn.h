@@ -22,6 +22,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(_WIN32)
+#include <malloc.h>
+#endif
 
 #ifdef FASTNN_HAVE_OPENMP
 #include <omp.h>
@@ -63,6 +66,14 @@
 #define FNN_INLINE static inline __attribute__((always_inline))
 #else
 #define FNN_INLINE static inline
+#endif
+/* the locality hint of those prefetches (3: into L1 and L2) and the bytes apart they are
+ * issued (the hardware streams the lines between) */
+#ifndef FNN_PF_HINT
+#define FNN_PF_HINT 3
+#endif
+#ifndef FNN_PF_STEP
+#define FNN_PF_STEP 64
 #endif
 /* examples per chunk when evaluating or predicting */
 #ifndef FNN_EVAL_BATCH
@@ -140,7 +151,11 @@ typedef struct {
     int check_every;                /* mini-batches between interrupt checks */
     int diverged_epoch;             /* out */
     int epochs_done;                /* out */
+    int path;                       /* out: FNN_PATH_* */
 } fnn_train_cfg;
+
+/* how fnn_train shared each mini-batch among the threads */
+enum { FNN_PATH_SERIAL = 0, FNN_PATH_ROWS = 1, FNN_PATH_KSPLIT = 2 };
 
 static inline int fnn_openmp_enabled(void) {
 #ifdef FASTNN_HAVE_OPENMP
@@ -180,6 +195,35 @@ static inline void fnn_barrier(void) {
 #endif
 }
 
+/* Buffers start on a 128-byte boundary (a pair of cache lines, the unit the L2 prefetcher
+ * fetches) and are padded to one, so buffers that different threads write never share a
+ * line.  Freed with fnn_free. */
+#define FNN_ALIGN 128
+static inline void *fnn_malloc(size_t bytes) {
+    bytes = (bytes + FNN_ALIGN - 1) / FNN_ALIGN * FNN_ALIGN;
+    if (bytes == 0) bytes = FNN_ALIGN;
+#if defined(_WIN32)
+    return _aligned_malloc(bytes, FNN_ALIGN);
+#else
+    void *p = NULL;
+    return posix_memalign(&p, FNN_ALIGN, bytes) == 0 ? p : NULL;
+#endif
+}
+
+static inline void *fnn_calloc(size_t n, size_t size) {
+    void *p = fnn_malloc(n * size);
+    if (p != NULL) memset(p, 0, n * size);
+    return p;
+}
+
+static inline void fnn_free(void *p) {
+#if defined(_WIN32)
+    _aligned_free(p);
+#else
+    free(p);
+#endif
+}
+
 /* splitmix64: the dropout masks are a pure function of (seed, epoch, example slot, layer,
  * neuron), so they do not depend on the thread count. */
 static inline uint64_t fnn_mix64(uint64_t x) {
@@ -214,18 +258,22 @@ static inline int fnn_is_par(int64_t n, int T, double work) {
 
 /* ---- instantiate the kernels for double and float ---- */
 #define REAL double
+#define FNN_IREAL int64_t
 #define FNN_SUFFIX(name) name##_f64
 #define FNN_GEMM_T fnn_dgemm_t
 #include "fastnn_engine_impl.h"
 #undef REAL
+#undef FNN_IREAL
 #undef FNN_SUFFIX
 #undef FNN_GEMM_T
 
 #define REAL float
+#define FNN_IREAL int32_t
 #define FNN_SUFFIX(name) name##_f32
 #define FNN_GEMM_T fnn_sgemm_t
 #include "fastnn_engine_impl.h"
 #undef REAL
+#undef FNN_IREAL
 #undef FNN_SUFFIX
 #undef FNN_GEMM_T
 

@@ -81,6 +81,67 @@ FNN_INLINE REAL F(vsum)(F(vec) v) {
     return s;
 }
 
+typedef FNN_IREAL F(ivec) __attribute__((vector_size(FNN_VBYTES)));
+
+FNN_INLINE F(ivec) F(vbits)(F(vec) v) { F(ivec) i; memcpy(&i, &v, sizeof i); return i; }
+FNN_INLINE F(vec) F(vfrom)(F(ivec) i) { F(vec) v; memcpy(&v, &i, sizeof v); return v; }
+
+/* exp(x) for x <= 0, lane by lane, without calls, so a whole vector at a time: x = n ln2 + r
+ * with |r| <= ln2/2, exp(r) by its Taylor polynomial (degree 13 for double, 7 for float:
+ * truncation below half an ulp), times 2^n built in the exponent bits in two halves so that
+ * results down to the subnormals come out right.  x below the smallest subnormal's log
+ * gives 0. */
+FNN_INLINE F(vec) F(vexp_neg)(F(vec) x) {
+    const int dbl = sizeof(REAL) == sizeof(double);
+    const REAL lo = dbl ? (REAL)-745.2 : (REAL)-104.0;
+    const REAL inv_ln2 = (REAL)1.44269504088896338700;
+    const REAL ln2_hi = dbl ? (REAL)6.93147180369123816490e-01 : (REAL)0.693145751953125f;
+    const REAL ln2_lo = dbl ? (REAL)1.90821492927058770002e-10 : (REAL)1.428606765330187045e-06f;
+    const REAL shifter = dbl ? (REAL)6755399441055744.0 : (REAL)12582912.0f; /* 1.5 * 2^52|23 */
+    const int mant = dbl ? 52 : 23, bias = dbl ? 1023 : 127;
+    /* (comparisons take two vectors: GCC 12 gets a vector against a scalar wrong) */
+    const F(vec) vlo = (F(vec)){0} + lo;
+    F(ivec) under = x < vlo;                    /* all ones where x < lo */
+    x = F(vfrom)((F(vbits)(x) & ~under) | (F(vbits)(vlo) & under));
+    F(vec) t = x * inv_ln2 + shifter;
+    F(vec) nf = t - shifter;                    /* round(x / ln2) */
+    F(vec) r = x - nf * ln2_hi;
+    r = r - nf * ln2_lo;
+    F(vec) p;
+    if (dbl) {
+        p = (F(vec)){0} + (REAL)(1.0 / 6227020800.0);
+        p = p * r + (REAL)(1.0 / 479001600.0);
+        p = p * r + (REAL)(1.0 / 39916800.0);
+        p = p * r + (REAL)(1.0 / 3628800.0);
+        p = p * r + (REAL)(1.0 / 362880.0);
+        p = p * r + (REAL)(1.0 / 40320.0);
+        p = p * r + (REAL)(1.0 / 5040.0);
+        p = p * r + (REAL)(1.0 / 720.0);
+        p = p * r + (REAL)(1.0 / 120.0);
+    } else {
+        p = (F(vec)){0} + (REAL)(1.0 / 5040.0);
+        p = p * r + (REAL)(1.0 / 720.0);
+        p = p * r + (REAL)(1.0 / 120.0);
+    }
+    p = p * r + (REAL)(1.0 / 24.0);
+    p = p * r + (REAL)(1.0 / 6.0);
+    p = p * r + (REAL)0.5;
+    p = p * r + (REAL)1;
+    p = p * r + (REAL)1;
+    F(ivec) n = __builtin_convertvector(nf, F(ivec));
+    F(ivec) n1 = n >> 1, n2 = n - n1;           /* both halves are normal exponents */
+    F(vec) s1 = F(vfrom)((n1 + bias) << mant), s2 = F(vfrom)((n2 + bias) << mant);
+    return (p * s1) * s2;
+}
+
+/* the sigmoid of a vector, the same branch-free way as the scalar one */
+FNN_INLINE F(vec) F(vsigmoid)(F(vec) z) {
+    F(ivec) pos = z >= (F(vec)){0};
+    F(vec) e = F(vexp_neg)(F(vfrom)((F(vbits)(-z) & pos) | (F(vbits)(z) & ~pos)));  /* e^-|z| */
+    F(vec) r = (REAL)1 / ((REAL)1 + e);
+    return F(vfrom)((F(vbits)(r) & pos) | (F(vbits)(e * r) & ~pos));
+}
+
 /* G examples times NR (1 or 2) rows of W, G * NR accumulators */
 FNN_INLINE void F(dot_block)(const int G, const int NR, const REAL *const *x, const REAL *w,
                              int ldw, int K, REAL *z, int ldz) {
@@ -165,6 +226,7 @@ static const F(axpy_fn) F(axpy_table)[FNN_GMAX + 1] = {
     F(axpy_g7), F(axpy_g8), F(axpy_g9), F(axpy_g10), F(axpy_g11), F(axpy_g12),
 #endif
 };
+#define FNN_VEC_SIGMOID 1
 #endif /* __GNUC__ */
 
 /* z (m, ldz) = x (m rows) @ W[0:R]^T: the m examples in near-equal blocks of at most GMAX */
@@ -225,10 +287,18 @@ static void F(act_forward)(REAL *a, REAL *z, const REAL *b, int64_t i0, int64_t 
     for (int64_t i = i0; i < i1; i++) {
         REAL *zr = z + i * n, *ar = a + i * n;
         switch (act) {
-        case FNN_SIGMOID:
-#pragma omp simd
-            for (int j = j0; j < j1; j++) { REAL v = zr[j] + b[j]; zr[j] = v; ar[j] = F(sigmoid)(v); }
+        case FNN_SIGMOID: {
+            int j = j0;
+#ifdef FNN_VEC_SIGMOID
+            for (; j + FNN_VL <= j1; j += FNN_VL) {
+                F(vec) v = F(vload)(zr + j) + F(vload)(b + j);
+                F(vstore)(zr + j, v);
+                F(vstore)(ar + j, F(vsigmoid)(v));
+            }
+#endif
+            for (; j < j1; j++) { REAL v = zr[j] + b[j]; zr[j] = v; ar[j] = F(sigmoid)(v); }
             break;
+        }
         case FNN_TANH:
             for (int j = j0; j < j1; j++) { REAL v = zr[j] + b[j]; zr[j] = v; ar[j] = FNN_TANH(v); }
             break;
@@ -331,9 +401,11 @@ typedef struct {
 } F(fnn_ws);
 
 static void F(ws_free)(F(fnn_ws) *ws) {
-    free(ws->x); free(ws->idx); free(ws->acc); free(ws->Dt); free((void *)ws->rows);
+    fnn_free(ws->x); fnn_free(ws->idx); fnn_free(ws->acc); fnn_free(ws->Dt);
+    fnn_free((void *)ws->rows);
     for (int l = 0; l < FNN_MAX_LAYERS; l++) {
-        free(ws->Z[l]); free(ws->A[l]); free(ws->D[l]); free(ws->K[l]); free(ws->G[l]);
+        fnn_free(ws->Z[l]); fnn_free(ws->A[l]); fnn_free(ws->D[l]); fnn_free(ws->K[l]);
+        fnn_free(ws->G[l]);
     }
     memset(ws, 0, sizeof(*ws));
 }
@@ -343,25 +415,25 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
     memset(ws, 0, sizeof(*ws));
     ws->M = M; ws->T = T;
     const int *S = net->sizes;
-    ws->x = (REAL *)malloc(sizeof(REAL) * (size_t)M * S[0]);
-    ws->idx = (int64_t *)malloc(sizeof(int64_t) * (size_t)M);
-    ws->rows = (const REAL **)malloc(sizeof(REAL *) * (size_t)M);
-    ws->acc = (double *)calloc((size_t)T * 8, sizeof(double));
+    ws->x = (REAL *)fnn_malloc(sizeof(REAL) * (size_t)M * S[0]);
+    ws->idx = (int64_t *)fnn_malloc(sizeof(int64_t) * (size_t)M);
+    ws->rows = (const REAL **)fnn_malloc(sizeof(REAL *) * (size_t)M);
+    ws->acc = (double *)fnn_calloc((size_t)T * 8, sizeof(double));
     int nmax = 1;
     for (int l = 1; l <= net->L; l++) nmax = S[l] > nmax ? S[l] : nmax;
     ws->dt_stride = (int64_t)nmax * M + 16;
-    ws->Dt = need_D ? (REAL *)malloc(sizeof(REAL) * (size_t)T * ws->dt_stride) : NULL;
+    ws->Dt = need_D ? (REAL *)fnn_malloc(sizeof(REAL) * (size_t)T * ws->dt_stride) : NULL;
     int ok = ws->x && ws->idx && ws->rows && ws->acc && (ws->Dt || !need_D);
     for (int l = 0; ok && l < net->L; l++) {
         size_t nl = (size_t)S[l + 1] * M;
-        ws->Z[l] = (REAL *)malloc(sizeof(REAL) * nl);
-        ws->A[l] = (REAL *)malloc(sizeof(REAL) * nl);
+        ws->Z[l] = (REAL *)fnn_malloc(sizeof(REAL) * nl);
+        ws->A[l] = (REAL *)fnn_malloc(sizeof(REAL) * nl);
         ok = ws->Z[l] && ws->A[l];
-        if (ok && need_D) ok = (ws->D[l] = (REAL *)malloc(sizeof(REAL) * nl)) != NULL;
+        if (ok && need_D) ok = (ws->D[l] = (REAL *)fnn_malloc(sizeof(REAL) * nl)) != NULL;
         if (ok && need_K && l < net->L - 1)
-            ok = (ws->K[l] = (REAL *)malloc(sizeof(REAL) * nl)) != NULL;
+            ok = (ws->K[l] = (REAL *)fnn_malloc(sizeof(REAL) * nl)) != NULL;
         if (ok && need_G)
-            ok = (ws->G[l] = (REAL *)malloc(sizeof(REAL) * (size_t)S[l + 1] * S[l])) != NULL;
+            ok = (ws->G[l] = (REAL *)fnn_malloc(sizeof(REAL) * (size_t)S[l + 1] * S[l])) != NULL;
     }
     if (!ok) { F(ws_free)(ws); return FNN_NOMEM; }
     return FNN_OK;
@@ -419,8 +491,8 @@ static void F(gather)(F(fnn_ws) *ws, const REAL *X, int n_in, const int32_t *ord
         int64_t s = start + FNN_PREFETCH_BATCHES * (int64_t)m + i;
         if (s >= n) break;
         const char *p = (const char *)(X + (order ? (int64_t)order[s] : s) * n_in + k0);
-        for (size_t off = 0; off < sizeof(REAL) * (size_t)(k1 - k0); off += 64)
-            __builtin_prefetch(p + off, 0, 3);
+        for (size_t off = 0; off < sizeof(REAL) * (size_t)(k1 - k0); off += FNN_PF_STEP)
+            __builtin_prefetch(p + off, 0, FNN_PF_HINT);
     }
 #endif
 }
@@ -541,25 +613,25 @@ static void F(backward)(const fnn_net *net, F(fnn_ws) *ws, int64_t i0, int64_t i
 /* ------------------------------------------------------------------------------------------ */
 /* the update: a thread owns rows [o0, o1) of W[l] and b[l] and reads every example          */
 
-/* dense_backward, parameter part, fused with the optimizer step, on the block of rows
- * [o0, o1) and columns [k0, k1) of W[l] (and rows [o0, o1) of b[l] when `with_bias`):
- * g = D[l]^T (R, m) @ in (m, K) / m + (lmbda/n) w + (l1/n) sign(w).  `t` picks this thread's
- * slice of ws->Dt. */
-static void F(update_rows)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_ws) *ws, int l,
-                           int m, double eta, int64_t step, int64_t o0, int64_t o1, int64_t k0,
-                           int64_t k1, int with_bias, int t) {
-    const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
-    if (o1 <= o0 || k1 <= k0) return;
-    const int R = (int)(o1 - o0), K = (int)(k1 - k0);
-    const int64_t off = o0 * n_in + k0;      /* of the block in W[l] and its optimizer state */
-    REAL *W = (REAL *)net->W[l] + off;
-    REAL *b = (REAL *)net->b[l] + o0;
-    const REAL *D = ws->D[l] + o0;          /* column o0 of the (m, n_out) delta block */
-    /* this thread's delta columns, transposed to (R, m): the update is then W += Dt @ in,
-     * one row of Dt per row of W */
-    REAL *Dt = ws->Dt + (int64_t)t * ws->dt_stride;
+/* dense_backward, parameter part, fused with the optimizer step, on a block of R rows and K
+ * columns of a weight matrix: g = D^T (R, m) @ in (m, K) / m + (lmbda/n) w + (l1/n) sign(w).
+ * W, the optimizer state sW[0..1] and the gradient buffer G share the row stride ldw; b and
+ * sb[0..1] are the block's biases and their state (b == NULL: biases not updated here).  D is
+ * the block's first column of the (m, ldd) delta block.  The inputs are the row pointers xr
+ * (small batches) or the (m, lda) block `in`.  Dt: room for R * m. */
+typedef struct {
+    REAL *W, *b, *G;
+    REAL *sW[2], *sb[2];
+    int64_t ldw;
+} F(fnn_block);
+
+static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_block) blk,
+                            const REAL *D, int ldd, int m, double eta, int64_t step, int R, int K,
+                            const REAL *const *xr, const REAL *in, int lda, REAL *Dt) {
+    /* the block's delta columns, transposed to (R, m): the update is then W += Dt @ in, one
+     * row of Dt per row of W */
     for (int r = 0; r < R; r++)
-        for (int i = 0; i < m; i++) Dt[(int64_t)r * m + i] = D[(int64_t)i * n_out + r];
+        for (int i = 0; i < m; i++) Dt[(int64_t)r * m + i] = D[(int64_t)i * ldd + r];
     const double inv_m = 1.0 / m;
     const double wd = cfg->lmbda / cfg->reg_n, l1 = cfg->l1 / cfg->reg_n;
     const int opt = cfg->optimizer;
@@ -568,37 +640,37 @@ static void F(update_rows)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
         lr_t = eta * sqrt(1 - pow(cfg->beta2, (double)step)) / (1 - pow(cfg->beta1, (double)step));
 
     /* biases: the mean delta, never regularized */
-    for (int r = 0; with_bias && r < R; r++) {
+    for (int r = 0; blk.b != NULL && r < R; r++) {
         double s = 0;
         for (int i = 0; i < m; i++) s += Dt[(int64_t)r * m + i];
         REAL g = (REAL)(s * inv_m);
         if (opt == FNN_SGD) {
-            b[r] -= (REAL)eta * g;
+            blk.b[r] -= (REAL)eta * g;
         } else if (opt == FNN_MOMENTUM) {
-            REAL *v = (REAL *)cfg->s1[l][1] + o0 + r;
+            REAL *v = blk.sb[0] + r;
             *v = (REAL)cfg->mu * *v - (REAL)eta * g;
-            b[r] += *v;
+            blk.b[r] += *v;
         } else {
-            REAL *mm = (REAL *)cfg->s1[l][1] + o0 + r, *vv = (REAL *)cfg->s2[l][1] + o0 + r;
+            REAL *mm = blk.sb[0] + r, *vv = blk.sb[1] + r;
             *mm += (REAL)(1 - cfg->beta1) * (g - *mm);
             *vv += (REAL)(1 - cfg->beta2) * (g * g - *vv);
-            b[r] -= (REAL)lr_t * *mm / (FNN_SQRT(*vv) + (REAL)cfg->eps);
+            blk.b[r] -= (REAL)lr_t * *mm / (FNN_SQRT(*vv) + (REAL)cfg->eps);
         }
     }
+    if (K <= 0) return;
     const int plain = opt == FNN_SGD && cfg->l1 == 0;
     /* plain SGD is the book's rule in one product: W = (1 - eta lmbda/n) W - (eta/m) D^T in;
      * the other optimizers first form the mean gradient G = D^T in / m */
     const double alpha = plain ? -eta * inv_m : inv_m;
     const REAL beta = plain ? (REAL)(1 - eta * wd) : (REAL)0;
-    REAL *G = plain ? W : ws->G[l] + off;
-    if (F(small)(m)) {
-        const REAL *ptr[FNN_SMALL_M];
+    REAL *G = plain ? blk.W : blk.G;
+    const int ldw = (int)blk.ldw;
+    if (xr != NULL) {
         const REAL a = (REAL)alpha;
         for (int64_t j = 0; j < (int64_t)R * m; j++) Dt[j] *= a;
-        F(axpy_rows)(m, F(in_rows)(ws, l, n_in, 0, m, k0, ptr), Dt, m, beta, G, n_in, K, R);
+        F(axpy_rows)(m, xr, Dt, m, beta, G, ldw, K, R);
     } else {
-        F(gemm)(net, 0, 0, R, K, m, (REAL)alpha, Dt, m, F(layer_in)(ws, l) + k0, n_in, beta, G,
-                n_in);
+        F(gemm)(net, 0, 0, R, K, m, (REAL)alpha, Dt, m, in, lda, beta, G, ldw);
     }
     if (plain) return;
     const REAL cwd = (REAL)wd, cl1 = (REAL)l1, e = (REAL)eta;
@@ -606,8 +678,9 @@ static void F(update_rows)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
     const REAL c1 = (REAL)(1 - cfg->beta1), c2 = (REAL)(1 - cfg->beta2);
     const REAL eps = (REAL)cfg->eps, lr = (REAL)lr_t;
     for (int r = 0; r < R; r++) {
-        REAL *Wr = W + (int64_t)r * n_in;
-        const REAL *Gr = G + (int64_t)r * n_in;
+        const int64_t o = (int64_t)r * ldw;
+        REAL *Wr = blk.W + o;
+        const REAL *Gr = G + o;
         if (opt == FNN_SGD) {
 #pragma omp simd
             for (int j = 0; j < K; j++) {
@@ -615,7 +688,7 @@ static void F(update_rows)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
                 Wr[j] = w - e * (Gr[j] + cwd * w + cl1 * (REAL)((w > 0) - (w < 0)));
             }
         } else if (opt == FNN_MOMENTUM) {
-            REAL *v = (REAL *)cfg->s1[l][0] + off + (int64_t)r * n_in;
+            REAL *v = blk.sW[0] + o;
 #pragma omp simd
             for (int j = 0; j < K; j++) {
                 REAL w = Wr[j];
@@ -624,8 +697,7 @@ static void F(update_rows)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
                 Wr[j] = w + v[j];
             }
         } else {
-            REAL *mm = (REAL *)cfg->s1[l][0] + off + (int64_t)r * n_in;
-            REAL *vv = (REAL *)cfg->s2[l][0] + off + (int64_t)r * n_in;
+            REAL *mm = blk.sW[0] + o, *vv = blk.sW[1] + o;
 #pragma omp simd
             for (int j = 0; j < K; j++) {
                 REAL w = Wr[j];
@@ -636,6 +708,29 @@ static void F(update_rows)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
             }
         }
     }
+}
+
+/* update_block on rows [o0, o1) of layer l, every column, biases included; `t` picks this
+ * thread's slice of ws->Dt. */
+static void F(update_rows)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_ws) *ws, int l,
+                           int m, double eta, int64_t step, int64_t o0, int64_t o1, int t) {
+    const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
+    if (o1 <= o0) return;
+    const int64_t off = o0 * n_in;
+    F(fnn_block) blk;
+    blk.W = (REAL *)net->W[l] + off;
+    blk.b = (REAL *)net->b[l] + o0;
+    blk.G = ws->G[l] ? ws->G[l] + off : NULL;
+    blk.ldw = n_in;
+    for (int k = 0; k < 2; k++) {
+        void *sw = k ? cfg->s2[l][0] : cfg->s1[l][0], *sb = k ? cfg->s2[l][1] : cfg->s1[l][1];
+        blk.sW[k] = sw ? (REAL *)sw + off : NULL;
+        blk.sb[k] = sb ? (REAL *)sb + o0 : NULL;
+    }
+    const REAL *ptr[FNN_SMALL_M];
+    const REAL *const *xr = F(small)(m) ? F(in_rows)(ws, l, n_in, 0, m, 0, ptr) : NULL;
+    F(update_block)(cfg, net, blk, ws->D[l] + o0, n_out, m, eta, step, (int)(o1 - o0), n_in, xr,
+                    xr ? NULL : F(layer_in)(ws, l), n_in, ws->Dt + (int64_t)t * ws->dt_stride);
 }
 
 /* Every thread updates its share of every layer: big layers are split by rows, small ones
@@ -654,7 +749,7 @@ static void F(update_team)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
             o1 = (next == t) ? n_out : 0;
             next = (next + 1) % T;
         }
-        F(update_rows)(net, cfg, ws, l, m, eta, step, o0, o1, 0, n_in, 1, t);
+        F(update_rows)(net, cfg, ws, l, m, eta, step, o0, o1, t);
     }
 }
 
@@ -691,6 +786,172 @@ static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
     if (par) fnn_barrier();
     F(update_team)(net, cfg, ws, m, eta, step, t, Tp);
     if (par) fnn_barrier();
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* K-split training, for networks whose first layer holds nearly all the work (Nielsen's
+ * [784, 30, 10], the Keras tutorial's [784, 128, 10]).  Thread t owns the input columns
+ * [k0, k1) of W[0]: it computes the partial first-layer sums of every example over its
+ * columns and, after the batch's one barrier, every thread adds the partial sums in the same
+ * order and runs the rest of the network, which is small, on its own copy of the other
+ * parameters: the same operations on the same numbers, so the copies stay equal bit for bit.
+ * Then it updates its columns of W[0].  The partial sums are double-buffered by batch parity,
+ * so a thread may start the next batch while another still reads this one's. */
+
+typedef struct {
+    fnn_net net;           /* W[l >= 1] and every b[l]: this thread's copies */
+    fnn_train_cfg cfg;     /* their optimizer state: copies */
+    F(fnn_ws) ws;          /* this thread's buffers */
+    int64_t k0, k1, ldk;   /* its columns of W[0], and their row stride in W0 */
+    REAL *W0, *sW0[2];     /* those columns of W[0] and of their optimizer state */
+    REAL *mem;
+} F(fnn_rep);
+
+static int F(opt_states)(const fnn_train_cfg *cfg) {
+    return cfg->optimizer == FNN_ADAM ? 2 : cfg->optimizer == FNN_MOMENTUM ? 1 : 0;
+}
+
+static void F(rep_free)(F(fnn_rep) *r) {
+    F(ws_free)(&r->ws);
+    fnn_free(r->mem);
+    r->mem = NULL;
+}
+
+static int F(rep_alloc)(F(fnn_rep) *r, const fnn_net *net, const fnn_train_cfg *cfg, int M,
+                       int64_t k0, int64_t k1) {
+    memset(r, 0, sizeof(*r));
+    r->net = *net;
+    r->cfg = *cfg;
+    const int ns = F(opt_states)(cfg);
+    const int64_t unit = FNN_ALIGN / (int64_t)sizeof(REAL);
+    r->k0 = k0;
+    r->k1 = k1;
+    r->ldk = ((k1 - k0) + unit - 1) / unit * unit;
+    const size_t nw0 = (size_t)r->ldk * net->sizes[1];
+    size_t total = nw0 * (size_t)(1 + ns);
+    for (int l = 0; l < net->L; l++) {
+        size_t nw = l ? (size_t)net->sizes[l + 1] * net->sizes[l] : 0, nb = net->sizes[l + 1];
+        total += (nw + nb) * (size_t)(1 + ns);
+    }
+    r->mem = (REAL *)fnn_malloc(sizeof(REAL) * (total ? total : 1));
+    if (r->mem == NULL) return FNN_NOMEM;
+    REAL *p = r->mem;
+    r->W0 = p; p += nw0;
+    for (int k = 0; k < ns; k++) { r->sW0[k] = p; p += nw0; }
+    for (int l = 0; l < net->L; l++) {
+        size_t nw = l ? (size_t)net->sizes[l + 1] * net->sizes[l] : 0, nb = net->sizes[l + 1];
+        if (l) { r->net.W[l] = p; p += nw; }
+        r->net.b[l] = p; p += nb;
+        for (int k = 0; k < ns; k++) {
+            void *(*st)[2] = k == 0 ? r->cfg.s1 : r->cfg.s2;
+            if (l) { st[l][0] = p; p += nw; }
+            st[l][1] = p; p += nb;
+        }
+    }
+    int need_G = !(cfg->optimizer == FNN_SGD && cfg->l1 == 0);
+    if (F(ws_alloc)(&r->ws, &r->net, M, 1, 1, cfg->dropout > 0, need_G) != FNN_OK) {
+        F(rep_free)(r);
+        return FNN_NOMEM;
+    }
+    F(set_direct)(&r->ws, cfg->train.X, net->sizes[0]);
+    return FNN_OK;
+}
+
+/* copy the shared parameters and optimizer state into the thread's copies (out = 0), or
+ * back (out = 1): its columns of W[0] always, the rest in or, when `all`, out */
+static void F(rep_copy)(F(fnn_rep) *r, fnn_net *net, fnn_train_cfg *cfg, int out, int all) {
+    const int ns = F(opt_states)(cfg);
+    const int n0 = net->sizes[0];
+    const size_t kb = sizeof(REAL) * (size_t)(r->k1 - r->k0);
+    for (int k = -1; k < ns; k++) {
+        REAL *own = k < 0 ? r->W0 : r->sW0[k];
+        REAL *shared = (REAL *)(k < 0 ? net->W[0] : k == 0 ? cfg->s1[0][0] : cfg->s2[0][0]);
+        for (int o = 0; o < net->sizes[1]; o++) {
+            REAL *a = own + o * r->ldk, *b = shared + (int64_t)o * n0 + r->k0;
+            if (out) memcpy(b, a, kb);
+            else memcpy(a, b, kb);
+        }
+    }
+    if (out && !all) return;
+    for (int l = 0; l < net->L; l++) {
+        size_t nw = sizeof(REAL) * (size_t)net->sizes[l + 1] * net->sizes[l];
+        size_t nb = sizeof(REAL) * (size_t)net->sizes[l + 1];
+        void *pairs[6][2] = {{r->net.W[l], net->W[l]}, {r->net.b[l], net->b[l]},
+                             {r->cfg.s1[l][0], cfg->s1[l][0]}, {r->cfg.s1[l][1], cfg->s1[l][1]},
+                             {r->cfg.s2[l][0], cfg->s2[l][0]}, {r->cfg.s2[l][1], cfg->s2[l][1]}};
+        for (int k = 0; k < 2 + 2 * ns; k++) {
+            if (l == 0 && k % 2 == 0) continue;      /* W[0] and its state: above */
+            size_t bytes = k % 2 == 0 ? nw : nb;
+            if (out) memcpy(pairs[k][1], pairs[k][0], bytes);
+            else memcpy(pairs[k][0], pairs[k][1], bytes);
+        }
+    }
+}
+
+/* Is the K split worth it: several threads, small mini-batches, and the layers after the
+ * first (which every thread runs) under a tenth of one thread's share of the first? */
+static int F(ksplit_ok)(const fnn_net *net, int batch, int T) {
+    const int n0 = net->sizes[0], n1 = net->sizes[1];
+    const int64_t ka = FNN_VBYTES / (int64_t)sizeof(REAL);
+    if (T < 2 || batch < 1 || !F(small)(batch) || n0 < 4 * ka * T) return 0;
+    double first = 2.0 * n0 * n1 / T, rest = 4.0 * n1;
+    for (int l = 1; l < net->L; l++) rest += 3.0 * net->sizes[l] * net->sizes[l + 1];
+    return rest <= 0.1 * first;
+}
+
+/* thread t's columns of W[0], in units of FNN_ALIGN bytes: its rows start on vector
+ * boundaries, and with rows that are whole units no two threads write one line pair */
+static void F(ksplit_cols)(int n0, int t, int T, int64_t *k0, int64_t *k1) {
+    const int64_t ka = FNN_ALIGN / (int64_t)sizeof(REAL), nu = (n0 + ka - 1) / ka;
+    int64_t u0, u1;
+    fnn_split(nu, t, T, 1, 0, &u0, &u1);
+    *k0 = u0 * ka < n0 ? u0 * ka : n0;
+    *k1 = u1 * ka < n0 ? u1 * ka : n0;
+}
+
+static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL *P,
+                                  int64_t pstride, int epoch, int64_t start, int m, double eta,
+                                  int64_t step, int t, int T, int64_t k0, int64_t k1) {
+    const fnn_net *net = &rp->net;
+    F(fnn_ws) *ws = &rp->ws;
+    const int L = net->L, n0 = net->sizes[0], n1 = net->sizes[1];
+    const int32_t *order = cfg->orders ? cfg->orders + (int64_t)epoch * cfg->train.n : NULL;
+    F(gather)(ws, (const REAL *)cfg->train.X, n0, order, start, m, cfg->train.n, 0, m, 0, m, k0,
+              k1);
+    REAL *Pb = P + (int64_t)((start / cfg->batch) & 1) * T * pstride;  /* this batch's half */
+    const REAL *ptr[FNN_SMALL_M];
+    const REAL *const *xr = F(in_rows)(ws, 0, n0, 0, m, k0, ptr);
+    F(dot_rows)(m, xr, rp->W0, (int)rp->ldk, (int)(k1 - k0), n1, Pb + t * pstride, n1);
+    fnn_barrier();
+    REAL *Z = ws->Z[0];
+    const int64_t nz = (int64_t)m * n1;
+    for (int64_t j = 0; j < nz; j++) {
+        REAL s = Pb[j];
+        for (int u = 1; u < T; u++) s += Pb[u * pstride + j];
+        Z[j] = s;
+    }
+    F(act_forward)(ws->A[0], Z, (const REAL *)net->b[0], 0, m, 0, n1, n1, net->act[0]);
+    if (cfg->dropout > 0 && L > 1)
+        F(dropout_forward)(ws->A[0], ws->K[0], 0, m, 0, n1, n1, cfg->dropout, cfg->seed, epoch,
+                           start, 0);
+    for (int l = 1; l < L; l++)
+        F(dense_forward)(net, ws, l, cfg->dropout, cfg->seed, epoch, start, 0, m, 0,
+                         net->sizes[l + 1]);
+    F(output_phase)(net, ws, (const REAL *)cfg->train.Y, 1, 0, m, 0);
+    F(backward)(net, ws, 0, m);
+    for (int l = L - 1; l >= 1; l--)
+        F(update_rows)(net, &rp->cfg, ws, l, m, eta, step, 0, net->sizes[l + 1], 0);
+    F(fnn_block) blk;
+    blk.W = rp->W0;
+    blk.b = (REAL *)net->b[0];
+    blk.G = ws->G[0];
+    blk.ldw = rp->ldk;
+    for (int k = 0; k < 2; k++) {
+        blk.sW[k] = rp->sW0[k];
+        blk.sb[k] = (REAL *)(k ? rp->cfg.s2[0][1] : rp->cfg.s1[0][1]);
+    }
+    F(update_block)(&rp->cfg, net, blk, ws->D[0], n1, m, eta, step, n1, (int)(k1 - k0), xr, NULL,
+                    0, ws->Dt);
 }
 
 /* Rows [i0, i1) of a chunk of m rows that thread t owns: the split of the full buffer (M
@@ -782,13 +1043,34 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     F(fnn_ws) ws;
     int need_G = !(cfg->optimizer == FNN_SGD && cfg->l1 == 0);
     if (F(ws_alloc)(&ws, net, M, T, 1, cfg->dropout > 0, need_G) != FNN_OK) return FNN_NOMEM;
-    REAL *snap = (REAL *)malloc(sizeof(REAL) * (size_t)F(param_count)(net));
+    REAL *snap = (REAL *)fnn_malloc(sizeof(REAL) * (size_t)F(param_count)(net));
     if (snap == NULL) { F(ws_free)(&ws); return FNN_NOMEM; }
 
     /* threads pay off only when a mini-batch has enough work */
     const int par = T > 1 && batch >= T && (double)batch * F(param_count)(net) >= FNN_PAR_MIN;
     F(set_direct)(&ws, cfg->train.X, net->sizes[0]);
     const int train_direct = ws.direct;
+    const int ksplit = par && F(ksplit_ok)(net, batch, T);
+    cfg->path = ksplit ? FNN_PATH_KSPLIT : par ? FNN_PATH_ROWS : FNN_PATH_SERIAL;
+    F(fnn_rep) *reps = NULL;
+    REAL *P = NULL;
+    const int64_t pl = FNN_ALIGN / (int64_t)sizeof(REAL);
+    const int64_t pstride = ((int64_t)batch * net->sizes[1] + pl - 1) / pl * pl;
+    if (ksplit) {
+        reps = (F(fnn_rep) *)fnn_calloc((size_t)T, sizeof(F(fnn_rep)));
+        P = (REAL *)fnn_malloc(sizeof(REAL) * 2 * (size_t)T * pstride);
+        int ok = reps != NULL && P != NULL;
+        for (int t = 0; ok && t < T; t++) {
+            int64_t k0, k1;
+            F(ksplit_cols)(net->sizes[0], t, T, &k0, &k1);
+            ok = F(rep_alloc)(&reps[t], net, cfg, batch, k0, k1) == FNN_OK;
+        }
+        if (!ok) {
+            for (int t = 0; reps && t < T; t++) F(rep_free)(&reps[t]);
+            fnn_free(reps); fnn_free(P); fnn_free(snap); F(ws_free)(&ws);
+            return FNN_NOMEM;
+        }
+    }
     const int Tt = par ? T : 1;
 
     int status = FNN_OK;
@@ -808,12 +1090,30 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
 #pragma omp parallel num_threads(Tt)
             {
                 const int t = fnn_thread_num(), TT = fnn_num_threads();
-                for (int64_t bi = c0; bi < c1; bi++) {
-                    int64_t start = bi * batch;
-                    int m = (int)(n - start < batch ? n - start : batch);
-                    F(train_batch)(net, cfg, &ws, epoch, start, m, eta, cfg->adam_t + bi + 1, t,
-                                   TT, TT > 1);
+                if (ksplit && TT == T) {
+                    const int64_t k0 = reps[t].k0, k1 = reps[t].k1;
+                    F(rep_copy)(&reps[t], net, cfg, 0, 1);
+                    for (int64_t bi = c0; bi < c1; bi++) {
+                        int64_t start = bi * batch;
+                        int m = (int)(n - start < batch ? n - start : batch);
+                        F(train_batch_ksplit)(cfg, &reps[t], P, pstride, epoch, start, m, eta,
+                                              cfg->adam_t + bi + 1, t, TT, k0, k1);
+                    }
+                    F(rep_copy)(&reps[t], net, cfg, 1, t == 0);
+                } else {
+                    for (int64_t bi = c0; bi < c1; bi++) {
+                        int64_t start = bi * batch;
+                        int m = (int)(n - start < batch ? n - start : batch);
+                        F(train_batch)(net, cfg, &ws, epoch, start, m, eta,
+                                       cfg->adam_t + bi + 1, t, TT, TT > 1);
+                    }
                 }
+            }
+            if (ksplit) {
+                /* every copy saw the same examples: count thread 0's cost and hits */
+                ws.acc[0] += reps[0].ws.acc[0];
+                ws.acc[1] += reps[0].ws.acc[1];
+                for (int t = 0; t < T; t++) reps[t].ws.acc[0] = reps[t].ws.acc[1] = 0;
             }
             if (c1 < nb && cfg->check != NULL && cfg->check(cfg->ctx)) {
                 /* stopped inside the epoch: keep the last finished mini-batch's weights if
@@ -851,7 +1151,10 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     }
 done:
     cfg->eta = eta;
-    free(snap);
+    for (int t = 0; reps && t < T; t++) F(rep_free)(&reps[t]);
+    fnn_free(reps);
+    fnn_free(P);
+    fnn_free(snap);
     F(ws_free)(&ws);
     return status;
 }
@@ -924,4 +1227,5 @@ static int F(fnn_gradient)(const fnn_net *net, const fnn_data *data, REAL **gW, 
     return FNN_OK;
 }
 
+#undef FNN_VEC_SIGMOID
 #undef F

@@ -1,0 +1,119 @@
+"""The engine's fast paths against the numpy oracle and against each other.
+
+* The K-split path (two threads, a first layer holding nearly all the work, as W1 and W2):
+  each thread owns half of the first layer's inputs and keeps its own copy of the rest of the
+  network.  One epoch must match fastnn.reference.MatrixNetwork for every optimizer, and the
+  copies must agree with one thread.
+* Training rows read in place (aligned data) and copied first (unaligned data) must give the
+  same weights bit for bit.
+* The vectorized sigmoid must equal 1/(1+exp(-z)) over the whole range, subnormals included.
+"""
+import numpy as np
+import pytest
+
+from fastnn import _core, reference
+
+SIZES = [512, 32, 4]       # first layer: 98 % of the multiply-adds, so the K split applies
+
+
+def _problem(dtype, n=300, sizes=SIZES, seed=3):
+    rng = np.random.RandomState(seed)
+    X = rng.rand(n, sizes[0]).astype(dtype)
+    Y = np.eye(sizes[-1], dtype=dtype)[rng.randint(0, sizes[-1], n)]
+    W = [(rng.randn(o, i) / np.sqrt(i)).astype(dtype) for i, o in zip(sizes[:-1], sizes[1:])]
+    b = [rng.randn(o).astype(dtype) for o in sizes[1:]]
+    order = rng.permutation(n).astype(np.int32)
+    return X, Y, W, b, order
+
+
+def _engine_epoch(X, Y, W, b, order, *, n_threads, optimizer="sgd", batch=10, eta=0.5,
+                  lmbda=0.0, l1=0.0, dropout=0.0, acts=("sigmoid", "sigmoid"),
+                  cost="quadratic"):
+    W = [w.copy() for w in W]
+    b = [x.copy() for x in b]
+    s1 = s2 = None
+    if optimizer in ("momentum", "adam"):
+        s1 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
+    if optimizer == "adam":
+        s2 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
+    res = _core.train(W, b, list(acts), cost, X, Y, epochs=1, batch=batch, eta=eta,
+                      lmbda=lmbda, l1=l1, reg_n=float(len(X)), optimizer=optimizer,
+                      momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-7, state1=s1, state2=s2,
+                      dropout=dropout, seed=11, orders=order[None, :], n_threads=n_threads)
+    return W, b, res
+
+
+def _max_diff(a, b):
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
+@pytest.mark.parametrize("optimizer, lmbda, l1", [("sgd", 0.0, 0.0), ("sgd", 2.0, 0.0),
+                                                  ("sgd", 0.0, 1.0), ("momentum", 1.0, 0.0),
+                                                  ("adam", 0.0, 0.0)])
+def test_ksplit_epoch_matches_oracle(dtype, tol, optimizer, lmbda, l1):
+    X, Y, W, b, order = _problem(dtype)
+    eta = 0.01 if optimizer == "adam" else 0.5
+    W2, b2, res = _engine_epoch(X, Y, W, b, order, n_threads=2, optimizer=optimizer, eta=eta,
+                                lmbda=lmbda, l1=l1)
+    assert res["path"] == "ksplit"
+    ref = reference.MatrixNetwork(W, [x.reshape(-1, 1) for x in b], dtype=dtype)
+    ref.train_epoch(X, Y, order, 10, eta, lmbda=lmbda, l1=l1, n=len(X), optimizer=optimizer,
+                    momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-7)
+    assert _max_diff(W2, ref.weights) < tol
+    assert _max_diff(b2, [x.ravel() for x in ref.biases]) < tol
+    # and training moved the weights well beyond that tolerance
+    assert _max_diff(W2, W) > 100 * tol
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-11), (np.float32, 1e-4)])
+@pytest.mark.parametrize("kw", [dict(dropout=0.3), dict(batch=7),
+                                dict(acts=("relu", "softmax"), cost="log_likelihood"),
+                                dict(optimizer="adam", eta=0.01, dropout=0.2)])
+def test_ksplit_agrees_with_one_thread(dtype, tol, kw):
+    X, Y, W, b, order = _problem(dtype, n=203)      # 203: a short last mini-batch
+    W1, b1, r1 = _engine_epoch(X, Y, W, b, order, n_threads=1, **kw)
+    W2, b2, r2 = _engine_epoch(X, Y, W, b, order, n_threads=2, **kw)
+    assert (r1["path"], r2["path"]) == ("serial", "ksplit")
+    assert _max_diff(W1, W2) < tol and _max_diff(b1, b2) < tol
+    assert _max_diff(W1, W) > 100 * tol
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_rows_read_in_place_equal_rows_copied(dtype, n_threads):
+    X, Y, W, b, order = _problem(dtype)
+    aligned = _core.aligned_empty(X.shape, dtype)
+    aligned[...] = X
+    # the same numbers one element off the alignment: the engine copies each row first
+    buf = np.empty(X.size + 1, dtype=dtype)
+    shifted = buf[1:].reshape(X.shape)
+    shifted[...] = X
+    assert _core.is_aligned(aligned) and not _core.is_aligned(shifted, 32)
+    Wa, ba, _ = _engine_epoch(aligned, Y, W, b, order, n_threads=n_threads)
+    Ws, bs, _ = _engine_epoch(shifted, Y, W, b, order, n_threads=n_threads)
+    for x, y in zip(Wa + ba, Ws + bs):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 4e-16), (np.float32, 3e-7)])
+def test_vector_sigmoid_over_the_whole_range(dtype, rtol):
+    # a 64-64 identity layer: predict() returns sigmoid(x) lane by lane
+    n = 64
+    lim = 750.0 if dtype == np.float64 else 110.0
+    z = np.concatenate([np.linspace(-lim, lim, 64 * 200), [0.0, -0.0, 1e-300, -1e-300]])
+    z = np.resize(z, (len(z) // n + 1) * n).reshape(-1, n).astype(dtype)
+    W = [np.eye(n, dtype=dtype)]
+    b = [np.zeros(n, dtype=dtype)]
+    got = _core.predict(W, b, ["sigmoid"], z)
+    zz = z.astype(np.float64)
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(zz))
+    want = np.where(zz >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(dtype)
+    tiny = np.finfo(dtype).tiny
+    normal = want >= tiny
+    np.testing.assert_allclose(got[normal], want[normal], rtol=rtol, atol=0)
+    # subnormal results: within a few of the smallest steps
+    sub = ~normal
+    assert np.all(np.abs(got[sub] - want[sub]) <= 4 * np.finfo(dtype).smallest_subnormal)
+    assert np.all(got >= 0) and np.all(got <= 1)
