@@ -23,6 +23,12 @@ SIZES = [6, 7, 5, 4]
 TOL = {np.float64: 1e-10, np.float32: 1e-4}
 
 
+def _outcome(res):
+    """A training call's result without 'path' (how the work was shared, which differs
+    between the backends by design)."""
+    return {k: v for k, v in res.items() if k != "path"}
+
+
 def make_params(rng, sizes=SIZES, dtype=np.float64):
     W = [(rng.standard_normal((y, x)) / np.sqrt(x)).astype(dtype)
          for x, y in zip(sizes[:-1], sizes[1:])]
@@ -199,7 +205,7 @@ def test_matches_cpu_engine(case, dtype):
     print(f"\n  xp(numpy) vs engine, {hidden}/{out}/{cost}/{opts['optimizer']}, "
           f"{np.dtype(dtype).name}: max |dw| {d:.2e}")
     assert d < tol
-    assert r1 == r2
+    assert _outcome(r1) == _outcome(r2)
     assert len(st1) == len(st2) == 3
     for a, e in zip(st1, st2):
         assert set(a) == set(e)
@@ -238,7 +244,7 @@ def test_callback_stop_and_eta():
     w1, b1, _, r1, _ = results["xp"]
     w2, b2, _, r2, _ = results["cpu"]
     assert seen["xp"] == seen["cpu"] == [0.5, 0.05, 0.05]
-    assert r1 == r2
+    assert _outcome(r1) == _outcome(r2)
     assert r1["status"] == xb.STATUS_STOPPED and r1["epochs_done"] == 3 and r1["eta"] == 0.05
     assert max_diff(w1 + b1, w2 + b2) < 1e-10
     # the same as training 3 epochs with eta 0.5, then 0.05, 0.05 in the oracle
@@ -348,7 +354,8 @@ def test_no_orders_no_callback_and_zero_epochs():
     acts = ["sigmoid", "sigmoid", "sigmoid"]
     w, b, b2 = copies(W, B)
     r = xb.train(w, b, acts, "quadratic", X, Y, epochs=0, batch=4, eta=1.0, xp=np)
-    assert r == {"status": 0, "epochs_done": 0, "diverged_epoch": -1, "adam_t": 0, "eta": 1.0}
+    assert r == {"status": 0, "epochs_done": 0, "diverged_epoch": -1, "adam_t": 0, "eta": 1.0,
+                 "path": "xp"}
     assert max_diff(w + b2, W + B) == 0
     r = xb.train(w, b, acts, "quadratic", X, Y, epochs=2, batch=20, eta=1.0, xp=np)
     net = oracle_epochs(W, B, "sigmoid", "sigmoid", "quadratic", X, Y, [np.arange(9)] * 2,
@@ -517,7 +524,7 @@ def test_cuda_kernels_match_numpy_kernels(case, dtype, cpu_kernels, monkeypatch)
     d = max_diff(w1 + b1, w2 + b2)
     print(f"\n  CUDA kernels (on the CPU) vs numpy kernels, {hidden}/{out}/{cost}/"
           f"{opts['optimizer']}, {np.dtype(dtype).name}: max |dw| {d:.2e}")
-    assert d < TOL[dtype] and r1 == r2
+    assert d < TOL[dtype] and _outcome(r1) == _outcome(r2)
     for a, e in zip(st1, st2):
         for key in e:
             assert abs(a[key] - e[key]) <= TOL[dtype] * max(1.0, abs(e[key])), key

@@ -832,7 +832,7 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
     state_pairs = [st for st in (state1, state2)]
     S = [None, None]
     result = {"status": STATUS_OK, "epochs_done": 0, "diverged_epoch": -1,
-              "adam_t": int(adam_t), "eta": float(eta)}
+              "adam_t": int(adam_t), "eta": float(eta), "path": "xp"}
     if epochs == 0:
         return result
 
