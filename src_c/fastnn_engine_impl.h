@@ -972,7 +972,8 @@ static void F(evaluate_team)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *
         int m = (int)((data->n - start) < ws->M ? (data->n - start) : ws->M);
         int64_t i0, i1;
         F(own_rows)(ws, m, t, T, &i0, &i1);
-        F(gather)(ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0, net->sizes[0]);
+        F(gather)(ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0,
+                  net->sizes[0]);
         F(forward)(net, ws, 0.0, 0, 0, 0, i0, i1);
         F(output_phase)(net, ws, (const REAL *)data->Y, 0, i0, i1, t);
     }
@@ -1172,7 +1173,8 @@ static int F(fnn_predict)(const fnn_net *net, const REAL *X, int64_t n, REAL *ou
             int m = (int)((n - start) < ws.M ? (n - start) : ws.M);
             int64_t i0, i1;
             F(own_rows)(&ws, m, t, TT, &i0, &i1);
-            F(gather)(&ws, X, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0, net->sizes[0]);
+            F(gather)(&ws, X, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0,
+                      net->sizes[0]);
             F(forward)(net, &ws, 0.0, 0, 0, 0, i0, i1);
             if (i1 > i0)
                 memcpy(out + (start + i0) * no, ws.A[L - 1] + i0 * no,
@@ -1207,7 +1209,8 @@ static int F(fnn_gradient)(const fnn_net *net, const fnn_data *data, REAL **gW, 
     }
     for (int64_t start = 0; start < data->n; start += ws.M) {
         int m = (int)((data->n - start) < ws.M ? (data->n - start) : ws.M);
-        F(gather)(&ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, 0, m, 0, m, 0, net->sizes[0]);
+        F(gather)(&ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, 0, m, 0, m, 0,
+                  net->sizes[0]);
         F(forward)(net, &ws, 0.0, 0, 0, 0, 0, m);
         F(output_phase)(net, &ws, (const REAL *)data->Y, 1, 0, m, 0);
         F(backward)(net, &ws, 0, m);
