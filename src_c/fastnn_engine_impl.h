@@ -99,7 +99,6 @@ FNN_INLINE F(vec) F(vexp_neg)(F(vec) x) {
     const REAL ln2_lo = dbl ? (REAL)1.90821492927058770002e-10 : (REAL)1.428606765330187045e-06f;
     const REAL shifter = dbl ? (REAL)6755399441055744.0 : (REAL)12582912.0f; /* 1.5 * 2^52|23 */
     const int mant = dbl ? 52 : 23, bias = dbl ? 1023 : 127;
-    /* (comparisons take two vectors: GCC 12 gets a vector against a scalar wrong) */
     const F(vec) vlo = (F(vec)){0} + lo;
     F(ivec) under = x < vlo;                    /* all ones where x < lo */
     x = F(vfrom)((F(vbits)(x) & ~under) | (F(vbits)(vlo) & under));
