@@ -1048,8 +1048,6 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
 
     /* threads pay off only when a mini-batch has enough work */
     const int par = T > 1 && batch >= T && (double)batch * F(param_count)(net) >= FNN_PAR_MIN;
-    F(set_direct)(&ws, cfg->train.X, net->sizes[0]);
-    const int train_direct = ws.direct;
     const int ksplit = par && F(ksplit_ok)(net, batch, T);
     cfg->path = ksplit ? FNN_PATH_KSPLIT : par ? FNN_PATH_ROWS : FNN_PATH_SERIAL;
     F(fnn_rep) *reps = NULL;
@@ -1084,7 +1082,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
         memset(&st, 0, sizeof(st));
         st.epoch = epoch;
         F(snapshot)(net, snap, 0);
-        ws.direct = train_direct;
+        F(set_direct)(&ws, cfg->train.X, net->sizes[0]);   /* evaluate_set reset it */
         for (int64_t c0 = 0; c0 < nb; c0 += ce) {
             int64_t c1 = c0 + ce < nb ? c0 + ce : nb;
 #pragma omp parallel num_threads(Tt)
