@@ -39,6 +39,7 @@ cdef extern from "fastnn.h" nogil:
         FNN_N_OPT
         FNN_MON_TRAIN
         FNN_MON_EVAL
+        FNN_MON_RUN
         FNN_OK
         FNN_STOPPED
         FNN_INTERRUPTED
@@ -285,13 +286,16 @@ def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs
           int optimizer=0, double mu=0.0, double beta1=0.9, double beta2=0.999,
           double eps=1e-7, int64_t adam_t=0, state1=None, state2=None,
           double dropout=0.0, uint64_t seed=0, orders=None, eval_X=None, eval_Y=None,
-          bint monitor_train=False, on_epoch=None, int n_threads=1, int check_every=0):
+          bint monitor_train=False, bint run_stats=False, on_epoch=None, int n_threads=1,
+          int check_every=0):
     """Train in place for `epochs` epochs; one call, no GIL while the engine runs.
 
     W, b: the parameters, trained in place.  orders: int32 (epochs, n) example order of each
     epoch, or None for 0..n-1.  state1/state2: per layer (W-shaped, b-shaped) optimizer
     state (velocity, or Adam's m and v).  on_epoch(stats) is called with the GIL after every
     epoch; it may return {"stop": True} or {"eta": new_eta}.
+    run_stats: also add up the cost and hits of the training mini-batches as they run
+    (run_cost, run_correct; run_n is 0 without it).
 
     Returns a dict: status, epochs_done, diverged_epoch, adam_t, eta, and path: how the
     mini-batches were shared among threads (PATHS).
@@ -358,6 +362,8 @@ def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs
         cfg.monitor |= FNN_MON_EVAL
     if monitor_train:
         cfg.monitor |= FNN_MON_TRAIN
+    if run_stats:
+        cfg.monitor |= FNN_MON_RUN
     ctx.on_epoch = on_epoch
     if on_epoch is not None:
         cfg.on_epoch = _epoch_cb

@@ -562,7 +562,7 @@ class Sequential:
                 res = _core.train(
                     W, b, acts, cost, X, Y, epochs=epochs, batch=batch_size, cost_scale=scale,
                     adam_t=opt.iterations, state1=state1, state2=state2, dropout=dropout,
-                    seed=seed, orders=orders, eval_data=evald, on_epoch=on_epoch,
+                    seed=seed, orders=orders, eval_data=evald, run_stats=True, on_epoch=on_epoch,
                     n_threads=self.n_threads, device=self.device, **opt.engine_kwargs())
             except BaseException:
                 opt.iterations = start_t + clock["done"] * steps

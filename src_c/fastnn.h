@@ -70,7 +70,7 @@
 /* the locality hint of those prefetches (3: into L1 and L2) and the bytes apart they are
  * issued (the hardware streams the lines between) */
 #ifndef FNN_PF_HINT
-#define FNN_PF_HINT 3
+#define FNN_PF_HINT 1
 #endif
 #ifndef FNN_PF_STEP
 #define FNN_PF_STEP 64
@@ -87,7 +87,9 @@ enum { FNN_QUADRATIC = 0, FNN_CROSS_ENTROPY = 1, FNN_LOG_LIKELIHOOD = 2, FNN_N_C
 /* optimizer table */
 enum { FNN_SGD = 0, FNN_MOMENTUM = 1, FNN_ADAM = 2, FNN_N_OPT };
 /* what to evaluate at the end of each epoch */
-enum { FNN_MON_TRAIN = 1, FNN_MON_EVAL = 2 };
+/* (FNN_MON_RUN: the running cost and hits of the training mini-batches, before each update;
+ * only the Keras front door reports them, and the cost's logarithms are not free) */
+enum { FNN_MON_TRAIN = 1, FNN_MON_EVAL = 2, FNN_MON_RUN = 4 };
 /* return codes of fnn_train_* */
 enum {
     FNN_OK = 0, FNN_STOPPED = 1, FNN_INTERRUPTED = 2, FNN_DIVERGED = 3,
@@ -123,7 +125,7 @@ typedef struct {
     int stop;                       /* out: the callback sets 1 to stop training */
     double eta;                     /* in/out: the callback may change the learning rate */
     int64_t batches;                /* mini-batches run in this epoch */
-    double run_cost; int64_t run_correct; int64_t run_n;   /* during training, per batch */
+    double run_cost; int64_t run_correct; int64_t run_n;   /* FNN_MON_RUN, during training */
     double train_cost; int64_t train_correct;              /* FNN_MON_TRAIN, after the epoch */
     double eval_cost; int64_t eval_correct;                /* FNN_MON_EVAL, after the epoch */
     double sum_w2, sum_w1;          /* sum of w^2 and |w| over all weights, after the epoch */

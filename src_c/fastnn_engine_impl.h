@@ -75,10 +75,27 @@ typedef REAL F(vec) __attribute__((vector_size(FNN_VBYTES)));
 
 FNN_INLINE F(vec) F(vload)(const REAL *p) { F(vec) v; memcpy(&v, p, sizeof v); return v; }
 FNN_INLINE void F(vstore)(REAL *p, F(vec) v) { memcpy(p, &v, sizeof v); }
+/* the sum of a vector's lanes, by halving it: log2(lanes) adds instead of lanes - 1 in a chain */
 FNN_INLINE REAL F(vsum)(F(vec) v) {
-    REAL s = 0;
-    for (int j = 0; j < FNN_VL; j++) s += v[j];
-    return s;
+    char *p = (char *)&v;
+#define FNN_HALVE(BYTES)                                                                   \
+    do {                                                                                   \
+        typedef REAL h_t __attribute__((vector_size(BYTES)));                              \
+        h_t lo, hi;                                                                        \
+        memcpy(&lo, p, BYTES);                                                             \
+        memcpy(&hi, p + (BYTES), BYTES);                                                   \
+        lo += hi;                                                                          \
+        memcpy(p, &lo, BYTES);                                                             \
+    } while (0)
+#if FNN_VBYTES >= 64
+    FNN_HALVE(32);
+#endif
+#if FNN_VBYTES >= 32
+    FNN_HALVE(16);
+#endif
+    if (sizeof(REAL) == sizeof(float)) FNN_HALVE(8);
+#undef FNN_HALVE
+    return v[0] + v[1];
 }
 
 typedef FNN_IREAL F(ivec) __attribute__((vector_size(FNN_VBYTES)));
@@ -293,6 +310,17 @@ static void F(act_forward)(REAL *a, REAL *z, const REAL *b, int64_t i0, int64_t 
                 F(vec) v = F(vload)(zr + j) + F(vload)(b + j);
                 F(vstore)(zr + j, v);
                 F(vstore)(ar + j, F(vsigmoid)(v));
+            }
+            if (j < j1) {   /* the tail too, in a vector padded with zeros */
+                const size_t nt = sizeof(REAL) * (size_t)(j1 - j);
+                F(vec) v = (F(vec)){0}, bv = (F(vec)){0};
+                memcpy(&v, zr + j, nt);
+                memcpy(&bv, b + j, nt);
+                v += bv;
+                memcpy(zr + j, &v, nt);
+                v = F(vsigmoid)(v);
+                memcpy(ar + j, &v, nt);
+                j = j1;
             }
 #endif
             for (; j < j1; j++) { REAL v = zr[j] + b[j]; zr[j] = v; ar[j] = F(sigmoid)(v); }
@@ -534,16 +562,17 @@ static inline int F(row_layer)(const fnn_net *net, int l, int m, int T) {
            fnn_is_par(net->sizes[l + 1], T, (double)m * net->sizes[l] * net->sizes[l + 1]);
 }
 
-/* output: cost and hits of rows [i0, i1) into this thread's accumulators, and when
- * want_delta the output delta D[L-1] = cost_scale * dC/dz. */
+/* output: when want_stats the cost and hits of rows [i0, i1) into this thread's
+ * accumulators, and when want_delta the output delta D[L-1] = cost_scale * dC/dz. */
 static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, int want_delta,
-                            int64_t i0, int64_t i1, int t) {
+                            int want_stats, int64_t i0, int64_t i1, int t) {
     const int L = net->L, no = net->sizes[L], act = net->act[L - 1], cost = net->cost;
     const double scale = net->cost_scale;
     double csum = 0, hits = 0;
     for (int64_t i = i0; i < i1; i++) {
         const REAL *y = Y + ws->idx[i] * no;
         const REAL *a = ws->A[L - 1] + i * no, *z = ws->Z[L - 1] + i * no;
+        if (!want_stats) goto delta;
         /* hits: first maximum of a against first maximum of y */
         int ja = 0, jy = 0;
         for (int j = 1; j < no; j++) {
@@ -577,6 +606,7 @@ static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, in
             }
         }
         csum += scale * c;
+    delta:
         if (!want_delta) continue;
         REAL *d = ws->D[L - 1] + i * no;
         const REAL sc = (REAL)scale;
@@ -780,7 +810,8 @@ static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
                              net->sizes[l + 1]);
         }
     }
-    F(output_phase)(net, ws, (const REAL *)cfg->train.Y, 1, i0, i1, t);
+    F(output_phase)(net, ws, (const REAL *)cfg->train.Y, 1, cfg->monitor & FNN_MON_RUN, i0, i1,
+                     t);
     F(backward)(net, ws, i0, i1);
     if (par) fnn_barrier();
     F(update_team)(net, cfg, ws, m, eta, step, t, Tp);
@@ -936,7 +967,7 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
     for (int l = 1; l < L; l++)
         F(dense_forward)(net, ws, l, cfg->dropout, cfg->seed, epoch, start, 0, m, 0,
                          net->sizes[l + 1]);
-    F(output_phase)(net, ws, (const REAL *)cfg->train.Y, 1, 0, m, 0);
+    F(output_phase)(net, ws, (const REAL *)cfg->train.Y, 1, cfg->monitor & FNN_MON_RUN, 0, m, 0);
     F(backward)(net, ws, 0, m);
     for (int l = L - 1; l >= 1; l--)
         F(update_rows)(net, &rp->cfg, ws, l, m, eta, step, 0, net->sizes[l + 1], 0);
@@ -974,7 +1005,7 @@ static void F(evaluate_team)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *
         F(gather)(ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0,
                   net->sizes[0]);
         F(forward)(net, ws, 0.0, 0, 0, 0, i0, i1);
-        F(output_phase)(net, ws, (const REAL *)data->Y, 0, i0, i1, t);
+        F(output_phase)(net, ws, (const REAL *)data->Y, 0, 1, i0, i1, t);
     }
 }
 
@@ -1128,7 +1159,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
         if (cfg->optimizer == FNN_ADAM) cfg->adam_t += nb;
         st.batches = nb;
         F(reduce_acc)(&ws, &st.run_cost, &st.run_correct);
-        st.run_n = n;
+        st.run_n = (cfg->monitor & FNN_MON_RUN) ? n : 0;
         if (!F(param_norms)(net, &st.sum_w2, &st.sum_w1)) {
             F(snapshot)(net, snap, 1);
             cfg->diverged_epoch = epoch;
@@ -1209,7 +1240,7 @@ static int F(fnn_gradient)(const fnn_net *net, const fnn_data *data, REAL **gW, 
         F(gather)(&ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, 0, m, 0, m, 0,
                   net->sizes[0]);
         F(forward)(net, &ws, 0.0, 0, 0, 0, 0, m);
-        F(output_phase)(net, &ws, (const REAL *)data->Y, 1, 0, m, 0);
+        F(output_phase)(net, &ws, (const REAL *)data->Y, 1, 1, 0, m, 0);
         F(backward)(net, &ws, 0, m);
         for (int l = 0; l < L; l++) {
             const int n_in = net->sizes[l], n_out = net->sizes[l + 1];

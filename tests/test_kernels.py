@@ -7,6 +7,8 @@
 * Training rows read in place (aligned data) and copied first (unaligned data) must give the
   same weights bit for bit.
 * The vectorized sigmoid must equal 1/(1+exp(-z)) over the whole range, subnormals included.
+* The running cost and hits of the training mini-batches (run_stats, what Keras' fit reports)
+  must match the oracle batch by batch, and asking for them must not change the training.
 """
 import numpy as np
 import pytest
@@ -28,7 +30,7 @@ def _problem(dtype, n=300, sizes=SIZES, seed=3):
 
 def _engine_epoch(X, Y, W, b, order, *, n_threads, optimizer="sgd", batch=10, eta=0.5,
                   lmbda=0.0, l1=0.0, dropout=0.0, acts=("sigmoid", "sigmoid"),
-                  cost="quadratic"):
+                  cost="quadratic", run_stats=False, on_epoch=None):
     W = [w.copy() for w in W]
     b = [x.copy() for x in b]
     s1 = s2 = None
@@ -39,7 +41,8 @@ def _engine_epoch(X, Y, W, b, order, *, n_threads, optimizer="sgd", batch=10, et
     res = _core.train(W, b, list(acts), cost, X, Y, epochs=1, batch=batch, eta=eta,
                       lmbda=lmbda, l1=l1, reg_n=float(len(X)), optimizer=optimizer,
                       momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-7, state1=s1, state2=s2,
-                      dropout=dropout, seed=11, orders=order[None, :], n_threads=n_threads)
+                      dropout=dropout, seed=11, orders=order[None, :], n_threads=n_threads,
+                      run_stats=run_stats, on_epoch=on_epoch)
     return W, b, res
 
 
@@ -117,3 +120,33 @@ def test_vector_sigmoid_over_the_whole_range(dtype, rtol):
     sub = ~normal
     assert np.all(np.abs(got[sub] - want[sub]) <= 4 * np.finfo(dtype).smallest_subnormal)
     assert np.all(got >= 0) and np.all(got <= 1)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("acts, cost", [(("sigmoid", "sigmoid"), "cross_entropy"),
+                                        (("relu", "softmax"), "log_likelihood")])
+def test_run_stats_match_oracle_and_leave_training_alone(n_threads, acts, cost):
+    X, Y, W, b, order = _problem(np.float64, n=203)
+    stats_on, stats_off = [], []
+    W1, b1, _ = _engine_epoch(X, Y, W, b, order, n_threads=n_threads, acts=acts, cost=cost,
+                              run_stats=True, on_epoch=stats_on.append)
+    W0, b0, _ = _engine_epoch(X, Y, W, b, order, n_threads=n_threads, acts=acts, cost=cost,
+                              on_epoch=stats_off.append)
+    assert _max_diff(W1, W0) == 0.0 and _max_diff(b1, b0) == 0.0
+    assert (stats_off[0]["run_n"], stats_off[0]["run_cost"], stats_off[0]["run_correct"]) == \
+        (0, 0.0, 0)
+    # the oracle, one mini-batch at a time: cost and hits before that batch's update
+    ref = reference.MatrixNetwork(W, [x.reshape(-1, 1) for x in b], activation=acts[0],
+                                  output_activation=acts[1], cost=cost)
+    cost_sum, hits = 0.0, 0
+    for start in range(0, len(order), 10):
+        idx = order[start:start + 10]
+        cost_sum += ref.batch_cost(X[idx], Y[idx])
+        hits += int(np.sum(np.argmax(ref.feedforward(X[idx]), axis=1) ==
+                           np.argmax(Y[idx], axis=1)))
+        ref.train_epoch(X, Y, idx, 10, 0.5, n=len(X))
+    st = stats_on[0]
+    assert st["run_n"] == len(X)
+    assert st["run_correct"] == hits
+    assert st["run_cost"] == pytest.approx(cost_sum, rel=1e-10)
+    assert _max_diff(W1, ref.weights) < 1e-10

@@ -197,7 +197,7 @@ def test_matches_cpu_engine(case, dtype):
     acts = [hidden] * (len(SIZES) - 2) + [out]
     eta = 0.01 if opts["optimizer"] == "adam" else 0.2
     kw = dict(epochs=3, batch=4, eta=eta, orders=orders, eval_data=(EX, EY),
-              monitor_train=True, **opts)
+              monitor_train=True, run_stats=True, **opts)
     w1, b1, st1, r1, s1 = run_xp(W, B, acts, cost, X, Y, **kw)
     w2, b2, st2, r2, s2 = run_engine(W, B, acts, cost, X, Y, **kw)
     d = max_diff(w1 + b1, w2 + b2)

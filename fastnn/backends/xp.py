@@ -759,7 +759,8 @@ class _DeviceNet:
 def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0.0, l1=0.0,
           reg_n=None, optimizer="sgd", momentum=0.0, beta1=0.9, beta2=0.999, eps=1e-7,
           adam_t=0, state1=None, state2=None, dropout=0.0, seed=0, orders=None,
-          eval_data=None, monitor_train=False, on_epoch=None, device="cuda", xp=None):
+          eval_data=None, monitor_train=False, run_stats=False, on_epoch=None, device="cuda",
+          xp=None):
     """Train W, b (host numpy lists, W[l] (n_out, n_in), b[l] (n_out,)) in place.
 
     Same arguments, callback dict and result as the engine's ``train`` (fastnn/_engine.pyx),
@@ -898,7 +899,9 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
                 result["epochs_done"] = epoch + 1
                 if on_epoch is not None:
                     st = {"epoch": epoch, "eta": eta, "batches": nb,
-                          "run_cost": float(a[0]), "run_correct": int(a[1] + 0.5), "run_n": n,
+                          "run_cost": float(a[0]) if run_stats else 0.0,
+                          "run_correct": int(a[1] + 0.5) if run_stats else 0,
+                          "run_n": n if run_stats else 0,
                           "train_cost": float(a[2]), "train_correct": int(a[3] + 0.5),
                           "eval_cost": float(a[4]), "eval_correct": int(a[5] + 0.5),
                           "sum_w2": float(sums[0]), "sum_w1": float(sums[1])}
