@@ -287,7 +287,7 @@ def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs
           double eps=1e-7, int64_t adam_t=0, state1=None, state2=None,
           double dropout=0.0, uint64_t seed=0, orders=None, eval_X=None, eval_Y=None,
           bint monitor_train=False, bint run_stats=False, on_epoch=None, int n_threads=1,
-          int check_every=0):
+          int check_every=0, path=None):
     """Train in place for `epochs` epochs; one call, no GIL while the engine runs.
 
     W, b: the parameters, trained in place.  orders: int32 (epochs, n) example order of each
@@ -297,8 +297,11 @@ def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs
     run_stats: also add up the cost and hits of the training mini-batches as they run
     (run_cost, run_correct; run_n is 0 without it).
 
+    path: None picks how to run the mini-batches; one of PATHS asks for that one where it
+    applies (tests compare the paths).
+
     Returns a dict: status, epochs_done, diverged_epoch, adam_t, eta, and path: how the
-    mini-batches were shared among threads (PATHS).
+    mini-batches were run (PATHS).
     """
     cdef fnn_net net
     cdef fnn_train_cfg cfg
@@ -307,6 +310,12 @@ def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs
     dtype = _dtype_of(W)
     _fill_net(&net, W, b, acts, cost, cost_scale, n_threads, dtype)
     memset_cfg(&cfg)
+    if path is None:
+        cfg.path = -1
+    elif path in PATHS:
+        cfg.path = PATHS.index(path)
+    else:
+        raise ValueError(f"path: expected None or one of {PATHS}, got {path!r}")
     _fill_data(&cfg.train, X, Y, &net, dtype, "training data")
     if cfg.train.n < 1:
         raise ValueError("training data: expected at least one example, got 0")

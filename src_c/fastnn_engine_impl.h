@@ -242,8 +242,104 @@ static const F(axpy_fn) F(axpy_table)[FNN_GMAX + 1] = {
     F(axpy_g7), F(axpy_g8), F(axpy_g9), F(axpy_g10), F(axpy_g11), F(axpy_g12),
 #endif
 };
+
+/* The same two products with the weights transposed, (K, ldr): one row per input, the R
+ * neurons along it padded with zeros to ldr, a whole number of vectors.  The vectors run
+ * over neurons, so a block of G examples times VB vectors of neurons accumulates with no
+ * sum across lanes at the end, and each input value is broadcast from its row:
+ *   dott:  z[i][v] = sum_k x_i[k] Wt[k][v]              (forward: in @ W^T)
+ *   axpyt: Wt[k][v] = decay Wt[k][v] + sum_i x_i[k] c[i][v]   (update: W^T += in^T @ c)
+ * The K-split path keeps its block of W[0] this way. */
+FNN_INLINE void F(dott_block)(const int G, const int VB, const REAL *const *x, const REAL *Wt,
+                              int ldr, int K, REAL *z, int ldz) {
+    F(vec) acc[FNN_GMAX][4];
+    for (int i = 0; i < G; i++)
+        for (int v = 0; v < VB; v++) acc[i][v] = (F(vec)){0};
+    for (int k = 0; k < K; k++) {
+        F(vec) w[4];
+        for (int v = 0; v < VB; v++) w[v] = F(vload)(Wt + (int64_t)k * ldr + v * FNN_VL);
+        for (int i = 0; i < G; i++) {
+            const REAL xb = x[i][k];
+            for (int v = 0; v < VB; v++) acc[i][v] += xb * w[v];
+        }
+    }
+    for (int i = 0; i < G; i++)
+        for (int v = 0; v < VB; v++) F(vstore)(z + (int64_t)i * ldz + v * FNN_VL, acc[i][v]);
+}
+
+FNN_INLINE void F(axpyt_block)(const int G, const int VB, const REAL *const *x, const REAL *c,
+                               int ldc, REAL decay, REAL *Wt, int ldr, int K) {
+    F(vec) cv[FNN_GMAX][4];
+    for (int i = 0; i < G; i++)
+        for (int v = 0; v < VB; v++) cv[i][v] = F(vload)(c + (int64_t)i * ldc + v * FNN_VL);
+    for (int k = 0; k < K; k++) {
+        REAL *wk = Wt + (int64_t)k * ldr;
+        F(vec) a[4];
+        for (int v = 0; v < VB; v++)
+            a[v] = decay == 0 ? (F(vec)){0} : F(vload)(wk + v * FNN_VL) * decay;
+        for (int i = 0; i < G; i++) {
+            const REAL xb = x[i][k];
+            for (int v = 0; v < VB; v++) a[v] += xb * cv[i][v];
+        }
+        for (int v = 0; v < VB; v++) F(vstore)(wk + v * FNN_VL, a[v]);
+    }
+}
+
+#define FNN_KERNELS_T(G, VB)                                                                 \
+    static void F(dott_##G##_##VB)(const REAL *const *x, const REAL *Wt, int ldr, int K,     \
+                                   REAL *z, int ldz) {                                       \
+        F(dott_block)(G, VB, x, Wt, ldr, K, z, ldz);                                         \
+    }                                                                                        \
+    static void F(axpyt_##G##_##VB)(const REAL *const *x, const REAL *c, int ldc, REAL decay, \
+                                    REAL *Wt, int ldr, int K) {                              \
+        F(axpyt_block)(G, VB, x, c, ldc, decay, Wt, ldr, K);                                 \
+    }
+#define FNN_KERNELS_T4(G) FNN_KERNELS_T(G, 1) FNN_KERNELS_T(G, 2) FNN_KERNELS_T(G, 3) \
+    FNN_KERNELS_T(G, 4)
+FNN_KERNELS_T4(1) FNN_KERNELS_T4(2) FNN_KERNELS_T4(3) FNN_KERNELS_T4(4) FNN_KERNELS_T4(5)
+FNN_KERNELS_T4(6)
+#if FNN_GMAX >= 12
+FNN_KERNELS_T4(7) FNN_KERNELS_T4(8) FNN_KERNELS_T4(9) FNN_KERNELS_T4(10) FNN_KERNELS_T4(11)
+FNN_KERNELS_T4(12)
+#endif
+#undef FNN_KERNELS_T4
+#undef FNN_KERNELS_T
+
+typedef void (*F(dott_fn))(const REAL *const *, const REAL *, int, int, REAL *, int);
+typedef void (*F(axpyt_fn))(const REAL *const *, const REAL *, int, REAL, REAL *, int, int);
+#define FNN_T4(name, G) {F(name##_##G##_1), F(name##_##G##_2), F(name##_##G##_3), F(name##_##G##_4)}
+static const F(dott_fn) F(dott_table)[FNN_GMAX][4] = {
+    FNN_T4(dott, 1), FNN_T4(dott, 2), FNN_T4(dott, 3), FNN_T4(dott, 4), FNN_T4(dott, 5),
+    FNN_T4(dott, 6),
+#if FNN_GMAX >= 12
+    FNN_T4(dott, 7), FNN_T4(dott, 8), FNN_T4(dott, 9), FNN_T4(dott, 10), FNN_T4(dott, 11),
+    FNN_T4(dott, 12),
+#endif
+};
+static const F(axpyt_fn) F(axpyt_table)[FNN_GMAX][4] = {
+    FNN_T4(axpyt, 1), FNN_T4(axpyt, 2), FNN_T4(axpyt, 3), FNN_T4(axpyt, 4), FNN_T4(axpyt, 5),
+    FNN_T4(axpyt, 6),
+#if FNN_GMAX >= 12
+    FNN_T4(axpyt, 7), FNN_T4(axpyt, 8), FNN_T4(axpyt, 9), FNN_T4(axpyt, 10), FNN_T4(axpyt, 11),
+    FNN_T4(axpyt, 12),
+#endif
+};
+#undef FNN_T4
 #define FNN_VEC_SIGMOID 1
 #endif /* __GNUC__ */
+
+/* the row stride of a transposed block of R neurons: whole vectors */
+static inline int F(ldr_of)(int R) {
+    const int vl = (int)(FNN_VBYTES / sizeof(REAL));
+    return (R + vl - 1) / vl * vl;
+}
+
+/* examples per block of the transposed kernels with vb vectors of accumulators: they fill
+ * at most 3/4 of the vector registers (32 with AVX-512, else 16) */
+static inline int F(tgroup)(int vb) {
+    const int g = (FNN_VBYTES >= 64 ? 24 : 12) / vb;
+    return g < FNN_GMAX ? g : FNN_GMAX;
+}
 
 /* z (m, ldz) = x (m rows) @ W[0:R]^T: the m examples in near-equal blocks of at most GMAX */
 static void F(dot_rows)(int m, const REAL *const *x, const REAL *W, int ldw, int K, int R,
@@ -281,6 +377,56 @@ static void F(axpy_rows)(int m, const REAL *const *x, const REAL *c, int ldc, RE
             REAL a = decay == 0 ? 0 : W[(int64_t)r * ldw + k] * decay;
             for (int i = 0; i < m; i++) a += c[(int64_t)r * ldc + i] * x[i][k];
             W[(int64_t)r * ldw + k] = a;
+        }
+#endif
+}
+
+/* z (m, ldz) = x (m rows, K columns) @ Wt (K, ldr): all ldr columns of z are written */
+static void F(dott_rows)(int m, const REAL *const *x, const REAL *Wt, int ldr, int K, REAL *z,
+                         int ldz) {
+#ifdef FNN_VEC_KERNELS
+    const int nv = ldr / FNN_VL;
+    for (int v0 = 0; v0 < nv; v0 += 4) {
+        const int vb = nv - v0 < 4 ? nv - v0 : 4, gm = F(tgroup)(vb);
+        const int nblk = (m + gm - 1) / gm;
+        for (int b = 0, i0 = 0; b < nblk; b++) {
+            int g = (m - i0) / (nblk - b);
+            F(dott_table)[g - 1][vb - 1](x + i0, Wt + v0 * FNN_VL, ldr, K,
+                                         z + (int64_t)i0 * ldz + v0 * FNN_VL, ldz);
+            i0 += g;
+        }
+    }
+#else
+    for (int i = 0; i < m; i++)
+        for (int r = 0; r < ldr; r++) {
+            REAL s = 0;
+            for (int k = 0; k < K; k++) s += x[i][k] * Wt[(int64_t)k * ldr + r];
+            z[(int64_t)i * ldz + r] = s;
+        }
+#endif
+}
+
+/* Wt (K, ldr) = decay Wt + x^T (K, m) @ c (m, ldr; row stride ldc); decay == 0 overwrites */
+static void F(axpyt_rows)(int m, const REAL *const *x, const REAL *c, int ldc, REAL decay,
+                          REAL *Wt, int ldr, int K) {
+#ifdef FNN_VEC_KERNELS
+    const int nv = ldr / FNN_VL;
+    for (int v0 = 0; v0 < nv; v0 += 4) {
+        const int vb = nv - v0 < 4 ? nv - v0 : 4, gm = F(tgroup)(vb);
+        const int nblk = (m + gm - 1) / gm;
+        for (int b = 0, i0 = 0; b < nblk; b++) {
+            int g = (m - i0) / (nblk - b);
+            F(axpyt_table)[g - 1][vb - 1](x + i0, c + (int64_t)i0 * ldc + v0 * FNN_VL, ldc,
+                                          b == 0 ? decay : (REAL)1, Wt + v0 * FNN_VL, ldr, K);
+            i0 += g;
+        }
+    }
+#else
+    for (int k = 0; k < K; k++)
+        for (int r = 0; r < ldr; r++) {
+            REAL a = decay == 0 ? 0 : Wt[(int64_t)k * ldr + r] * decay;
+            for (int i = 0; i < m; i++) a += x[i][k] * c[(int64_t)i * ldc + r];
+            Wt[(int64_t)k * ldr + r] = a;
         }
 #endif
 }
@@ -654,61 +800,68 @@ typedef struct {
     int64_t ldw;
 } F(fnn_block);
 
-static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_block) blk,
-                            const REAL *D, int ldd, int m, double eta, int64_t step, int R, int K,
-                            const REAL *const *xr, const REAL *in, int lda, REAL *Dt) {
-    /* the block's delta columns, transposed to (R, m): the update is then W += Dt @ in, one
-     * row of Dt per row of W */
-    for (int r = 0; r < R; r++)
-        for (int i = 0; i < m; i++) Dt[(int64_t)r * m + i] = D[(int64_t)i * ldd + r];
-    const double inv_m = 1.0 / m;
-    const double wd = cfg->lmbda / cfg->reg_n, l1 = cfg->l1 / cfg->reg_n;
-    const int opt = cfg->optimizer;
-    double lr_t = eta;
-    if (opt == FNN_ADAM)
-        lr_t = eta * sqrt(1 - pow(cfg->beta2, (double)step)) / (1 - pow(cfg->beta1, (double)step));
+/* the optimizer's step size: eta, with Adam's bias correction at `step` */
+static double F(step_size)(const fnn_train_cfg *cfg, double eta, int64_t step) {
+    if (cfg->optimizer != FNN_ADAM) return eta;
+    return eta * sqrt(1 - pow(cfg->beta2, (double)step)) / (1 - pow(cfg->beta1, (double)step));
+}
 
-    /* biases: the mean delta, never regularized */
-    for (int r = 0; blk.b != NULL && r < R; r++) {
-        double s = 0;
-        for (int i = 0; i < m; i++) s += Dt[(int64_t)r * m + i];
-        REAL g = (REAL)(s * inv_m);
+/* the biases' step from their mean gradients g[0..R): never regularized */
+static void F(bias_step)(const fnn_train_cfg *cfg, REAL *b, REAL *const sb[2], const REAL *g,
+                         int R, double eta, double lr_t) {
+    const int opt = cfg->optimizer;
+    for (int r = 0; r < R; r++) {
         if (opt == FNN_SGD) {
-            blk.b[r] -= (REAL)eta * g;
+            b[r] -= (REAL)eta * g[r];
         } else if (opt == FNN_MOMENTUM) {
-            REAL *v = blk.sb[0] + r;
-            *v = (REAL)cfg->mu * *v - (REAL)eta * g;
-            blk.b[r] += *v;
+            REAL *v = sb[0] + r;
+            *v = (REAL)cfg->mu * *v - (REAL)eta * g[r];
+            b[r] += *v;
         } else {
-            REAL *mm = blk.sb[0] + r, *vv = blk.sb[1] + r;
-            *mm += (REAL)(1 - cfg->beta1) * (g - *mm);
-            *vv += (REAL)(1 - cfg->beta2) * (g * g - *vv);
-            blk.b[r] -= (REAL)lr_t * *mm / (FNN_SQRT(*vv) + (REAL)cfg->eps);
+            REAL *mm = sb[0] + r, *vv = sb[1] + r;
+            *mm += (REAL)(1 - cfg->beta1) * (g[r] - *mm);
+            *vv += (REAL)(1 - cfg->beta2) * (g[r] * g[r] - *vv);
+            b[r] -= (REAL)lr_t * *mm / (FNN_SQRT(*vv) + (REAL)cfg->eps);
         }
     }
-    if (K <= 0) return;
-    const int plain = opt == FNN_SGD && cfg->l1 == 0;
-    /* plain SGD is the book's rule in one product: W = (1 - eta lmbda/n) W - (eta/m) D^T in;
-     * the other optimizers first form the mean gradient G = D^T in / m */
-    const double alpha = plain ? -eta * inv_m : inv_m;
-    const REAL beta = plain ? (REAL)(1 - eta * wd) : (REAL)0;
-    REAL *G = plain ? blk.W : blk.G;
-    const int ldw = (int)blk.ldw;
-    if (xr != NULL) {
-        const REAL a = (REAL)alpha;
-        for (int64_t j = 0; j < (int64_t)R * m; j++) Dt[j] *= a;
-        F(axpy_rows)(m, xr, Dt, m, beta, G, ldw, K, R);
-    } else {
-        F(gemm)(net, 0, 0, R, K, m, (REAL)alpha, Dt, m, in, lda, beta, G, ldw);
+}
+
+/* the biases' step from the mean of their deltas, D[r * sr + i * si] for neuron r and
+ * example i */
+static void F(bias_update)(const fnn_train_cfg *cfg, F(fnn_block) blk, const REAL *D,
+                           int64_t sr, int64_t si, int R, int m, double eta, double lr_t) {
+    enum { CH = 64 };
+    REAL g[CH];
+    for (int r0 = 0; r0 < R; r0 += CH) {
+        const int nr = R - r0 < CH ? R - r0 : CH;
+        for (int r = 0; r < nr; r++) {
+            double s = 0;
+            for (int i = 0; i < m; i++) s += D[(r0 + r) * sr + i * si];
+            g[r] = (REAL)(s * (1.0 / m));
+        }
+        REAL *sb[2] = {blk.sb[0] ? blk.sb[0] + r0 : NULL, blk.sb[1] ? blk.sb[1] + r0 : NULL};
+        F(bias_step)(cfg, blk.b + r0, sb, g, nr, eta, lr_t);
     }
-    if (plain) return;
-    const REAL cwd = (REAL)wd, cl1 = (REAL)l1, e = (REAL)eta;
-    const REAL mu = (REAL)cfg->mu;
+}
+
+/* Plain SGD (no L1) folds into the product: W = (1 - eta lmbda/n) W - (eta/m) (D^T in).
+ * Otherwise the product forms the mean gradient G = D^T in / m and weight_step follows. */
+static int F(plain_sgd)(const fnn_train_cfg *cfg) {
+    return cfg->optimizer == FNN_SGD && cfg->l1 == 0;
+}
+
+/* the weights' step on R rows of K entries (row stride ldw) of W, its optimizer state sW and
+ * the mean gradient G: g = G + (lmbda/n) w + (l1/n) sign(w) */
+static void F(weight_step)(const fnn_train_cfg *cfg, REAL *W, REAL *const sW[2], const REAL *G,
+                           int64_t ldw, int R, int K, double eta, double lr_t) {
+    const int opt = cfg->optimizer;
+    const REAL cwd = (REAL)(cfg->lmbda / cfg->reg_n), cl1 = (REAL)(cfg->l1 / cfg->reg_n);
+    const REAL e = (REAL)eta, mu = (REAL)cfg->mu;
     const REAL c1 = (REAL)(1 - cfg->beta1), c2 = (REAL)(1 - cfg->beta2);
     const REAL eps = (REAL)cfg->eps, lr = (REAL)lr_t;
     for (int r = 0; r < R; r++) {
         const int64_t o = (int64_t)r * ldw;
-        REAL *Wr = blk.W + o;
+        REAL *Wr = W + o;
         const REAL *Gr = G + o;
         if (opt == FNN_SGD) {
 #pragma omp simd
@@ -717,7 +870,7 @@ static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_
                 Wr[j] = w - e * (Gr[j] + cwd * w + cl1 * (REAL)((w > 0) - (w < 0)));
             }
         } else if (opt == FNN_MOMENTUM) {
-            REAL *v = blk.sW[0] + o;
+            REAL *v = sW[0] + o;
 #pragma omp simd
             for (int j = 0; j < K; j++) {
                 REAL w = Wr[j];
@@ -726,7 +879,7 @@ static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_
                 Wr[j] = w + v[j];
             }
         } else {
-            REAL *mm = blk.sW[0] + o, *vv = blk.sW[1] + o;
+            REAL *mm = sW[0] + o, *vv = sW[1] + o;
 #pragma omp simd
             for (int j = 0; j < K; j++) {
                 REAL w = Wr[j];
@@ -737,6 +890,55 @@ static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_
             }
         }
     }
+}
+
+static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_block) blk,
+                            const REAL *D, int ldd, int m, double eta, int64_t step, int R, int K,
+                            const REAL *const *xr, const REAL *in, int lda, REAL *Dt) {
+    /* the block's delta columns, transposed to (R, m): the update is then W += Dt @ in, one
+     * row of Dt per row of W */
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < m; i++) Dt[(int64_t)r * m + i] = D[(int64_t)i * ldd + r];
+    const double inv_m = 1.0 / m, lr_t = F(step_size)(cfg, eta, step);
+    if (blk.b != NULL) F(bias_update)(cfg, blk, Dt, m, 1, R, m, eta, lr_t);
+    if (K <= 0) return;
+    const int plain = F(plain_sgd)(cfg);
+    const double alpha = plain ? -eta * inv_m : inv_m;
+    const REAL beta = plain ? (REAL)(1 - eta * cfg->lmbda / cfg->reg_n) : (REAL)0;
+    REAL *G = plain ? blk.W : blk.G;
+    const int ldw = (int)blk.ldw;
+    if (xr != NULL) {
+        const REAL a = (REAL)alpha;
+        for (int64_t j = 0; j < (int64_t)R * m; j++) Dt[j] *= a;
+        F(axpy_rows)(m, xr, Dt, m, beta, G, ldw, K, R);
+    } else {
+        F(gemm)(net, 0, 0, R, K, m, (REAL)alpha, Dt, m, in, lda, beta, G, ldw);
+    }
+    if (!plain) F(weight_step)(cfg, blk.W, blk.sW, G, ldw, R, K, eta, lr_t);
+}
+
+/* update_block for a transposed block (K rows of ldw = F(ldr_of)(R) neurons: the K-split
+ * path's columns of W[0]), the inputs as row pointers.  C: room for m * ldw. */
+static void F(update_block_t)(const fnn_train_cfg *cfg, F(fnn_block) blk, const REAL *D,
+                              int ldd, int m, double eta, int64_t step, int R, int K,
+                              const REAL *const *xr, REAL *C) {
+    const int ldr = (int)blk.ldw;
+    const double inv_m = 1.0 / m, lr_t = F(step_size)(cfg, eta, step);
+    const int plain = F(plain_sgd)(cfg);
+    const REAL a = (REAL)(plain ? -eta * inv_m : inv_m);
+    /* C = a D, zero in the padding: the padded neurons' weights stay zero */
+    for (int i = 0; i < m; i++) {
+        REAL *ci = C + (int64_t)i * ldr;
+        const REAL *di = D + (int64_t)i * ldd;
+        for (int r = 0; r < R; r++) ci[r] = a * di[r];
+        for (int r = R; r < ldr; r++) ci[r] = 0;
+    }
+    if (blk.b != NULL) F(bias_update)(cfg, blk, D, 1, ldd, R, m, eta, lr_t);
+    if (K <= 0) return;
+    const REAL beta = plain ? (REAL)(1 - eta * cfg->lmbda / cfg->reg_n) : (REAL)0;
+    REAL *G = plain ? blk.W : blk.G;
+    F(axpyt_rows)(m, xr, C, ldr, beta, G, ldr, K);
+    if (!plain) F(weight_step)(cfg, blk.W, blk.sW, G, ldr, K, ldr, eta, lr_t);
 }
 
 /* update_block on rows [o0, o1) of layer l, every column, biases included; `t` picks this
@@ -825,15 +1027,19 @@ static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
  * columns and, after the batch's one barrier, every thread adds the partial sums in the same
  * order and runs the rest of the network, which is small, on its own copy of the other
  * parameters: the same operations on the same numbers, so the copies stay equal bit for bit.
- * Then it updates its columns of W[0].  The partial sums are double-buffered by batch parity,
+ * Then it updates its columns of W[0], which it keeps transposed (dott/axpyt kernels).  The partial sums are double-buffered by batch parity,
  * so a thread may start the next batch while another still reads this one's. */
 
 typedef struct {
     fnn_net net;           /* W[l >= 1] and every b[l]: this thread's copies */
     fnn_train_cfg cfg;     /* their optimizer state: copies */
     F(fnn_ws) ws;          /* this thread's buffers */
-    int64_t k0, k1, ldk;   /* its columns of W[0], and their row stride in W0 */
-    REAL *W0, *sW0[2];     /* those columns of W[0] and of their optimizer state */
+    int64_t k0, k1;        /* its columns of W[0] */
+    int ldr;               /* the row stride of W0: sizes[1] padded to whole vectors */
+    REAL *W0, *sW0[2];     /* those columns of W[0] and of their optimizer state, transposed:
+                            * (k1 - k0, ldr), zero in the padding */
+    REAL *G0;              /* their mean gradient, the same shape (NULL for plain SGD) */
+    REAL *C;               /* (M, ldr): the scaled output deltas of the first layer */
     REAL *mem;
 } F(fnn_rep);
 
@@ -853,12 +1059,12 @@ static int F(rep_alloc)(F(fnn_rep) *r, const fnn_net *net, const fnn_train_cfg *
     r->net = *net;
     r->cfg = *cfg;
     const int ns = F(opt_states)(cfg);
-    const int64_t unit = FNN_ALIGN / (int64_t)sizeof(REAL);
+    const int need_G = !F(plain_sgd)(cfg);
     r->k0 = k0;
     r->k1 = k1;
-    r->ldk = ((k1 - k0) + unit - 1) / unit * unit;
-    const size_t nw0 = (size_t)r->ldk * net->sizes[1];
-    size_t total = nw0 * (size_t)(1 + ns);
+    r->ldr = F(ldr_of)(net->sizes[1]);
+    const size_t nw0 = (size_t)(k1 - k0) * r->ldr, nc = (size_t)M * r->ldr;
+    size_t total = nw0 * (size_t)(1 + ns + need_G) + nc;
     for (int l = 0; l < net->L; l++) {
         size_t nw = l ? (size_t)net->sizes[l + 1] * net->sizes[l] : 0, nb = net->sizes[l + 1];
         total += (nw + nb) * (size_t)(1 + ns);
@@ -868,6 +1074,8 @@ static int F(rep_alloc)(F(fnn_rep) *r, const fnn_net *net, const fnn_train_cfg *
     REAL *p = r->mem;
     r->W0 = p; p += nw0;
     for (int k = 0; k < ns; k++) { r->sW0[k] = p; p += nw0; }
+    if (need_G) { r->G0 = p; p += nw0; }
+    r->C = p; p += nc;
     for (int l = 0; l < net->L; l++) {
         size_t nw = l ? (size_t)net->sizes[l + 1] * net->sizes[l] : 0, nb = net->sizes[l + 1];
         if (l) { r->net.W[l] = p; p += nw; }
@@ -878,7 +1086,6 @@ static int F(rep_alloc)(F(fnn_rep) *r, const fnn_net *net, const fnn_train_cfg *
             st[l][1] = p; p += nb;
         }
     }
-    int need_G = !(cfg->optimizer == FNN_SGD && cfg->l1 == 0);
     if (F(ws_alloc)(&r->ws, &r->net, M, 1, 1, cfg->dropout > 0, need_G) != FNN_OK) {
         F(rep_free)(r);
         return FNN_NOMEM;
@@ -891,15 +1098,19 @@ static int F(rep_alloc)(F(fnn_rep) *r, const fnn_net *net, const fnn_train_cfg *
  * back (out = 1): its columns of W[0] always, the rest in or, when `all`, out */
 static void F(rep_copy)(F(fnn_rep) *r, fnn_net *net, fnn_train_cfg *cfg, int out, int all) {
     const int ns = F(opt_states)(cfg);
-    const int n0 = net->sizes[0];
-    const size_t kb = sizeof(REAL) * (size_t)(r->k1 - r->k0);
+    const int n0 = net->sizes[0], n1 = net->sizes[1], ldr = r->ldr;
+    const int64_t K = r->k1 - r->k0;
     for (int k = -1; k < ns; k++) {
         REAL *own = k < 0 ? r->W0 : r->sW0[k];
         REAL *shared = (REAL *)(k < 0 ? net->W[0] : k == 0 ? cfg->s1[0][0] : cfg->s2[0][0]);
-        for (int o = 0; o < net->sizes[1]; o++) {
-            REAL *a = own + o * r->ldk, *b = shared + (int64_t)o * n0 + r->k0;
-            if (out) memcpy(b, a, kb);
-            else memcpy(a, b, kb);
+        shared += r->k0;
+        for (int o = 0; o < ldr; o++) {
+            REAL *row = shared + (int64_t)o * n0;
+            if (out && o < n1) {
+                for (int64_t j = 0; j < K; j++) row[j] = own[j * ldr + o];
+            } else if (!out) {
+                for (int64_t j = 0; j < K; j++) own[j * ldr + o] = o < n1 ? row[j] : 0;
+            }
         }
     }
     if (out && !all) return;
@@ -918,12 +1129,13 @@ static void F(rep_copy)(F(fnn_rep) *r, fnn_net *net, fnn_train_cfg *cfg, int out
     }
 }
 
-/* Is the K split worth it: several threads, small mini-batches, and the layers after the
- * first (which every thread runs) under a tenth of one thread's share of the first? */
+/* Is the K split worth it: small mini-batches, and the layers after the first (which every
+ * thread runs) under a tenth of one thread's share of the first?  With one thread it is the
+ * serial path with W[0] transposed. */
 static int F(ksplit_ok)(const fnn_net *net, int batch, int T) {
     const int n0 = net->sizes[0], n1 = net->sizes[1];
     const int64_t ka = FNN_VBYTES / (int64_t)sizeof(REAL);
-    if (T < 2 || batch < 1 || !F(small)(batch) || n0 < 4 * ka * T) return 0;
+    if (T < 1 || batch < 1 || !F(small)(batch) || n0 < 4 * ka * T) return 0;
     double first = 2.0 * n0 * n1 / T, rest = 4.0 * n1;
     for (int l = 1; l < net->L; l++) rest += 3.0 * net->sizes[l] * net->sizes[l + 1];
     return rest <= 0.1 * first;
@@ -951,15 +1163,17 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
     REAL *Pb = P + (int64_t)((start / cfg->batch) & 1) * T * pstride;  /* this batch's half */
     const REAL *ptr[FNN_SMALL_M];
     const REAL *const *xr = F(in_rows)(ws, 0, n0, 0, m, k0, ptr);
-    F(dot_rows)(m, xr, rp->W0, (int)rp->ldk, (int)(k1 - k0), n1, Pb + t * pstride, n1);
+    const int ldr = rp->ldr;
+    F(dott_rows)(m, xr, rp->W0, ldr, (int)(k1 - k0), Pb + t * pstride, ldr);
     fnn_barrier();
     REAL *Z = ws->Z[0];
-    const int64_t nz = (int64_t)m * n1;
-    for (int64_t j = 0; j < nz; j++) {
-        REAL s = Pb[j];
-        for (int u = 1; u < T; u++) s += Pb[u * pstride + j];
-        Z[j] = s;
-    }
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n1; j++) {
+            const int64_t o = (int64_t)i * ldr + j;
+            REAL s = Pb[o];
+            for (int u = 1; u < T; u++) s += Pb[u * pstride + o];
+            Z[(int64_t)i * n1 + j] = s;
+        }
     F(act_forward)(ws->A[0], Z, (const REAL *)net->b[0], 0, m, 0, n1, n1, net->act[0]);
     if (cfg->dropout > 0 && L > 1)
         F(dropout_forward)(ws->A[0], ws->K[0], 0, m, 0, n1, n1, cfg->dropout, cfg->seed, epoch,
@@ -974,14 +1188,13 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
     F(fnn_block) blk;
     blk.W = rp->W0;
     blk.b = (REAL *)net->b[0];
-    blk.G = ws->G[0];
-    blk.ldw = rp->ldk;
+    blk.G = rp->G0;
+    blk.ldw = ldr;
     for (int k = 0; k < 2; k++) {
         blk.sW[k] = rp->sW0[k];
         blk.sb[k] = (REAL *)(k ? rp->cfg.s2[0][1] : rp->cfg.s1[0][1]);
     }
-    F(update_block)(&rp->cfg, net, blk, ws->D[0], n1, m, eta, step, n1, (int)(k1 - k0), xr, NULL,
-                    0, ws->Dt);
+    F(update_block_t)(&rp->cfg, blk, ws->D[0], n1, m, eta, step, n1, (int)(k1 - k0), xr, rp->C);
 }
 
 /* Rows [i0, i1) of a chunk of m rows that thread t owns: the split of the full buffer (M
@@ -1078,24 +1291,28 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     if (snap == NULL) { F(ws_free)(&ws); return FNN_NOMEM; }
 
     /* threads pay off only when a mini-batch has enough work */
-    const int par = T > 1 && batch >= T && (double)batch * F(param_count)(net) >= FNN_PAR_MIN;
-    const int ksplit = par && F(ksplit_ok)(net, batch, T);
+    const int want = cfg->path;
+    const int par = want != FNN_PATH_SERIAL && T > 1 && batch >= T &&
+                    (double)batch * F(param_count)(net) >= FNN_PAR_MIN;
+    const int Tk = par ? T : 1;   /* the K split's threads */
+    const int ksplit = (want == FNN_PATH_AUTO || want == FNN_PATH_KSPLIT) &&
+                       F(ksplit_ok)(net, batch, Tk);
     cfg->path = ksplit ? FNN_PATH_KSPLIT : par ? FNN_PATH_ROWS : FNN_PATH_SERIAL;
     F(fnn_rep) *reps = NULL;
     REAL *P = NULL;
     const int64_t pl = FNN_ALIGN / (int64_t)sizeof(REAL);
-    const int64_t pstride = ((int64_t)batch * net->sizes[1] + pl - 1) / pl * pl;
+    const int64_t pstride = ((int64_t)batch * F(ldr_of)(net->sizes[1]) + pl - 1) / pl * pl;
     if (ksplit) {
-        reps = (F(fnn_rep) *)fnn_calloc((size_t)T, sizeof(F(fnn_rep)));
-        P = (REAL *)fnn_malloc(sizeof(REAL) * 2 * (size_t)T * pstride);
+        reps = (F(fnn_rep) *)fnn_calloc((size_t)Tk, sizeof(F(fnn_rep)));
+        P = (REAL *)fnn_malloc(sizeof(REAL) * 2 * (size_t)Tk * pstride);
         int ok = reps != NULL && P != NULL;
-        for (int t = 0; ok && t < T; t++) {
+        for (int t = 0; ok && t < Tk; t++) {
             int64_t k0, k1;
-            F(ksplit_cols)(net->sizes[0], t, T, &k0, &k1);
+            F(ksplit_cols)(net->sizes[0], t, Tk, &k0, &k1);
             ok = F(rep_alloc)(&reps[t], net, cfg, batch, k0, k1) == FNN_OK;
         }
         if (!ok) {
-            for (int t = 0; reps && t < T; t++) F(rep_free)(&reps[t]);
+            for (int t = 0; reps && t < Tk; t++) F(rep_free)(&reps[t]);
             fnn_free(reps); fnn_free(P); fnn_free(snap); F(ws_free)(&ws);
             return FNN_NOMEM;
         }
@@ -1119,7 +1336,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
 #pragma omp parallel num_threads(Tt)
             {
                 const int t = fnn_thread_num(), TT = fnn_num_threads();
-                if (ksplit && TT == T) {
+                if (ksplit && TT == Tk) {
                     const int64_t k0 = reps[t].k0, k1 = reps[t].k1;
                     F(rep_copy)(&reps[t], net, cfg, 0, 1);
                     for (int64_t bi = c0; bi < c1; bi++) {
@@ -1142,7 +1359,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                 /* every copy saw the same examples: count thread 0's cost and hits */
                 ws.acc[0] += reps[0].ws.acc[0];
                 ws.acc[1] += reps[0].ws.acc[1];
-                for (int t = 0; t < T; t++) reps[t].ws.acc[0] = reps[t].ws.acc[1] = 0;
+                for (int t = 0; t < Tk; t++) reps[t].ws.acc[0] = reps[t].ws.acc[1] = 0;
             }
             if (c1 < nb && cfg->check != NULL && cfg->check(cfg->ctx)) {
                 /* stopped inside the epoch: keep the last finished mini-batch's weights if
@@ -1180,7 +1397,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     }
 done:
     cfg->eta = eta;
-    for (int t = 0; reps && t < T; t++) F(rep_free)(&reps[t]);
+    for (int t = 0; reps && t < Tk; t++) F(rep_free)(&reps[t]);
     fnn_free(reps);
     fnn_free(P);
     fnn_free(snap);

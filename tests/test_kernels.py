@@ -1,9 +1,10 @@
 """The engine's fast paths against the numpy oracle and against each other.
 
-* The K-split path (two threads, a first layer holding nearly all the work, as W1 and W2):
-  each thread owns half of the first layer's inputs and keeps its own copy of the rest of the
-  network.  One epoch must match fastnn.reference.MatrixNetwork for every optimizer, and the
-  copies must agree with one thread.
+* The K-split path (a first layer holding nearly all the work, as W1 and W2): each thread
+  owns a share of the first layer's inputs, keeps those columns of W[0] transposed, and keeps
+  its own copy of the rest of the network.  One epoch, on one thread or two, must match
+  fastnn.reference.MatrixNetwork for every optimizer, and two threads must agree with the
+  serial path (W[0] as given, one thread).
 * Training rows read in place (aligned data) and copied first (unaligned data) must give the
   same weights bit for bit.
 * The vectorized sigmoid must equal 1/(1+exp(-z)) over the whole range, subnormals included.
@@ -30,7 +31,7 @@ def _problem(dtype, n=300, sizes=SIZES, seed=3):
 
 def _engine_epoch(X, Y, W, b, order, *, n_threads, optimizer="sgd", batch=10, eta=0.5,
                   lmbda=0.0, l1=0.0, dropout=0.0, acts=("sigmoid", "sigmoid"),
-                  cost="quadratic", run_stats=False, on_epoch=None):
+                  cost="quadratic", run_stats=False, on_epoch=None, path=None):
     W = [w.copy() for w in W]
     b = [x.copy() for x in b]
     s1 = s2 = None
@@ -42,7 +43,7 @@ def _engine_epoch(X, Y, W, b, order, *, n_threads, optimizer="sgd", batch=10, et
                       lmbda=lmbda, l1=l1, reg_n=float(len(X)), optimizer=optimizer,
                       momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-7, state1=s1, state2=s2,
                       dropout=dropout, seed=11, orders=order[None, :], n_threads=n_threads,
-                      run_stats=run_stats, on_epoch=on_epoch)
+                      run_stats=run_stats, on_epoch=on_epoch, path=path)
     return W, b, res
 
 
@@ -54,11 +55,12 @@ def _max_diff(a, b):
 @pytest.mark.parametrize("optimizer, lmbda, l1", [("sgd", 0.0, 0.0), ("sgd", 2.0, 0.0),
                                                   ("sgd", 0.0, 1.0), ("momentum", 1.0, 0.0),
                                                   ("adam", 0.0, 0.0)])
-def test_ksplit_epoch_matches_oracle(dtype, tol, optimizer, lmbda, l1):
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_ksplit_epoch_matches_oracle(dtype, tol, optimizer, lmbda, l1, n_threads):
     X, Y, W, b, order = _problem(dtype)
     eta = 0.01 if optimizer == "adam" else 0.5
-    W2, b2, res = _engine_epoch(X, Y, W, b, order, n_threads=2, optimizer=optimizer, eta=eta,
-                                lmbda=lmbda, l1=l1)
+    W2, b2, res = _engine_epoch(X, Y, W, b, order, n_threads=n_threads, optimizer=optimizer,
+                                eta=eta, lmbda=lmbda, l1=l1)
     assert res["path"] == "ksplit"
     ref = reference.MatrixNetwork(W, [x.reshape(-1, 1) for x in b], dtype=dtype)
     ref.train_epoch(X, Y, order, 10, eta, lmbda=lmbda, l1=l1, n=len(X), optimizer=optimizer,
@@ -75,7 +77,7 @@ def test_ksplit_epoch_matches_oracle(dtype, tol, optimizer, lmbda, l1):
                                 dict(optimizer="adam", eta=0.01, dropout=0.2)])
 def test_ksplit_agrees_with_one_thread(dtype, tol, kw):
     X, Y, W, b, order = _problem(dtype, n=203)      # 203: a short last mini-batch
-    W1, b1, r1 = _engine_epoch(X, Y, W, b, order, n_threads=1, **kw)
+    W1, b1, r1 = _engine_epoch(X, Y, W, b, order, n_threads=1, path="serial", **kw)
     W2, b2, r2 = _engine_epoch(X, Y, W, b, order, n_threads=2, **kw)
     assert (r1["path"], r2["path"]) == ("serial", "ksplit")
     assert _max_diff(W1, W2) < tol and _max_diff(b1, b2) < tol
@@ -83,8 +85,9 @@ def test_ksplit_agrees_with_one_thread(dtype, tol, kw):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n_threads", [1, 2])
-def test_rows_read_in_place_equal_rows_copied(dtype, n_threads):
+@pytest.mark.parametrize("n_threads, path", [(1, "serial"), (1, "ksplit"), (2, "rows"),
+                                             (2, "ksplit")])
+def test_rows_read_in_place_equal_rows_copied(dtype, n_threads, path):
     X, Y, W, b, order = _problem(dtype)
     aligned = _core.aligned_empty(X.shape, dtype)
     aligned[...] = X
@@ -93,8 +96,9 @@ def test_rows_read_in_place_equal_rows_copied(dtype, n_threads):
     shifted = buf[1:].reshape(X.shape)
     shifted[...] = X
     assert _core.is_aligned(aligned) and not _core.is_aligned(shifted, 32)
-    Wa, ba, _ = _engine_epoch(aligned, Y, W, b, order, n_threads=n_threads)
-    Ws, bs, _ = _engine_epoch(shifted, Y, W, b, order, n_threads=n_threads)
+    Wa, ba, ra = _engine_epoch(aligned, Y, W, b, order, n_threads=n_threads, path=path)
+    Ws, bs, rs = _engine_epoch(shifted, Y, W, b, order, n_threads=n_threads, path=path)
+    assert ra["path"] == rs["path"] == path
     for x, y in zip(Wa + ba, Ws + bs):
         np.testing.assert_array_equal(x, y)
 
