@@ -253,13 +253,16 @@ static const F(axpy_fn) F(axpy_table)[FNN_GMAX + 1] = {
 FNN_INLINE void F(dott_block)(const int G, const int VB, const REAL *const *x, const REAL *Wt,
                               int ldr, int K, REAL *z, int ldz) {
     F(vec) acc[FNN_GMAX][4];
-    for (int i = 0; i < G; i++)
+    const REAL *xp[FNN_GMAX];
+    for (int i = 0; i < G; i++) {
+        xp[i] = x[i];
         for (int v = 0; v < VB; v++) acc[i][v] = (F(vec)){0};
+    }
     for (int k = 0; k < K; k++) {
         F(vec) w[4];
         for (int v = 0; v < VB; v++) w[v] = F(vload)(Wt + (int64_t)k * ldr + v * FNN_VL);
         for (int i = 0; i < G; i++) {
-            const REAL xb = x[i][k];
+            const REAL xb = xp[i][k];
             for (int v = 0; v < VB; v++) acc[i][v] += xb * w[v];
         }
     }
@@ -267,22 +270,36 @@ FNN_INLINE void F(dott_block)(const int G, const int VB, const REAL *const *x, c
         for (int v = 0; v < VB; v++) F(vstore)(z + (int64_t)i * ldz + v * FNN_VL, acc[i][v]);
 }
 
-FNN_INLINE void F(axpyt_block)(const int G, const int VB, const REAL *const *x, const REAL *c,
-                               int ldc, REAL decay, REAL *Wt, int ldr, int K) {
+/* mode: 0 overwrite, 1 add, 2 scale by decay and add; the input pointers are copied first
+ * so that the stores to Wt cannot alias them */
+FNN_INLINE void F(axpyt_loop)(const int G, const int VB, const int mode,
+                              const REAL *const *x, const REAL *c, int ldc, REAL decay,
+                              REAL *Wt, int ldr, int K) {
     F(vec) cv[FNN_GMAX][4];
-    for (int i = 0; i < G; i++)
+    const REAL *xp[FNN_GMAX];
+    for (int i = 0; i < G; i++) {
+        xp[i] = x[i];
         for (int v = 0; v < VB; v++) cv[i][v] = F(vload)(c + (int64_t)i * ldc + v * FNN_VL);
+    }
     for (int k = 0; k < K; k++) {
         REAL *wk = Wt + (int64_t)k * ldr;
         F(vec) a[4];
         for (int v = 0; v < VB; v++)
-            a[v] = decay == 0 ? (F(vec)){0} : F(vload)(wk + v * FNN_VL) * decay;
+            a[v] = mode == 0 ? (F(vec)){0}
+                 : mode == 1 ? F(vload)(wk + v * FNN_VL) : F(vload)(wk + v * FNN_VL) * decay;
         for (int i = 0; i < G; i++) {
-            const REAL xb = x[i][k];
+            const REAL xb = xp[i][k];
             for (int v = 0; v < VB; v++) a[v] += xb * cv[i][v];
         }
         for (int v = 0; v < VB; v++) F(vstore)(wk + v * FNN_VL, a[v]);
     }
+}
+
+FNN_INLINE void F(axpyt_block)(const int G, const int VB, const REAL *const *x, const REAL *c,
+                               int ldc, REAL decay, REAL *Wt, int ldr, int K) {
+    if (decay == 0) F(axpyt_loop)(G, VB, 0, x, c, ldc, decay, Wt, ldr, K);
+    else if (decay == 1) F(axpyt_loop)(G, VB, 1, x, c, ldc, decay, Wt, ldr, K);
+    else F(axpyt_loop)(G, VB, 2, x, c, ldc, decay, Wt, ldr, K);
 }
 
 #define FNN_KERNELS_T(G, VB)                                                                 \
