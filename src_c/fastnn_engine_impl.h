@@ -75,6 +75,36 @@ typedef REAL F(vec) __attribute__((vector_size(FNN_VBYTES)));
 
 FNN_INLINE F(vec) F(vload)(const REAL *p) { F(vec) v; memcpy(&v, p, sizeof v); return v; }
 FNN_INLINE void F(vstore)(REAL *p, F(vec) v) { memcpy(p, &v, sizeof v); }
+/* the first n lanes only (n < lanes): the rest read as zero, and are not written; masked
+ * moves with AVX-512 (no memcpy calls: these run on every row's tail) */
+FNN_INLINE F(vec) F(vload_n)(const REAL *p, int n) {
+#if defined(__AVX512F__)
+    if (sizeof(REAL) == sizeof(double)) {
+        __m512d v = _mm512_maskz_loadu_pd((__mmask8)((1u << n) - 1), (const void *)p);
+        F(vec) r; memcpy(&r, &v, sizeof r); return r;
+    } else {
+        __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), (const void *)p);
+        F(vec) r; memcpy(&r, &v, sizeof r); return r;
+    }
+#else
+    F(vec) v = (F(vec)){0};
+    for (int j = 0; j < n; j++) v[j] = p[j];
+    return v;
+#endif
+}
+FNN_INLINE void F(vstore_n)(REAL *p, F(vec) v, int n) {
+#if defined(__AVX512F__)
+    if (sizeof(REAL) == sizeof(double)) {
+        __m512d x; memcpy(&x, &v, sizeof x);
+        _mm512_mask_storeu_pd((void *)p, (__mmask8)((1u << n) - 1), x);
+    } else {
+        __m512 x; memcpy(&x, &v, sizeof x);
+        _mm512_mask_storeu_ps((void *)p, (__mmask16)((1u << n) - 1), x);
+    }
+#else
+    for (int j = 0; j < n; j++) p[j] = v[j];
+#endif
+}
 /* the sum of a vector's lanes, by halving it: log2(lanes) adds instead of lanes - 1 in a chain */
 FNN_INLINE REAL F(vsum)(F(vec) v) {
     char *p = (char *)&v;
@@ -173,12 +203,16 @@ FNN_INLINE void F(dot_block)(const int G, const int NR, const REAL *const *x, co
             for (int r = 0; r < NR; r++) acc[r][i] += wv[r] * xv;
         }
     }
-    for (int r = 0; r < NR; r++)
+    if (k < K) {   /* the last partial vector, zero padded */
+        F(vec) wv[2];
+        for (int r = 0; r < NR; r++) wv[r] = F(vload_n)(w + (int64_t)r * ldw + k, K - k);
         for (int i = 0; i < G; i++) {
-            REAL s = F(vsum)(acc[r][i]);
-            for (int kk = k; kk < K; kk++) s += w[(int64_t)r * ldw + kk] * x[i][kk];
-            z[(int64_t)i * ldz + r] = s;
+            F(vec) xv = F(vload_n)(x[i] + k, K - k);
+            for (int r = 0; r < NR; r++) acc[r][i] += wv[r] * xv;
         }
+    }
+    for (int r = 0; r < NR; r++)
+        for (int i = 0; i < G; i++) z[(int64_t)i * ldz + r] = F(vsum)(acc[r][i]);
 }
 
 /* G examples, all R rows: the G vectors of x stay in registers while the rows stream by.
@@ -197,14 +231,18 @@ FNN_INLINE void F(axpy_block)(const int G, const REAL *const *x, const REAL *c, 
             F(vstore)(wr, a);
         }
     }
-    for (; k < K; k++)
+    if (k < K) {   /* the last partial vector */
+        const int nk = K - k;
+        F(vec) xv[FNN_GMAX];
+        for (int i = 0; i < G; i++) xv[i] = F(vload_n)(x[i] + k, nk);
         for (int r = 0; r < R; r++) {
             REAL *wr = W + (int64_t)r * ldw + k;
             const REAL *cr = c + (int64_t)r * ldc;
-            REAL a = decay == 0 ? 0 : *wr * decay;
-            for (int i = 0; i < G; i++) a += cr[i] * x[i][k];
-            *wr = a;
+            F(vec) a = decay == 0 ? (F(vec)){0} : F(vload_n)(wr, nk) * decay;
+            for (int i = 0; i < G; i++) a += cr[i] * xv[i];
+            F(vstore_n)(wr, a, nk);
         }
+    }
 }
 
 /* one copy of each kernel per block size G, so the compiler unrolls the G loops */
@@ -475,14 +513,9 @@ static void F(act_forward)(REAL *a, REAL *z, const REAL *b, int64_t i0, int64_t 
                 F(vstore)(ar + j, F(vsigmoid)(v));
             }
             if (j < j1) {   /* the tail too, in a vector padded with zeros */
-                const size_t nt = sizeof(REAL) * (size_t)(j1 - j);
-                F(vec) v = (F(vec)){0}, bv = (F(vec)){0};
-                memcpy(&v, zr + j, nt);
-                memcpy(&bv, b + j, nt);
-                v += bv;
-                memcpy(zr + j, &v, nt);
-                v = F(vsigmoid)(v);
-                memcpy(ar + j, &v, nt);
+                F(vec) v = F(vload_n)(zr + j, j1 - j) + F(vload_n)(b + j, j1 - j);
+                F(vstore_n)(zr + j, v, j1 - j);
+                F(vstore_n)(ar + j, F(vsigmoid)(v), j1 - j);
                 j = j1;
             }
 #endif
