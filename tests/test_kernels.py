@@ -71,6 +71,23 @@ def test_ksplit_epoch_matches_oracle(dtype, tol, optimizer, lmbda, l1, n_threads
     assert _max_diff(W2, W) > 100 * tol
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
+@pytest.mark.parametrize("n_threads, path", [(1, "serial"), (1, "ksplit"), (2, "rows"),
+                                             (2, "ksplit")])
+@pytest.mark.parametrize("sizes", [[517, 30, 10], [403, 13, 7, 3]])
+def test_widths_off_the_vector_size_match_oracle(dtype, tol, n_threads, path, sizes):
+    # no width a multiple of 8 or 16: every kernel runs its partial last vector
+    X, Y, W, b, order = _problem(dtype, n=97, sizes=sizes)
+    W2, b2, res = _engine_epoch(X, Y, W, b, order, n_threads=n_threads, path=path,
+                                lmbda=1.0, acts=("sigmoid",) * (len(sizes) - 1))
+    assert res["path"] == path
+    ref = reference.MatrixNetwork(W, [x.reshape(-1, 1) for x in b], dtype=dtype)
+    ref.train_epoch(X, Y, order, 10, 0.5, lmbda=1.0, n=len(X))
+    assert _max_diff(W2, ref.weights) < tol
+    assert _max_diff(b2, [x.ravel() for x in ref.biases]) < tol
+    assert _max_diff(W2, W) > 100 * tol
+
+
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-11), (np.float32, 1e-4)])
 @pytest.mark.parametrize("kw", [dict(dropout=0.3), dict(batch=7),
                                 dict(acts=("relu", "softmax"), cost="log_likelihood"),
