@@ -1191,14 +1191,10 @@ static int F(ksplit_ok)(const fnn_net *net, int batch, int T) {
     return rest <= 0.1 * first;
 }
 
-/* thread t's columns of W[0], in units of FNN_ALIGN bytes: its rows start on vector
- * boundaries, and with rows that are whole units no two threads write one line pair */
+/* thread t's columns of W[0]: an even split (each thread keeps its block in its own
+ * transposed copy, so no two threads write one line, and reads of x need no alignment) */
 static void F(ksplit_cols)(int n0, int t, int T, int64_t *k0, int64_t *k1) {
-    const int64_t ka = FNN_ALIGN / (int64_t)sizeof(REAL), nu = (n0 + ka - 1) / ka;
-    int64_t u0, u1;
-    fnn_split(nu, t, T, 1, 0, &u0, &u1);
-    *k0 = u0 * ka < n0 ? u0 * ka : n0;
-    *k1 = u1 * ka < n0 ? u1 * ka : n0;
+    fnn_split(n0, t, T, 1, 0, k0, k1);
 }
 
 static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL *P,
