@@ -1090,6 +1090,7 @@ typedef struct {
                             * (k1 - k0, ldr), zero in the padding */
     REAL *G0;              /* their mean gradient, the same shape (NULL for plain SGD) */
     REAL *C;               /* (M, ldr): the scaled output deltas of the first layer */
+    int bar_gen;           /* this thread's generation of the team's spin barrier */
     REAL *mem;
 } F(fnn_rep);
 
@@ -1198,8 +1199,9 @@ static void F(ksplit_cols)(int n0, int t, int T, int64_t *k0, int64_t *k1) {
 }
 
 static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL *P,
-                                  int64_t pstride, int epoch, int64_t start, int m, double eta,
-                                  int64_t step, int t, int T, int64_t k0, int64_t k1) {
+                                  int64_t pstride, fnn_spin_barrier *bar, int epoch,
+                                  int64_t start, int m, double eta, int64_t step, int t, int T,
+                                  int64_t k0, int64_t k1) {
     const fnn_net *net = &rp->net;
     F(fnn_ws) *ws = &rp->ws;
     const int L = net->L, n0 = net->sizes[0], n1 = net->sizes[1];
@@ -1211,7 +1213,7 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
     const REAL *const *xr = F(in_rows)(ws, 0, n0, 0, m, k0, ptr);
     const int ldr = rp->ldr;
     F(dott_rows)(m, xr, rp->W0, ldr, (int)(k1 - k0), Pb + t * pstride, ldr);
-    fnn_barrier();
+    fnn_spin_wait(bar, T, &rp->bar_gen);
     REAL *Z = ws->Z[0];
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n1; j++) {
@@ -1346,12 +1348,14 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     cfg->path = ksplit ? FNN_PATH_KSPLIT : par ? FNN_PATH_ROWS : FNN_PATH_SERIAL;
     F(fnn_rep) *reps = NULL;
     REAL *P = NULL;
+    fnn_spin_barrier *bar = NULL;
     const int64_t pl = FNN_ALIGN / (int64_t)sizeof(REAL);
     const int64_t pstride = ((int64_t)batch * F(ldr_of)(net->sizes[1]) + pl - 1) / pl * pl;
     if (ksplit) {
         reps = (F(fnn_rep) *)fnn_calloc((size_t)Tk, sizeof(F(fnn_rep)));
         P = (REAL *)fnn_malloc(sizeof(REAL) * 2 * (size_t)Tk * pstride);
-        int ok = reps != NULL && P != NULL;
+        bar = (fnn_spin_barrier *)fnn_calloc(1, sizeof(fnn_spin_barrier));
+        int ok = reps != NULL && P != NULL && bar != NULL;
         for (int t = 0; ok && t < Tk; t++) {
             int64_t k0, k1;
             F(ksplit_cols)(net->sizes[0], t, Tk, &k0, &k1);
@@ -1359,7 +1363,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
         }
         if (!ok) {
             for (int t = 0; reps && t < Tk; t++) F(rep_free)(&reps[t]);
-            fnn_free(reps); fnn_free(P); fnn_free(snap); F(ws_free)(&ws);
+            fnn_free(reps); fnn_free(P); fnn_free(bar); fnn_free(snap); F(ws_free)(&ws);
             return FNN_NOMEM;
         }
     }
@@ -1388,8 +1392,8 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                     for (int64_t bi = c0; bi < c1; bi++) {
                         int64_t start = bi * batch;
                         int m = (int)(n - start < batch ? n - start : batch);
-                        F(train_batch_ksplit)(cfg, &reps[t], P, pstride, epoch, start, m, eta,
-                                              cfg->adam_t + bi + 1, t, TT, k0, k1);
+                        F(train_batch_ksplit)(cfg, &reps[t], P, pstride, bar, epoch, start, m,
+                                              eta, cfg->adam_t + bi + 1, t, TT, k0, k1);
                     }
                     F(rep_copy)(&reps[t], net, cfg, 1, t == 0);
                 } else {
@@ -1446,6 +1450,7 @@ done:
     for (int t = 0; reps && t < Tk; t++) F(rep_free)(&reps[t]);
     fnn_free(reps);
     fnn_free(P);
+    fnn_free(bar);
     fnn_free(snap);
     F(ws_free)(&ws);
     return status;
