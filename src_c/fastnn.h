@@ -48,9 +48,11 @@
 #define FNN_PREFETCH_BATCHES 2
 #endif
 /* The small-batch kernels (fastnn_engine_impl.h) take the dense layers whose calls have at
- * most FNN_SMALL_M examples; larger calls go to BLAS. */
+ * most FNN_SMALL_M examples; larger calls go to BLAS.  The evaluation chunks (FNN_EVAL_BATCH
+ * examples shared by the threads) are above it: BLAS runs them 1.5-2x faster than the
+ * small-batch kernels, which re-read the examples for every pair of neurons. */
 #ifndef FNN_SMALL_M
-#define FNN_SMALL_M 256
+#define FNN_SMALL_M 64
 #endif
 /* Their vector width in bytes, from the instruction set the build targets, and the most
  * examples one register block holds (two weight rows times FNN_GMAX examples of

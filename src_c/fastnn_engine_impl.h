@@ -671,9 +671,10 @@ static inline const REAL *F(layer_in)(const F(fnn_ws) *ws, int l) {
 static inline int F(small)(int64_t m) { return m <= FNN_SMALL_M; }
 
 /* Read the rows of X in place (no gather copy) when every call on these buffers goes to the
- * small-batch kernels and the rows start on vector boundaries. */
-static inline void F(set_direct)(F(fnn_ws) *ws, const void *X, int n_in) {
-    ws->direct = F(small)(ws->M) && (uintptr_t)X % FNN_VBYTES == 0 &&
+ * small-batch kernels (calls on at most m_max examples) and the rows start on vector
+ * boundaries. */
+static inline void F(set_direct)(F(fnn_ws) *ws, const void *X, int n_in, int64_t m_max) {
+    ws->direct = F(small)(m_max) && (uintptr_t)X % FNN_VBYTES == 0 &&
                  ((size_t)n_in * sizeof(REAL)) % FNN_VBYTES == 0;
 }
 
@@ -1141,7 +1142,7 @@ static int F(rep_alloc)(F(fnn_rep) *r, const fnn_net *net, const fnn_train_cfg *
         F(rep_free)(r);
         return FNN_NOMEM;
     }
-    F(set_direct)(&r->ws, cfg->train.X, net->sizes[0]);
+    F(set_direct)(&r->ws, cfg->train.X, net->sizes[0], M);
     return FNN_OK;
 }
 
@@ -1284,7 +1285,7 @@ static void F(reduce_acc)(F(fnn_ws) *ws, double *cost, int64_t *hits) {
 
 static void F(evaluate_set)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *data, int T,
                             double *cost, int64_t *hits) {
-    F(set_direct)(ws, data->X, net->sizes[0]);
+    F(set_direct)(ws, data->X, net->sizes[0], ws->M);
 #pragma omp parallel num_threads(T)
     F(evaluate_team)(net, ws, data, fnn_thread_num(), fnn_num_threads());
     F(reduce_acc)(ws, cost, hits);
@@ -1380,7 +1381,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
         memset(&st, 0, sizeof(st));
         st.epoch = epoch;
         F(snapshot)(net, snap, 0);
-        F(set_direct)(&ws, cfg->train.X, net->sizes[0]);   /* evaluate_set reset it */
+        F(set_direct)(&ws, cfg->train.X, net->sizes[0], batch);  /* evaluate_set reset it */
         for (int64_t c0 = 0; c0 < nb; c0 += ce) {
             int64_t c1 = c0 + ce < nb ? c0 + ce : nb;
 #pragma omp parallel num_threads(Tt)
@@ -1461,7 +1462,7 @@ static int F(fnn_predict)(const fnn_net *net, const REAL *X, int64_t n, REAL *ou
     const int T = net->n_threads > 0 ? net->n_threads : 1, L = net->L, no = net->sizes[L];
     F(fnn_ws) ws;
     if (F(ws_alloc)(&ws, net, FNN_EVAL_BATCH, T, 0, 0, 0) != FNN_OK) return FNN_NOMEM;
-    F(set_direct)(&ws, X, net->sizes[0]);
+    F(set_direct)(&ws, X, net->sizes[0], ws.M);
 #pragma omp parallel num_threads(T)
     {
         const int t = fnn_thread_num(), TT = fnn_num_threads();
