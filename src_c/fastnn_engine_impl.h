@@ -1209,6 +1209,18 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
     const int32_t *order = cfg->orders ? cfg->orders + (int64_t)epoch * cfg->train.n : NULL;
     F(gather)(ws, (const REAL *)cfg->train.X, n0, order, start, m, cfg->train.n, 0, m, 0, m, k0,
               k1);
+#if defined(__GNUC__)
+    {   /* and the targets of the same examples, which every thread reads */
+        const int no = net->sizes[L];
+        const int64_t s0 = start + FNN_PREFETCH_BATCHES * (int64_t)m;
+        for (int64_t s = s0; s < s0 + m && s < cfg->train.n; s++) {
+            const char *y = (const char *)((const REAL *)cfg->train.Y +
+                                           (order ? (int64_t)order[s] : s) * no);
+            __builtin_prefetch(y, 0, FNN_PF_HINT);
+            __builtin_prefetch(y + sizeof(REAL) * (size_t)no - 1, 0, FNN_PF_HINT);
+        }
+    }
+#endif
     REAL *Pb = P + (int64_t)((start / cfg->batch) & 1) * T * pstride;  /* this batch's half */
     const REAL *ptr[FNN_SMALL_M];
     const REAL *const *xr = F(in_rows)(ws, 0, n0, 0, m, k0, ptr);
