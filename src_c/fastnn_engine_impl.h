@@ -288,13 +288,14 @@ static const F(axpy_fn) F(axpy_table)[FNN_GMAX + 1] = {
  *   dott:  z[i][v] = sum_k x_i[k] Wt[k][v]              (forward: in @ W^T)
  *   axpyt: Wt[k][v] = decay Wt[k][v] + sum_i x_i[k] c[i][v]   (update: W^T += in^T @ c)
  * The K-split path keeps its block of W[0] this way. */
-FNN_INLINE void F(dott_block)(const int G, const int VB, const REAL *const *x, const REAL *Wt,
-                              int ldr, int K, REAL *z, int ldz) {
+FNN_INLINE void F(dott_block)(const int G, const int VB, const REAL *const *x, int kofs,
+                              const REAL *Wt, int ldr, int K, REAL *z, int ldz, int add) {
     F(vec) acc[FNN_GMAX][4];
     const REAL *xp[FNN_GMAX];
     for (int i = 0; i < G; i++) {
-        xp[i] = x[i];
-        for (int v = 0; v < VB; v++) acc[i][v] = (F(vec)){0};
+        xp[i] = x[i] + kofs;
+        for (int v = 0; v < VB; v++)
+            acc[i][v] = add ? F(vload)(z + (int64_t)i * ldz + v * FNN_VL) : (F(vec)){0};
     }
     for (int k = 0; k < K; k++) {
         F(vec) w[4];
@@ -311,12 +312,12 @@ FNN_INLINE void F(dott_block)(const int G, const int VB, const REAL *const *x, c
 /* mode: 0 overwrite, 1 add, 2 scale by decay and add; the input pointers are copied first
  * so that the stores to Wt cannot alias them */
 FNN_INLINE void F(axpyt_loop)(const int G, const int VB, const int mode,
-                              const REAL *const *x, const REAL *c, int ldc, REAL decay,
-                              REAL *Wt, int ldr, int K) {
+                              const REAL *const *x, int kofs, const REAL *c, int ldc,
+                              REAL decay, REAL *Wt, int ldr, int K) {
     F(vec) cv[FNN_GMAX][4];
     const REAL *xp[FNN_GMAX];
     for (int i = 0; i < G; i++) {
-        xp[i] = x[i];
+        xp[i] = x[i] + kofs;
         for (int v = 0; v < VB; v++) cv[i][v] = F(vload)(c + (int64_t)i * ldc + v * FNN_VL);
     }
     for (int k = 0; k < K; k++) {
@@ -333,21 +334,21 @@ FNN_INLINE void F(axpyt_loop)(const int G, const int VB, const int mode,
     }
 }
 
-FNN_INLINE void F(axpyt_block)(const int G, const int VB, const REAL *const *x, const REAL *c,
-                               int ldc, REAL decay, REAL *Wt, int ldr, int K) {
-    if (decay == 0) F(axpyt_loop)(G, VB, 0, x, c, ldc, decay, Wt, ldr, K);
-    else if (decay == 1) F(axpyt_loop)(G, VB, 1, x, c, ldc, decay, Wt, ldr, K);
-    else F(axpyt_loop)(G, VB, 2, x, c, ldc, decay, Wt, ldr, K);
+FNN_INLINE void F(axpyt_block)(const int G, const int VB, const REAL *const *x, int kofs,
+                               const REAL *c, int ldc, REAL decay, REAL *Wt, int ldr, int K) {
+    if (decay == 0) F(axpyt_loop)(G, VB, 0, x, kofs, c, ldc, decay, Wt, ldr, K);
+    else if (decay == 1) F(axpyt_loop)(G, VB, 1, x, kofs, c, ldc, decay, Wt, ldr, K);
+    else F(axpyt_loop)(G, VB, 2, x, kofs, c, ldc, decay, Wt, ldr, K);
 }
 
 #define FNN_KERNELS_T(G, VB)                                                                 \
-    static void F(dott_##G##_##VB)(const REAL *const *x, const REAL *Wt, int ldr, int K,     \
-                                   REAL *z, int ldz) {                                       \
-        F(dott_block)(G, VB, x, Wt, ldr, K, z, ldz);                                         \
+    static void F(dott_##G##_##VB)(const REAL *const *x, int kofs, const REAL *Wt, int ldr, \
+                                   int K, REAL *z, int ldz, int add) {                       \
+        F(dott_block)(G, VB, x, kofs, Wt, ldr, K, z, ldz, add);                              \
     }                                                                                        \
-    static void F(axpyt_##G##_##VB)(const REAL *const *x, const REAL *c, int ldc, REAL decay, \
-                                    REAL *Wt, int ldr, int K) {                              \
-        F(axpyt_block)(G, VB, x, c, ldc, decay, Wt, ldr, K);                                 \
+    static void F(axpyt_##G##_##VB)(const REAL *const *x, int kofs, const REAL *c, int ldc,  \
+                                    REAL decay, REAL *Wt, int ldr, int K) {                  \
+        F(axpyt_block)(G, VB, x, kofs, c, ldc, decay, Wt, ldr, K);                           \
     }
 #define FNN_KERNELS_T4(G) FNN_KERNELS_T(G, 1) FNN_KERNELS_T(G, 2) FNN_KERNELS_T(G, 3) \
     FNN_KERNELS_T(G, 4)
@@ -360,8 +361,8 @@ FNN_KERNELS_T4(12)
 #undef FNN_KERNELS_T4
 #undef FNN_KERNELS_T
 
-typedef void (*F(dott_fn))(const REAL *const *, const REAL *, int, int, REAL *, int);
-typedef void (*F(axpyt_fn))(const REAL *const *, const REAL *, int, REAL, REAL *, int, int);
+typedef void (*F(dott_fn))(const REAL *const *, int, const REAL *, int, int, REAL *, int, int);
+typedef void (*F(axpyt_fn))(const REAL *const *, int, const REAL *, int, REAL, REAL *, int, int);
 #define FNN_T4(name, G) {F(name##_##G##_1), F(name##_##G##_2), F(name##_##G##_3), F(name##_##G##_4)}
 static const F(dott_fn) F(dott_table)[FNN_GMAX][4] = {
     FNN_T4(dott, 1), FNN_T4(dott, 2), FNN_T4(dott, 3), FNN_T4(dott, 4), FNN_T4(dott, 5),
@@ -436,20 +437,32 @@ static void F(axpy_rows)(int m, const REAL *const *x, const REAL *c, int ldc, RE
 #endif
 }
 
+/* rows of Wt per tile: a tile (about 16 KiB) stays in L1 while every block of examples and
+ * of neurons passes over it, so the weights come from L2 once per call */
+static inline int F(ktile)(int ldr) {
+    int kt = (int)(16384 / ((int64_t)ldr * (int64_t)sizeof(REAL)));
+    return kt < 8 ? 8 : kt;
+}
+
 /* z (m, ldz) = x (m rows, K columns) @ Wt (K, ldr): all ldr columns of z are written */
 static void F(dott_rows)(int m, const REAL *const *x, const REAL *Wt, int ldr, int K, REAL *z,
                          int ldz) {
 #ifdef FNN_VEC_KERNELS
-    const int nv = ldr / FNN_VL;
-    for (int v0 = 0; v0 < nv; v0 += 4) {
-        const int vb = nv - v0 < 4 ? nv - v0 : 4, gm = F(tgroup)(vb);
-        const int nblk = (m + gm - 1) / gm;
-        for (int b = 0, i0 = 0; b < nblk; b++) {
-            int g = (m - i0) / (nblk - b);
-            F(dott_table)[g - 1][vb - 1](x + i0, Wt + v0 * FNN_VL, ldr, K,
-                                         z + (int64_t)i0 * ldz + v0 * FNN_VL, ldz);
-            i0 += g;
+    const int nv = ldr / FNN_VL, kt = F(ktile)(ldr);
+    for (int k0 = 0; k0 < K || k0 == 0; k0 += kt) {
+        const int kn = K - k0 < kt ? K - k0 : kt;
+        for (int v0 = 0; v0 < nv; v0 += 4) {
+            const int vb = nv - v0 < 4 ? nv - v0 : 4, gm = F(tgroup)(vb);
+            const int nblk = (m + gm - 1) / gm;
+            for (int b = 0, i0 = 0; b < nblk; b++) {
+                int g = (m - i0) / (nblk - b);
+                F(dott_table)[g - 1][vb - 1](x + i0, k0, Wt + (int64_t)k0 * ldr + v0 * FNN_VL,
+                                             ldr, kn, z + (int64_t)i0 * ldz + v0 * FNN_VL, ldz,
+                                             k0 > 0);
+                i0 += g;
+            }
         }
+        if (K <= 0) break;
     }
 #else
     for (int i = 0; i < m; i++)
@@ -465,15 +478,19 @@ static void F(dott_rows)(int m, const REAL *const *x, const REAL *Wt, int ldr, i
 static void F(axpyt_rows)(int m, const REAL *const *x, const REAL *c, int ldc, REAL decay,
                           REAL *Wt, int ldr, int K) {
 #ifdef FNN_VEC_KERNELS
-    const int nv = ldr / FNN_VL;
-    for (int v0 = 0; v0 < nv; v0 += 4) {
-        const int vb = nv - v0 < 4 ? nv - v0 : 4, gm = F(tgroup)(vb);
-        const int nblk = (m + gm - 1) / gm;
-        for (int b = 0, i0 = 0; b < nblk; b++) {
-            int g = (m - i0) / (nblk - b);
-            F(axpyt_table)[g - 1][vb - 1](x + i0, c + (int64_t)i0 * ldc + v0 * FNN_VL, ldc,
-                                          b == 0 ? decay : (REAL)1, Wt + v0 * FNN_VL, ldr, K);
-            i0 += g;
+    const int nv = ldr / FNN_VL, kt = F(ktile)(ldr);
+    for (int k0 = 0; k0 < K; k0 += kt) {
+        const int kn = K - k0 < kt ? K - k0 : kt;
+        for (int v0 = 0; v0 < nv; v0 += 4) {
+            const int vb = nv - v0 < 4 ? nv - v0 : 4, gm = F(tgroup)(vb);
+            const int nblk = (m + gm - 1) / gm;
+            for (int b = 0, i0 = 0; b < nblk; b++) {
+                int g = (m - i0) / (nblk - b);
+                F(axpyt_table)[g - 1][vb - 1](x + i0, k0, c + (int64_t)i0 * ldc + v0 * FNN_VL,
+                                              ldc, b == 0 ? decay : (REAL)1,
+                                              Wt + (int64_t)k0 * ldr + v0 * FNN_VL, ldr, kn);
+                i0 += g;
+            }
         }
     }
 #else
@@ -1394,22 +1411,33 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
         st.epoch = epoch;
         F(snapshot)(net, snap, 0);
         F(set_direct)(&ws, cfg->train.X, net->sizes[0], batch);  /* evaluate_set reset it */
+        /* The K-split copies are filled at the first chunk of an epoch and written back at
+         * its last (or when the epoch stops early): in between, between the chunks where
+         * interrupts are checked, they are the live parameters ("live"). */
+        int live = 0;
         for (int64_t c0 = 0; c0 < nb; c0 += ce) {
             int64_t c1 = c0 + ce < nb ? c0 + ce : nb;
+            int used = 0;
 #pragma omp parallel num_threads(Tt)
             {
                 const int t = fnn_thread_num(), TT = fnn_num_threads();
+                if (t == 0) used = TT;
                 if (ksplit && TT == Tk) {
                     const int64_t k0 = reps[t].k0, k1 = reps[t].k1;
-                    F(rep_copy)(&reps[t], net, cfg, 0, 1);
+                    if (!live) F(rep_copy)(&reps[t], net, cfg, 0, 1);
                     for (int64_t bi = c0; bi < c1; bi++) {
                         int64_t start = bi * batch;
                         int m = (int)(n - start < batch ? n - start : batch);
                         F(train_batch_ksplit)(cfg, &reps[t], P, pstride, bar, epoch, start, m,
                                               eta, cfg->adam_t + bi + 1, t, TT, k0, k1);
                     }
-                    F(rep_copy)(&reps[t], net, cfg, 1, t == 0);
+                    if (c1 == nb) F(rep_copy)(&reps[t], net, cfg, 1, t == 0);
                 } else {
+                    if (live) {   /* fewer threads than asked: back to the shared copy */
+                        if (t == 0)
+                            for (int u = 0; u < Tk; u++) F(rep_copy)(&reps[u], net, cfg, 1, u == 0);
+                        fnn_barrier();
+                    }
                     for (int64_t bi = c0; bi < c1; bi++) {
                         int64_t start = bi * batch;
                         int m = (int)(n - start < batch ? n - start : batch);
@@ -1418,6 +1446,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                     }
                 }
             }
+            live = ksplit && used == Tk && c1 < nb;
             if (ksplit) {
                 /* every copy saw the same examples: count thread 0's cost and hits */
                 ws.acc[0] += reps[0].ws.acc[0];
@@ -1427,6 +1456,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
             if (c1 < nb && cfg->check != NULL && cfg->check(cfg->ctx)) {
                 /* stopped inside the epoch: keep the last finished mini-batch's weights if
                  * they are finite, else the weights from the start of the epoch */
+                for (int u = 0; live && u < Tk; u++) F(rep_copy)(&reps[u], net, cfg, 1, u == 0);
                 if (cfg->optimizer == FNN_ADAM) cfg->adam_t += c1;
                 if (!F(param_norms)(net, &st.sum_w2, &st.sum_w1)) {
                     F(snapshot)(net, snap, 1);
