@@ -68,7 +68,9 @@ static void F(gemm)(const fnn_net *net, int ta, int tb, int M, int N, int K, REA
  * with GCC/Clang vector types, so one source gives AVX-512, AVX2 or SSE code.  Rows that
  * start on a vector boundary run fastest; the Python layer allocates the data that way. */
 
-#if defined(__GNUC__)
+/* FNN_NO_VEC_KERNELS (a test build) takes the plain loops a compiler without vector types
+ * would get */
+#if defined(__GNUC__) && !defined(FNN_NO_VEC_KERNELS)
 #define FNN_VEC_KERNELS 1
 typedef REAL F(vec) __attribute__((vector_size(FNN_VBYTES)));
 #define FNN_VL ((int)(FNN_VBYTES / sizeof(REAL)))
@@ -397,6 +399,32 @@ static inline int F(tgroup)(int vb) {
     return g < FNN_GMAX ? g : FNN_GMAX;
 }
 
+/* The plain loops of the four products below, for compilers without vector types: weight
+ * (r, k) of neuron r and input k is at W[r * sr + k * sk] (rows: sr = ldw, sk = 1;
+ * transposed: sr = 1, sk = ldr). */
+static inline void F(dot_ref)(int m, const REAL *const *x, const REAL *W, int64_t sr,
+                              int64_t sk, int K, int R, REAL *z, int ldz) {
+    for (int i = 0; i < m; i++)
+        for (int r = 0; r < R; r++) {
+            REAL s = 0;
+            for (int k = 0; k < K; k++) s += x[i][k] * W[r * sr + k * sk];
+            z[(int64_t)i * ldz + r] = s;
+        }
+}
+
+/* W(r, k) = decay W(r, k) + sum_i c(r, i) x_i[k], c(r, i) at c[r * cr + i * ci] */
+static inline void F(axpy_ref)(int m, const REAL *const *x, const REAL *c, int64_t cr,
+                               int64_t ci, REAL decay, REAL *W, int64_t sr, int64_t sk, int K,
+                               int R) {
+    for (int r = 0; r < R; r++)
+        for (int k = 0; k < K; k++) {
+            REAL *w = W + r * sr + k * sk;
+            REAL a = decay == 0 ? 0 : *w * decay;
+            for (int i = 0; i < m; i++) a += c[r * cr + i * ci] * x[i][k];
+            *w = a;
+        }
+}
+
 /* z (m, ldz) = x (m rows) @ W[0:R]^T: the m examples in near-equal blocks of at most GMAX */
 static void F(dot_rows)(int m, const REAL *const *x, const REAL *W, int ldw, int K, int R,
                         REAL *z, int ldz) {
@@ -408,12 +436,7 @@ static void F(dot_rows)(int m, const REAL *const *x, const REAL *W, int ldw, int
         i0 += g;
     }
 #else
-    for (int i = 0; i < m; i++)
-        for (int r = 0; r < R; r++) {
-            REAL s = 0;
-            for (int k = 0; k < K; k++) s += x[i][k] * W[(int64_t)r * ldw + k];
-            z[(int64_t)i * ldz + r] = s;
-        }
+    F(dot_ref)(m, x, W, ldw, 1, K, R, z, ldz);
 #endif
 }
 
@@ -428,12 +451,7 @@ static void F(axpy_rows)(int m, const REAL *const *x, const REAL *c, int ldc, RE
         i0 += g;
     }
 #else
-    for (int r = 0; r < R; r++)
-        for (int k = 0; k < K; k++) {
-            REAL a = decay == 0 ? 0 : W[(int64_t)r * ldw + k] * decay;
-            for (int i = 0; i < m; i++) a += c[(int64_t)r * ldc + i] * x[i][k];
-            W[(int64_t)r * ldw + k] = a;
-        }
+    F(axpy_ref)(m, x, c, ldc, 1, decay, W, ldw, 1, K, R);
 #endif
 }
 
@@ -467,12 +485,7 @@ static void F(dott_rows)(int m, const REAL *const *x, const REAL *Wt, int ldr, i
         if (K <= 0) break;
     }
 #else
-    for (int i = 0; i < m; i++)
-        for (int r = 0; r < ldr; r++) {
-            REAL s = 0;
-            for (int k = 0; k < K; k++) s += x[i][k] * Wt[(int64_t)k * ldr + r];
-            z[(int64_t)i * ldz + r] = s;
-        }
+    F(dot_ref)(m, x, Wt, 1, ldr, K, ldr, z, ldz);
 #endif
 }
 
@@ -496,12 +509,7 @@ static void F(axpyt_rows)(int m, const REAL *const *x, const REAL *c, int ldc, R
         }
     }
 #else
-    for (int k = 0; k < K; k++)
-        for (int r = 0; r < ldr; r++) {
-            REAL a = decay == 0 ? 0 : Wt[(int64_t)k * ldr + r] * decay;
-            for (int i = 0; i < m; i++) a += x[i][k] * c[(int64_t)i * ldc + r];
-            Wt[(int64_t)k * ldr + r] = a;
-        }
+    F(axpy_ref)(m, x, c, 1, ldc, decay, Wt, 1, ldr, K, ldr);
 #endif
 }
 #undef FNN_VEC_KERNELS
