@@ -260,12 +260,13 @@ FNN_INLINE void F(axpy_block)(const int G, const REAL *const *x, const REAL *c, 
                              REAL *W, int ldw, int K, int R) {                               \
         F(axpy_block)(G, x, c, ldc, decay, W, ldw, K, R);                                    \
     }
-FNN_KERNELS_G(1) FNN_KERNELS_G(2) FNN_KERNELS_G(3) FNN_KERNELS_G(4) FNN_KERNELS_G(5)
-FNN_KERNELS_G(6)
+/* M(G) for every block size G up to FNN_GMAX */
 #if FNN_GMAX >= 12
-FNN_KERNELS_G(7) FNN_KERNELS_G(8) FNN_KERNELS_G(9) FNN_KERNELS_G(10) FNN_KERNELS_G(11)
-FNN_KERNELS_G(12)
+#define FNN_FOR_G(M) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12)
+#else
+#define FNN_FOR_G(M) M(1) M(2) M(3) M(4) M(5) M(6)
 #endif
+FNN_FOR_G(FNN_KERNELS_G)
 #undef FNN_KERNELS_G
 
 typedef void (*F(dot_fn))(const REAL *const *, const REAL *, int, int, int, REAL *, int);
@@ -354,34 +355,26 @@ FNN_INLINE void F(axpyt_block)(const int G, const int VB, const REAL *const *x, 
     }
 #define FNN_KERNELS_T4(G) FNN_KERNELS_T(G, 1) FNN_KERNELS_T(G, 2) FNN_KERNELS_T(G, 3) \
     FNN_KERNELS_T(G, 4)
-FNN_KERNELS_T4(1) FNN_KERNELS_T4(2) FNN_KERNELS_T4(3) FNN_KERNELS_T4(4) FNN_KERNELS_T4(5)
-FNN_KERNELS_T4(6)
-#if FNN_GMAX >= 12
-FNN_KERNELS_T4(7) FNN_KERNELS_T4(8) FNN_KERNELS_T4(9) FNN_KERNELS_T4(10) FNN_KERNELS_T4(11)
-FNN_KERNELS_T4(12)
-#endif
+FNN_FOR_G(FNN_KERNELS_T4)
+#undef FNN_FOR_G
 #undef FNN_KERNELS_T4
 #undef FNN_KERNELS_T
 
 typedef void (*F(dott_fn))(const REAL *const *, int, const REAL *, int, int, REAL *, int, int);
 typedef void (*F(axpyt_fn))(const REAL *const *, int, const REAL *, int, REAL, REAL *, int, int);
 #define FNN_T4(name, G) {F(name##_##G##_1), F(name##_##G##_2), F(name##_##G##_3), F(name##_##G##_4)}
-static const F(dott_fn) F(dott_table)[FNN_GMAX][4] = {
-    FNN_T4(dott, 1), FNN_T4(dott, 2), FNN_T4(dott, 3), FNN_T4(dott, 4), FNN_T4(dott, 5),
-    FNN_T4(dott, 6),
+#define FNN_T6(name) FNN_T4(name, 1), FNN_T4(name, 2), FNN_T4(name, 3), FNN_T4(name, 4), \
+    FNN_T4(name, 5), FNN_T4(name, 6)
 #if FNN_GMAX >= 12
-    FNN_T4(dott, 7), FNN_T4(dott, 8), FNN_T4(dott, 9), FNN_T4(dott, 10), FNN_T4(dott, 11),
-    FNN_T4(dott, 12),
+#define FNN_TALL(name) FNN_T6(name), FNN_T4(name, 7), FNN_T4(name, 8), FNN_T4(name, 9), \
+    FNN_T4(name, 10), FNN_T4(name, 11), FNN_T4(name, 12)
+#else
+#define FNN_TALL(name) FNN_T6(name)
 #endif
-};
-static const F(axpyt_fn) F(axpyt_table)[FNN_GMAX][4] = {
-    FNN_T4(axpyt, 1), FNN_T4(axpyt, 2), FNN_T4(axpyt, 3), FNN_T4(axpyt, 4), FNN_T4(axpyt, 5),
-    FNN_T4(axpyt, 6),
-#if FNN_GMAX >= 12
-    FNN_T4(axpyt, 7), FNN_T4(axpyt, 8), FNN_T4(axpyt, 9), FNN_T4(axpyt, 10), FNN_T4(axpyt, 11),
-    FNN_T4(axpyt, 12),
-#endif
-};
+static const F(dott_fn) F(dott_table)[FNN_GMAX][4] = {FNN_TALL(dott)};
+static const F(axpyt_fn) F(axpyt_table)[FNN_GMAX][4] = {FNN_TALL(axpyt)};
+#undef FNN_TALL
+#undef FNN_T6
 #undef FNN_T4
 #define FNN_VEC_SIGMOID 1
 #endif /* __GNUC__ */
@@ -464,26 +457,40 @@ static inline int F(ktile)(int ldr) {
     return kt < 8 ? 8 : kt;
 }
 
-/* z (m, ldz) = x (m rows, K columns) @ Wt (K, ldr): all ldr columns of z are written */
-static void F(dott_rows)(int m, const REAL *const *x, const REAL *Wt, int ldr, int K, REAL *z,
-                         int ldz) {
 #ifdef FNN_VEC_KERNELS
+/* The walk both transposed products share: tiles of Wt's rows, blocks of at most 4 vectors
+ * of neurons, the examples in near-equal blocks that fit the registers.  upd = 0: the forward
+ * (z written, or added to after the first tile); upd = 1: the update. */
+static void F(trans_walk)(int upd, int m, const REAL *const *x, const REAL *c, int ldc,
+                          REAL decay, REAL *Wt, int ldr, int K, REAL *z, int ldz) {
     const int nv = ldr / FNN_VL, kt = F(ktile)(ldr);
-    for (int k0 = 0; k0 < K || k0 == 0; k0 += kt) {
+    for (int k0 = 0; k0 < K || (k0 == 0 && !upd); k0 += kt) {   /* K = 0 still zeroes z */
         const int kn = K - k0 < kt ? K - k0 : kt;
         for (int v0 = 0; v0 < nv; v0 += 4) {
             const int vb = nv - v0 < 4 ? nv - v0 : 4, gm = F(tgroup)(vb);
             const int nblk = (m + gm - 1) / gm;
+            REAL *wt = Wt + (int64_t)k0 * ldr + v0 * FNN_VL;
             for (int b = 0, i0 = 0; b < nblk; b++) {
-                int g = (m - i0) / (nblk - b);
-                F(dott_table)[g - 1][vb - 1](x + i0, k0, Wt + (int64_t)k0 * ldr + v0 * FNN_VL,
-                                             ldr, kn, z + (int64_t)i0 * ldz + v0 * FNN_VL, ldz,
-                                             k0 > 0);
+                const int g = (m - i0) / (nblk - b);
+                if (upd)
+                    F(axpyt_table)[g - 1][vb - 1](x + i0, k0, c + (int64_t)i0 * ldc + v0 * FNN_VL,
+                                                  ldc, b == 0 ? decay : (REAL)1, wt, ldr, kn);
+                else
+                    F(dott_table)[g - 1][vb - 1](x + i0, k0, wt, ldr, kn,
+                                                 z + (int64_t)i0 * ldz + v0 * FNN_VL, ldz, k0 > 0);
                 i0 += g;
             }
         }
         if (K <= 0) break;
     }
+}
+#endif
+
+/* z (m, ldz) = x (m rows, K columns) @ Wt (K, ldr): all ldr columns of z are written */
+static void F(dott_rows)(int m, const REAL *const *x, const REAL *Wt, int ldr, int K, REAL *z,
+                         int ldz) {
+#ifdef FNN_VEC_KERNELS
+    F(trans_walk)(0, m, x, NULL, 0, 0, (REAL *)Wt, ldr, K, z, ldz);
 #else
     F(dot_ref)(m, x, Wt, 1, ldr, K, ldr, z, ldz);
 #endif
@@ -493,21 +500,7 @@ static void F(dott_rows)(int m, const REAL *const *x, const REAL *Wt, int ldr, i
 static void F(axpyt_rows)(int m, const REAL *const *x, const REAL *c, int ldc, REAL decay,
                           REAL *Wt, int ldr, int K) {
 #ifdef FNN_VEC_KERNELS
-    const int nv = ldr / FNN_VL, kt = F(ktile)(ldr);
-    for (int k0 = 0; k0 < K; k0 += kt) {
-        const int kn = K - k0 < kt ? K - k0 : kt;
-        for (int v0 = 0; v0 < nv; v0 += 4) {
-            const int vb = nv - v0 < 4 ? nv - v0 : 4, gm = F(tgroup)(vb);
-            const int nblk = (m + gm - 1) / gm;
-            for (int b = 0, i0 = 0; b < nblk; b++) {
-                int g = (m - i0) / (nblk - b);
-                F(axpyt_table)[g - 1][vb - 1](x + i0, k0, c + (int64_t)i0 * ldc + v0 * FNN_VL,
-                                              ldc, b == 0 ? decay : (REAL)1,
-                                              Wt + (int64_t)k0 * ldr + v0 * FNN_VL, ldr, kn);
-                i0 += g;
-            }
-        }
-    }
+    F(trans_walk)(1, m, x, c, ldc, decay, Wt, ldr, K, NULL, 0);
 #else
     F(axpy_ref)(m, x, c, 1, ldc, decay, Wt, 1, ldr, K, ldr);
 #endif
