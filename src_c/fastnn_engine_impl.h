@@ -462,8 +462,8 @@ static inline int F(ktile)(int ldr) {
  * of neurons, the examples in near-equal blocks that fit the registers.  upd = 0: the forward
  * (z written, or added to after the first tile); upd = 1: the update. */
 static void F(trans_walk)(int upd, int m, const REAL *const *x, const REAL *c, int ldc,
-                          REAL decay, REAL *Wt, int ldr, int K, REAL *z, int ldz) {
-    const int nv = ldr / FNN_VL, kt = F(ktile)(ldr);
+                          REAL decay, REAL *Wt, int ldr, int K, int kt, REAL *z, int ldz) {
+    const int nv = ldr / FNN_VL;
     for (int k0 = 0; k0 < K || (k0 == 0 && !upd); k0 += kt) {   /* K = 0 still zeroes z */
         const int kn = K - k0 < kt ? K - k0 : kt;
         for (int v0 = 0; v0 < nv; v0 += 4) {
@@ -486,11 +486,12 @@ static void F(trans_walk)(int upd, int m, const REAL *const *x, const REAL *c, i
 }
 #endif
 
-/* z (m, ldz) = x (m rows, K columns) @ Wt (K, ldr): all ldr columns of z are written */
-static void F(dott_rows)(int m, const REAL *const *x, const REAL *Wt, int ldr, int K, REAL *z,
-                         int ldz) {
+/* z (m, ldz) = x (m rows, K columns) @ Wt (K, ldr): all ldr columns of z are written; Wt in
+ * tiles of kt rows (0: F(ktile)) */
+static void F(dott_rows)(int m, const REAL *const *x, const REAL *Wt, int ldr, int K, int kt,
+                         REAL *z, int ldz) {
 #ifdef FNN_VEC_KERNELS
-    F(trans_walk)(0, m, x, NULL, 0, 0, (REAL *)Wt, ldr, K, z, ldz);
+    F(trans_walk)(0, m, x, NULL, 0, 0, (REAL *)Wt, ldr, K, kt > 0 ? kt : F(ktile)(ldr), z, ldz);
 #else
     F(dot_ref)(m, x, Wt, 1, ldr, K, ldr, z, ldz);
 #endif
@@ -500,11 +501,17 @@ static void F(dott_rows)(int m, const REAL *const *x, const REAL *Wt, int ldr, i
 static void F(axpyt_rows)(int m, const REAL *const *x, const REAL *c, int ldc, REAL decay,
                           REAL *Wt, int ldr, int K) {
 #ifdef FNN_VEC_KERNELS
-    F(trans_walk)(1, m, x, c, ldc, decay, Wt, ldr, K, NULL, 0);
+    F(trans_walk)(1, m, x, c, ldc, decay, Wt, ldr, K, F(ktile)(ldr), NULL, 0);
 #else
     F(axpy_ref)(m, x, c, 1, ldc, decay, Wt, 1, ldr, K, ldr);
 #endif
 }
+/* whether those two have vector code (the forward-only passes take them then) */
+#ifdef FNN_VEC_KERNELS
+#define FNN_TRANS_VEC 1
+#else
+#define FNN_TRANS_VEC 0
+#endif
 #undef FNN_VEC_KERNELS
 
 /* ------------------------------------------------------------------------------------------ */
@@ -638,6 +645,9 @@ typedef struct {
     REAL *D[FNN_MAX_LAYERS];      /* (M, n_l) deltas dC/dz */
     REAL *K[FNN_MAX_LAYERS];      /* (M, n_l) dropout multipliers, hidden layers */
     REAL *G[FNN_MAX_LAYERS];      /* (n_out, n_in) mean weight gradient */
+    REAL *Wt0;                    /* (n_0, ldr0) W[0] transposed, for forward-only passes */
+    REAL *Zt;                     /* (M, ldr0) their first-layer products */
+    int ldr0;                     /* 0 when those passes go through forward() */
     REAL *Dt;                     /* (T, max n_l * M) per-thread transposed delta slices */
     int64_t dt_stride;
     double *acc;                  /* (T, 8): cost, hits; padded against false sharing */
@@ -645,7 +655,7 @@ typedef struct {
 
 static void F(ws_free)(F(fnn_ws) *ws) {
     fnn_free(ws->x); fnn_free(ws->idx); fnn_free(ws->acc); fnn_free(ws->Dt);
-    fnn_free((void *)ws->rows);
+    fnn_free((void *)ws->rows); fnn_free(ws->Wt0); fnn_free(ws->Zt);
     for (int l = 0; l < FNN_MAX_LAYERS; l++) {
         fnn_free(ws->Z[l]); fnn_free(ws->A[l]); fnn_free(ws->D[l]); fnn_free(ws->K[l]);
         fnn_free(ws->G[l]);
@@ -770,6 +780,67 @@ static void F(forward)(const fnn_net *net, F(fnn_ws) *ws, double dropout, uint64
                        int epoch, int64_t slot0, int64_t i0, int64_t i1) {
     for (int l = 0; l < net->L; l++)
         F(dense_forward)(net, ws, l, dropout, seed, epoch, slot0, i0, i1, 0, net->sizes[l + 1]);
+}
+
+/* The forward-only passes (evaluation, prediction) run the first layer through a transposed
+ * copy of W[0] and the transposed kernels, reading the rows of X in place.  On chunks of
+ * 128 rows per thread they measured 1.2x (100 neurons) to 2x (30 neurons) the speed of BLAS
+ * on the same rows (float64, Zen 4, 2 threads), where BLAS is held back by the short side.
+ * Wider first layers stay with BLAS. */
+#ifndef FNN_EVALT_MAXN
+#define FNN_EVALT_MAXN 256
+#endif
+
+/* rows of Wt0 per tile: near-equal tiles of at most about 384 KiB, which stay in L2 with
+ * the chunk's rows (measured: 64 KiB tiles lose 10 %, 16 KiB 30 %, to no tiling at 650 KiB) */
+static inline int F(ktile_eval)(int ldr, int K) {
+    int kt = (int)(393216 / ((int64_t)ldr * (int64_t)sizeof(REAL)));
+    if (kt < 8) kt = 8;
+    if (kt >= K) return K > 0 ? K : 1;
+    int nt = (K + kt - 1) / kt;
+    return (K + nt - 1) / nt;
+}
+
+/* Before a forward-only pass: fill ws->Wt0 from W[0] (allocated at the first pass) and read
+ * the rows in place; without the vector kernels, for wide layers, or when the memory is not
+ * there, the pass goes through forward() instead. */
+static void F(eval_prepare)(const fnn_net *net, F(fnn_ws) *ws) {
+    ws->ldr0 = 0;
+    const int n0 = net->sizes[0], n1 = net->sizes[1], ldr = F(ldr_of)(n1);
+    if (!FNN_TRANS_VEC || n1 > FNN_EVALT_MAXN) return;
+    if (ws->Wt0 == NULL) {
+        ws->Wt0 = (REAL *)fnn_malloc(sizeof(REAL) * (size_t)n0 * ldr);
+        ws->Zt = (REAL *)fnn_malloc(sizeof(REAL) * (size_t)ws->M * ldr);
+        if (ws->Wt0 == NULL || ws->Zt == NULL) {
+            fnn_free(ws->Wt0); fnn_free(ws->Zt);
+            ws->Wt0 = ws->Zt = NULL;
+            return;
+        }
+    }
+    const REAL *W = (const REAL *)net->W[0];
+    for (int o = 0; o < ldr; o++)
+        for (int k = 0; k < n0; k++)
+            ws->Wt0[(int64_t)k * ldr + o] = o < n1 ? W[(int64_t)o * n0 + k] : (REAL)0;
+    ws->ldr0 = ldr;
+    ws->direct = 1;   /* the transposed kernels read x one number at a time: any alignment */
+}
+
+/* forward through every layer on the rows [i0, i1), no dropout: after eval_prepare */
+static void F(forward_eval)(const fnn_net *net, F(fnn_ws) *ws, int64_t i0, int64_t i1) {
+    if (ws->ldr0 > 0) {
+        const int n0 = net->sizes[0], n1 = net->sizes[1], ldr = ws->ldr0;
+        if (i1 <= i0) return;
+        F(dott_rows)((int)(i1 - i0), ws->rows + i0, ws->Wt0, ldr, n0, F(ktile_eval)(ldr, n0),
+                     ws->Zt + i0 * ldr, ldr);
+        for (int64_t i = i0; i < i1; i++)
+            memcpy(ws->Z[0] + i * n1, ws->Zt + i * ldr, sizeof(REAL) * (size_t)n1);
+        F(act_forward)(ws->A[0], ws->Z[0], (const REAL *)net->b[0], i0, i1, 0, n1, n1,
+                       net->act[0]);
+        for (int l = 1; l < net->L; l++)
+            F(dense_forward)(net, ws, l, 0.0, 0, 0, 0, i0, i1, 0, net->sizes[l + 1]);
+        return;
+    }
+    F(forward)(net, ws, 0.0, 0, 0, 0, i0, i1);
 }
 
 /* A hidden layer big enough to split by neuron: its forward and its update then run on the
@@ -1245,7 +1316,7 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
     const REAL *ptr[FNN_SMALL_M];
     const REAL *const *xr = F(in_rows)(ws, 0, n0, 0, m, k0, ptr);
     const int ldr = rp->ldr;
-    F(dott_rows)(m, xr, rp->W0, ldr, (int)(k1 - k0), Pb + t * pstride, ldr);
+    F(dott_rows)(m, xr, rp->W0, ldr, (int)(k1 - k0), 0, Pb + t * pstride, ldr);
     fnn_spin_wait(bar, T, &rp->bar_gen);
     REAL *Z = ws->Z[0];
     for (int i = 0; i < m; i++)
@@ -1298,7 +1369,7 @@ static void F(evaluate_team)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *
         F(own_rows)(ws, m, t, T, &i0, &i1);
         F(gather)(ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0,
                   net->sizes[0]);
-        F(forward)(net, ws, 0.0, 0, 0, 0, i0, i1);
+        F(forward_eval)(net, ws, i0, i1);
         F(output_phase)(net, ws, (const REAL *)data->Y, 0, 1, i0, i1, t);
     }
 }
@@ -1318,6 +1389,7 @@ static void F(reduce_acc)(F(fnn_ws) *ws, double *cost, int64_t *hits) {
 static void F(evaluate_set)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *data, int T,
                             double *cost, int64_t *hits) {
     F(set_direct)(ws, data->X, net->sizes[0], ws->M);
+    F(eval_prepare)(net, ws);
 #pragma omp parallel num_threads(T)
     F(evaluate_team)(net, ws, data, fnn_thread_num(), fnn_num_threads());
     F(reduce_acc)(ws, cost, hits);
@@ -1508,6 +1580,7 @@ static int F(fnn_predict)(const fnn_net *net, const REAL *X, int64_t n, REAL *ou
     F(fnn_ws) ws;
     if (F(ws_alloc)(&ws, net, FNN_EVAL_BATCH, T, 0, 0, 0) != FNN_OK) return FNN_NOMEM;
     F(set_direct)(&ws, X, net->sizes[0], ws.M);
+    F(eval_prepare)(net, &ws);
 #pragma omp parallel num_threads(T)
     {
         const int t = fnn_thread_num(), TT = fnn_num_threads();
@@ -1517,7 +1590,7 @@ static int F(fnn_predict)(const fnn_net *net, const REAL *X, int64_t n, REAL *ou
             F(own_rows)(&ws, m, t, TT, &i0, &i1);
             F(gather)(&ws, X, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0,
                       net->sizes[0]);
-            F(forward)(net, &ws, 0.0, 0, 0, 0, i0, i1);
+            F(forward_eval)(net, &ws, i0, i1);
             if (i1 > i0)
                 memcpy(out + (start + i0) * no, ws.A[L - 1] + i0 * no,
                        sizeof(REAL) * (size_t)(i1 - i0) * no);
@@ -1573,4 +1646,5 @@ static int F(fnn_gradient)(const fnn_net *net, const fnn_data *data, REAL **gW, 
 }
 
 #undef FNN_VEC_SIGMOID
+#undef FNN_TRANS_VEC
 #undef F

@@ -10,6 +10,9 @@
 * The vectorized sigmoid must equal 1/(1+exp(-z)) over the whole range, subnormals included.
 * The running cost and hits of the training mini-batches (run_stats, what Keras' fit reports)
   must match the oracle batch by batch, and asking for them must not change the training.
+* The forward-only passes (predict, evaluate, the per-epoch monitors) run a first layer of up
+  to 256 neurons through a transposed copy of W[0], in tiles when it is large; wider layers go
+  to BLAS.  Both must match the oracle, on chunks of every length, read aligned or not.
 """
 import numpy as np
 import pytest
@@ -171,3 +174,36 @@ def test_run_stats_match_oracle_and_leave_training_alone(n_threads, acts, cost):
     assert st["run_correct"] == hits
     assert st["run_cost"] == pytest.approx(cost_sum, rel=1e-10)
     assert _max_diff(W1, ref.weights) < 1e-10
+
+
+# first-layer widths: one lane, off the vector size, the issue-3 and W1 widths, in several
+# tiles (float64: 600 x 104 and 600 x 256 are over the 384 KiB tile), the widest transposed
+# one and the first BLAS one; [600, 30] is a one-layer network (softmax output)
+@pytest.mark.parametrize("sizes, acts, cost", [
+    ([203, 1, 2], ("sigmoid", "sigmoid"), "cross_entropy"),
+    ([203, 13, 5], ("tanh", "sigmoid"), "quadratic"),
+    ([600, 100, 4], ("sigmoid", "sigmoid"), "cross_entropy"),
+    ([600, 256, 3], ("relu", "softmax"), "log_likelihood"),
+    ([203, 257, 3], ("sigmoid", "sigmoid"), "cross_entropy"),
+    ([600, 30], ("softmax",), "log_likelihood")])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_forward_only_passes_match_oracle(sizes, acts, cost, dtype, rtol, n_threads):
+    n = 1000      # three evaluation chunks of 256 and a shorter one
+    X, Y, W, b, _ = _problem(dtype, n=n, sizes=sizes, seed=5)
+    Xu = np.empty(X.size + 1, dtype)[1:].reshape(X.shape)   # off the vector boundary
+    Xu[...] = X
+    ref = reference.MatrixNetwork([w.astype(np.float64) for w in W],
+                                  [x.reshape(-1, 1).astype(np.float64) for x in b],
+                                  activation=acts[0] if len(acts) > 1 else "sigmoid",
+                                  output_activation=acts[-1], cost=cost)
+    want = ref.feedforward(X.astype(np.float64))
+    for data in (X, Xu):
+        got = _core.predict(W, b, list(acts), data, n_threads=n_threads)
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+        c, hits = _core.evaluate(W, b, list(acts), cost, data, Y, n_threads=n_threads)
+        assert c == pytest.approx(ref.total_cost(X, Y) * n, rel=10 * rtol)
+        # hits: exact, but for rows whose two best outputs are closer than the tolerance
+        top2 = np.sort(want, axis=1)[:, -2:] if sizes[-1] > 1 else np.zeros((n, 2))
+        close = int(np.sum(top2[:, 1] - top2[:, 0] < 10 * rtol))
+        assert abs(hits - ref.accuracy(X, Y)) <= close
