@@ -1233,7 +1233,9 @@ static int F(rep_alloc)(F(fnn_rep) *r, const fnn_net *net, const fnn_train_cfg *
         F(rep_free)(r);
         return FNN_NOMEM;
     }
-    F(set_direct)(&r->ws, cfg->train.X, net->sizes[0], M);
+    /* rows read in place, aligned or not: the transposed kernels read x a number at a time
+     * (and the later layers read the activations, never x) */
+    r->ws.direct = 1;
     return FNN_OK;
 }
 
@@ -1319,13 +1321,14 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
     F(dott_rows)(m, xr, rp->W0, ldr, (int)(k1 - k0), 0, Pb + t * pstride, ldr);
     fnn_spin_wait(bar, T, &rp->bar_gen);
     REAL *Z = ws->Z[0];
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n1; j++) {
-            const int64_t o = (int64_t)i * ldr + j;
-            REAL s = Pb[o];
-            for (int u = 1; u < T; u++) s += Pb[u * pstride + o];
-            Z[(int64_t)i * n1 + j] = s;
+    for (int i = 0; i < m; i++) {   /* thread 0's part, then the others' in thread order */
+        REAL *zr = Z + (int64_t)i * n1;
+        memcpy(zr, Pb + (int64_t)i * ldr, sizeof(REAL) * (size_t)n1);
+        for (int u = 1; u < T; u++) {
+            const REAL *pu = Pb + u * pstride + (int64_t)i * ldr;
+            for (int j = 0; j < n1; j++) zr[j] += pu[j];
         }
+    }
     F(act_forward)(ws->A[0], Z, (const REAL *)net->b[0], 0, m, 0, n1, n1, net->act[0]);
     if (cfg->dropout > 0 && L > 1)
         F(dropout_forward)(ws->A[0], ws->K[0], 0, m, 0, n1, n1, cfg->dropout, cfg->seed, epoch,
