@@ -398,8 +398,7 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
         beta2=float(beta2), eps=float(eps), adam_t=int(adam_t), state1=state1, state2=state2,
         dropout=float(dropout), seed=int(seed), orders=orders, eval_X=ex, eval_Y=ey,
         monitor_train=bool(monitor_train), run_stats=bool(run_stats), on_epoch=on_epoch,
-        n_threads=nt,
-        check_every=check_every, path=path)
+        n_threads=nt, check_every=check_every, path=path)
     if res["status"] == _engine.STATUS_DIVERGED:
         raise DivergenceError(
             f"training diverged in epoch {res['diverged_epoch']}: the weights became NaN or "

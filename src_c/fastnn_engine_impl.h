@@ -385,6 +385,13 @@ static inline int F(ldr_of)(int R) {
     return (R + vl - 1) / vl * vl;
 }
 
+/* Wt (K, ldr) = the K columns of W (R rows, row stride ldw) from W[0] on, transposed, zero in
+ * the padding (neurons R to ldr) */
+static void F(transpose_in)(const REAL *W, int64_t ldw, int R, int64_t K, int ldr, REAL *Wt) {
+    for (int o = 0; o < ldr; o++)
+        for (int64_t k = 0; k < K; k++) Wt[k * ldr + o] = o < R ? W[(int64_t)o * ldw + k] : 0;
+}
+
 /* examples per block of the transposed kernels with vb vectors of accumulators: they fill
  * at most 3/4 of the vector registers (32 with AVX-512, else 16) */
 static inline int F(tgroup)(int vb) {
@@ -817,10 +824,7 @@ static void F(eval_prepare)(const fnn_net *net, F(fnn_ws) *ws) {
             return;
         }
     }
-    const REAL *W = (const REAL *)net->W[0];
-    for (int o = 0; o < ldr; o++)
-        for (int k = 0; k < n0; k++)
-            ws->Wt0[(int64_t)k * ldr + o] = o < n1 ? W[(int64_t)o * n0 + k] : (REAL)0;
+    F(transpose_in)((const REAL *)net->W[0], n0, n1, n0, ldr, ws->Wt0);
     ws->ldr0 = ldr;
     ws->direct = 1;   /* the transposed kernels read x one number at a time: any alignment */
 }
@@ -1169,8 +1173,9 @@ static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
  * columns and, after the batch's one barrier, every thread adds the partial sums in the same
  * order and runs the rest of the network, which is small, on its own copy of the other
  * parameters: the same operations on the same numbers, so the copies stay equal bit for bit.
- * Then it updates its columns of W[0], which it keeps transposed (dott/axpyt kernels).  The partial sums are double-buffered by batch parity,
- * so a thread may start the next batch while another still reads this one's. */
+ * Then it updates its columns of W[0], which it keeps transposed (dott/axpyt kernels).  The
+ * partial sums are double-buffered by batch parity, so a thread may start the next batch
+ * while another still reads this one's. */
 
 typedef struct {
     fnn_net net;           /* W[l >= 1] and every b[l]: this thread's copies */
@@ -1249,13 +1254,13 @@ static void F(rep_copy)(F(fnn_rep) *r, fnn_net *net, fnn_train_cfg *cfg, int out
         REAL *own = k < 0 ? r->W0 : r->sW0[k];
         REAL *shared = (REAL *)(k < 0 ? net->W[0] : k == 0 ? cfg->s1[0][0] : cfg->s2[0][0]);
         shared += r->k0;
-        for (int o = 0; o < ldr; o++) {
+        if (!out) {
+            F(transpose_in)(shared, n0, n1, K, ldr, own);
+            continue;
+        }
+        for (int o = 0; o < n1; o++) {
             REAL *row = shared + (int64_t)o * n0;
-            if (out && o < n1) {
-                for (int64_t j = 0; j < K; j++) row[j] = own[j * ldr + o];
-            } else if (!out) {
-                for (int64_t j = 0; j < K; j++) own[j * ldr + o] = o < n1 ? row[j] : 0;
-            }
+            for (int64_t j = 0; j < K; j++) row[j] = own[j * ldr + o];
         }
     }
     if (out && !all) return;
