@@ -363,7 +363,7 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
           reg_n=None, optimizer="sgd", momentum=0.0, beta1=0.9, beta2=0.999, eps=1e-7,
           adam_t=0, state1=None, state2=None, dropout=0.0, seed=0, orders=None,
           eval_data=None, monitor_train=False, run_stats=False, on_epoch=None, n_threads=None,
-          device=None, path=None):
+          device=None, path=None, progress=None):
     """One engine call for the whole training run.  Raises DivergenceError if the weights
     stop being finite (the last finite weights are restored).  With device='cuda' the same
     call runs on the array-API backend (fastnn.backends.xp) over CuPy."""
@@ -398,7 +398,7 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
         beta2=float(beta2), eps=float(eps), adam_t=int(adam_t), state1=state1, state2=state2,
         dropout=float(dropout), seed=int(seed), orders=orders, eval_X=ex, eval_Y=ey,
         monitor_train=bool(monitor_train), run_stats=bool(run_stats), on_epoch=on_epoch,
-        n_threads=nt, check_every=check_every, path=path)
+        n_threads=nt, check_every=check_every, path=path, progress=progress)
     if res["status"] == _engine.STATUS_DIVERGED:
         raise DivergenceError(
             f"training diverged in epoch {res['diverged_epoch']}: the weights became NaN or "

@@ -103,6 +103,7 @@ cdef extern from "fastnn.h" nogil:
         int diverged_epoch
         int epochs_done
         int path
+        int64_t *progress
 
     int fnn_openmp_enabled()
     int fnn_omp_max_threads()
@@ -287,7 +288,7 @@ def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs
           double eps=1e-7, int64_t adam_t=0, state1=None, state2=None,
           double dropout=0.0, uint64_t seed=0, orders=None, eval_X=None, eval_Y=None,
           bint monitor_train=False, bint run_stats=False, on_epoch=None, int n_threads=1,
-          int check_every=0, path=None):
+          int check_every=0, path=None, progress=None):
     """Train in place for `epochs` epochs; one call, no GIL while the engine runs.
 
     W, b: the parameters, trained in place.  orders: int32 (epochs, n) example order of each
@@ -299,6 +300,9 @@ def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs
 
     path: None picks how to run the mini-batches; one of PATHS asks for that one where it
     applies (tests compare the paths).
+
+    progress: None, or an int64 array of 2 that the engine keeps up to date while it runs:
+    [0] the epoch running, [1] the mini-batches done in it (read it from another thread).
 
     Returns a dict: status, epochs_done, diverged_epoch, adam_t, eta, and path: how the
     mini-batches were run (PATHS).
@@ -379,6 +383,11 @@ def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs
     cfg.check = _check_cb
     cfg.ctx = <void *>ctx
     cfg.check_every = check_every
+    if progress is not None:
+        _check_array(progress, "progress", np.dtype(np.int64), 1, True)
+        if progress.shape[0] < 2:
+            raise ValueError(f"progress: expected an int64 array of 2, got shape {progress.shape}")
+        cfg.progress = <int64_t *>_ptr(progress)
     cdef bint is64 = dtype == np.float64
     with blas_single_thread():
         with nogil:

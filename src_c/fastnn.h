@@ -163,6 +163,9 @@ typedef struct {
     int epochs_done;                /* out */
     int path;                       /* in: FNN_PATH_AUTO, or a path to take where it
                                      * applies (tests); out: the path taken */
+    int64_t *progress;              /* out, or NULL: [0] the epoch running, [1] mini-batches
+                                     * done in it; thread 0 stores them (relaxed atomics) as
+                                     * it goes, for a progress bar read from another thread */
 } fnn_train_cfg;
 
 /* how fnn_train runs each mini-batch: on one thread, split by examples and neurons among

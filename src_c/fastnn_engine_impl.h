@@ -1438,6 +1438,18 @@ static void F(snapshot)(const fnn_net *net, REAL *buf, int restore) {
 /* ------------------------------------------------------------------------------------------ */
 /* entry points, called without the GIL                                                       */
 
+/* the progress counters a front door may read while the engine runs */
+static inline void F(publish)(const fnn_train_cfg *cfg, int epoch, int64_t done) {
+    if (cfg->progress == NULL) return;
+#if defined(__GNUC__)
+    __atomic_store_n(&cfg->progress[0], (int64_t)epoch, __ATOMIC_RELAXED);
+    __atomic_store_n(&cfg->progress[1], done, __ATOMIC_RELAXED);
+#else
+    cfg->progress[0] = epoch;
+    cfg->progress[1] = done;
+#endif
+}
+
 /* The whole training call: every epoch, every mini-batch, the per-epoch evaluation. */
 static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     const int T = net->n_threads > 0 ? net->n_threads : 1;
@@ -1513,6 +1525,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                         int m = (int)(n - start < batch ? n - start : batch);
                         F(train_batch_ksplit)(cfg, &reps[t], P, pstride, bar, epoch, start, m,
                                               eta, cfg->adam_t + bi + 1, t, TT, k0, k1);
+                        if (t == 0) F(publish)(cfg, epoch, bi + 1);
                     }
                     if (c1 == nb) F(rep_copy)(&reps[t], net, cfg, 1, t == 0);
                 } else {
@@ -1526,6 +1539,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                         int m = (int)(n - start < batch ? n - start : batch);
                         F(train_batch)(net, cfg, &ws, epoch, start, m, eta,
                                        cfg->adam_t + bi + 1, t, TT, TT > 1);
+                        if (t == 0) F(publish)(cfg, epoch, bi + 1);
                     }
                 }
             }

@@ -207,3 +207,21 @@ def test_forward_only_passes_match_oracle(sizes, acts, cost, dtype, rtol, n_thre
         top2 = np.sort(want, axis=1)[:, -2:] if sizes[-1] > 1 else np.zeros((n, 2))
         close = int(np.sum(top2[:, 1] - top2[:, 0] < 10 * rtol))
         assert abs(hits - ref.accuracy(X, Y)) <= close
+
+
+@pytest.mark.parametrize("path", ["serial", "rows", "ksplit"])
+def test_progress_counters_follow_the_epochs(path):
+    """The engine publishes (epoch, mini-batches done) as it trains: the epoch callback sees
+    the finished epoch's count, and the last values are the last epoch and all its batches."""
+    X, Y, W, b, _ = _problem(np.float64, n=95)
+    progress = np.full(2, -1, dtype=np.int64)
+    seen = []
+
+    def on_epoch(st):
+        seen.append((st["epoch"], int(progress[0]), int(progress[1])))
+
+    _core.train(W, b, ["sigmoid", "sigmoid"], "quadratic", X, Y, epochs=3, batch=10, eta=0.5,
+                on_epoch=on_epoch, n_threads=2, path=path, progress=progress)
+    # 95 examples in mini-batches of 10: 10 batches per epoch
+    assert seen == [(0, 0, 10), (1, 1, 10), (2, 2, 10)]
+    assert progress.tolist() == [2, 10]
