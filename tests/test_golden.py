@@ -33,7 +33,6 @@ RTOL = 1e-10
 # adapters: the only places that call the engine and the oracle
 
 # Optimizer state slots, in order, and the value each starts at ('x' names a hyperparameter).
-# Today's engine takes slot 0 as state1 and slot 1 as state2.
 STATE_SLOTS = {
     "sgd": (),
     "momentum": (0.0,),                     # velocity
@@ -64,12 +63,11 @@ def run_engine(W, b, acts, cost, X, Y, steps, optimizer, hyper, cost_scale=1.0, 
         pytest.fail(f"the engine has no optimizer {optimizer!r} yet")
     if state is None:
         state = new_state(optimizer, hyper, W, b)
-    slots = state["slots"] + [None, None]
     kw = {k: v for k, v in hyper.items() if k != "initial_accumulator"}
-    res = _core.train(W, b, list(acts), cost, X, Y, epochs=steps, batch=X.shape[0],
-                      cost_scale=cost_scale, optimizer=optimizer, adam_t=state["t"],
-                      state1=slots[0], state2=slots[1], n_threads=1, **kw)
-    state["t"] = int(res["adam_t"])
+    res = _core.train(W, b, X, Y, _core.TrainConfig(
+        acts=list(acts), cost=cost, epochs=steps, batch=X.shape[0], cost_scale=cost_scale,
+        optimizer=optimizer, step=state["t"], state=state["slots"], n_threads=1, **kw))
+    state["t"] = int(res["step"])
     return state
 
 
