@@ -39,7 +39,9 @@ import math
 
 import numpy as np
 
-from fastnn import _engine
+from fastnn._config import import_engine
+
+_engine = import_engine()
 
 ACT_CODES = {"identity": 0, "linear": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4}
 COST_CODES = {"quadratic": 0, "cross_entropy": 1, "log_likelihood": 2}
