@@ -6,9 +6,13 @@
 ``mnist.pkl.gz``.  ``load_data_wrapper()`` returns the same data as lists of ``(x, y)``
 pairs ready for ``network.Network.SGD``.
 
-Where the data come from: the ``path`` argument, else ``$FASTNN_DATA`` (and
-``$FASTNN_DATA/<dataset>/``), else ``~/.cache/fastnn`` (and ``~/.cache/fastnn/<dataset>/``);
-for Fashion-MNIST also ``/usr/share/datasets/fashion-mnist/``; never the current directory.
+Where the data come from, in order: the ``path`` argument; else ``$FASTNN_DATA/<dataset>/``
+and ``$FASTNN_DATA``; else, for MNIST, the book's own default ``../data/mnist.pkl.gz``
+relative to the working directory (so the book's ``load_data_wrapper()``, run from its
+``src/`` folder, reads the book's file); for Fashion-MNIST the Debian folder
+``/usr/share/datasets/fashion-mnist/``; then the cache ``~/.cache/fastnn/<dataset>/`` and
+``~/.cache/fastnn``; then a download into the cache.  When nothing is found, the error lists
+every place searched.
 ``mnist.pkl.gz`` is read as it is.  Any other format ``fastnn.datasets`` reads (the four IDX
 files, a Keras ``.npz``, or a download of the IDX files) is turned into the same form: the
 first 50000 training images for training, the last 10000 for validation, pixels as
@@ -44,16 +48,17 @@ def load_data(path=None, dataset="mnist", download=True):
     ``validation_data`` and ``test_data`` are the same with 10000 images each.
 
     ``path`` may name ``mnist.pkl.gz``, a Keras ``.npz`` or a folder holding either or the four
-    IDX files.  ``dataset`` is 'mnist', 'fashion-mnist' or 'sample' (the shipped 3000-image
+    IDX files.  Without it, the places in the module docstring are searched, the book's
+    ``../data/mnist.pkl.gz`` among them.  ``dataset`` is 'mnist', 'fashion-mnist' or 'sample' (the shipped 3000-image
     Fashion-MNIST sample: 2500 / 500 / 1000).
     """
-    found = datasets.find_source(dataset, path, kinds=("pickle", "idx", "npz"))
+    found = datasets.find_source(dataset, path, kinds=("pickle", "idx", "npz"), book=True)
     if found is not None and found[0] == "pickle":
         return datasets.read_nielsen_pickle(found[1])
     if found is not None:
         train, test = datasets._read_source(*found)
     else:
-        train, test = datasets._load_dataset(dataset, path, download)
+        train, test = datasets._load_dataset(dataset, path, download, book=True)
     return _from_keras(train, test)
 
 
