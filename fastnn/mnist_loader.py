@@ -66,16 +66,24 @@ def load_data_wrapper(path=None, dataset="mnist", download=True):
     """Return ``(training_data, validation_data, test_data)`` as lists of pairs.
 
     ``training_data`` is a list of 50000 ``(x, y)``: x a (784, 1) float32 column, y the
-    (10, 1) one-hot column of the digit.  ``validation_data`` and ``test_data`` are lists of
-    10000 ``(x, y)`` with y the digit as an int.  Lists, not zip iterators, so they can be
-    used more than once.  The x columns keep the float32 of the pickle (as Nielsen's
-    wrapper does); they are views into one array per part.
+    (10, 1) float64 one-hot column of the digit.  ``validation_data`` and ``test_data`` are
+    lists of 10000 ``(x, y)`` with y the digit as a ``numpy.int64`` (the book zips the
+    pickle's int64 label array, so its labels are numpy.int64 too).  Lists, not zip
+    iterators, so they can be used more than once.  The x columns keep the float32 of the
+    pickle (as Nielsen's wrapper does); they are views into one array per part.
     """
     tr_d, va_d, te_d = load_data(path, dataset, download)
     training_data = datasets.to_nielsen(tr_d[0], tr_d[1], vectorize=True, dtype=tr_d[0].dtype)
-    validation_data = datasets.to_nielsen(va_d[0], va_d[1], dtype=va_d[0].dtype)
-    test_data = datasets.to_nielsen(te_d[0], te_d[1], dtype=te_d[0].dtype)
+    validation_data = _labelled(*va_d)
+    test_data = _labelled(*te_d)
     return (training_data, validation_data, test_data)
+
+
+def _labelled(x, y):
+    """The book's validation and test form: ``(column, label)`` pairs, each label a
+    ``numpy.int64`` as iterating the int64 label array gives it."""
+    columns = [col for col, _ in datasets.to_nielsen(x, y, dtype=x.dtype)]
+    return list(zip(columns, np.asarray(y, dtype=np.int64)))
 
 
 def vectorized_result(j):

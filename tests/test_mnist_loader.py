@@ -119,7 +119,7 @@ def test_wrapper_shapes_and_types(tmp_path, arrays):
     for data, labels in ((validation, arrays[1][15:]), (test, arrays[3])):
         for (x, y), label in zip(data, labels):
             assert x.shape == (784, 1)
-            assert type(y) is int and y == label
+            assert type(y) is np.int64 and y == label   # as the book zips its label array
     # lists, so they can be walked twice (network.SGD does len() and slicing)
     assert len(list(training)) == len(training)
 
@@ -169,7 +169,7 @@ def test_fashion_wrapper_from_debian_folder(tmp_path, monkeypatch, arrays):
     monkeypatch.setattr(datasets, "DEBIAN_DIRS", {"fashion-mnist": folder})
     training, validation, test = mnist_loader.load_data_wrapper(dataset="fashion-mnist")
     assert (len(training), len(validation), len(test)) == (15, 3, 7)
-    assert training[0][1].shape == (10, 1) and type(test[0][1]) is int
+    assert training[0][1].shape == (10, 1) and type(test[0][1]) is np.int64
     with pytest.raises(FileNotFoundError):   # MNIST is not looked for in the Fashion folder
         mnist_loader.load_data(download=False)
 
