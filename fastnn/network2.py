@@ -96,8 +96,14 @@ def _cost_class(cost):
                     f"{cost!r}")
 
 
+def _engine_cost(cost):
+    """The built-in cost class of ``cost`` (a class or an instance), or None."""
+    cls = cost if isinstance(cost, type) else type(cost)
+    return cls if any(cls is c for c in COSTS.values()) else None
+
+
 def _is_engine_cost(cost):
-    return any(cost is c for c in COSTS.values())
+    return _engine_cost(cost) is not None
 
 
 def _cost_label(cost):
@@ -178,7 +184,8 @@ class Network(_core.EngineNetwork):
     def _cost_name(self):
         # the reader's own cost never reaches the engine's cost code (python_reasons); where
         # only the argmax is wanted (accuracy) any cost name will do
-        return self.cost.engine_name if _is_engine_cost(self.cost) else "quadratic"
+        cost = _engine_cost(self.cost)
+        return cost.engine_name if cost is not None else "quadratic"
 
     # -- the reader's own code: what the book's version of each method calls ---------------------
     _CALLS = {"SGD": ("update_mini_batch", "total_cost", "accuracy"),
@@ -221,7 +228,7 @@ class Network(_core.EngineNetwork):
 
     def _output_delta(self, z, a, y):
         """BP1: the cost's ``delta``; for our QuadraticCost with the output layer's own f'."""
-        if self.cost is QuadraticCost:
+        if _engine_cost(self.cost) is QuadraticCost:
             return (a - y) * self._layer_activations()[-1][1](z)
         return self.cost.delta(z, a, y)
 
@@ -437,17 +444,33 @@ class Network(_core.EngineNetwork):
         return super().backprop(x, y)
 
     def save(self, filename):
-        """Save the network to ``filename`` as JSON (the book's format), atomically: a
-        temporary file is written, flushed to disk, then renamed over ``filename``."""
-        cost = _cost_class(self.cost)   # a class or an instance
+        """Save the network to ``filename`` as JSON, atomically: a temporary file is written,
+        flushed to disk, then renamed over ``filename``.
+
+        A network the book's ``network2`` can run (sigmoid layers with QuadraticCost,
+        CrossEntropyCost or a cost class of your own) is saved exactly in the book's format:
+        ``sizes``, ``weights``, ``biases`` and ``cost``, the cost's class name.  Any other
+        (tanh, relu or identity layers, a softmax output, LogLikelihoodCost) is saved so that
+        the book's ``load`` fails loudly instead of running it as a sigmoid network: its
+        ``cost`` names no class of the book's module but says what the network is, and
+        ``fastnn_cost``, ``activation`` and ``output_activation`` hold what fastnn's ``load``
+        reads.  Dropout leaves no trace in the file: the kept activations are scaled while
+        training, so the trained network predicts as a plain one."""
+        acts = (self.activation, self.output_activation)
+        if not all(isinstance(a, str) for a in acts):
+            raise ValueError(f"activation: expected activation names to save (the file names "
+                             f"them), got an object of your own: {acts!r}")
+        name = _cost_label(self.cost)
         data = {"sizes": self.sizes,
                 "weights": [np.asarray(w, dtype=np.float64).tolist() for w in self.weights],
                 "biases": [np.asarray(b, dtype=np.float64).tolist() for b in self.biases],
-                "cost": str(cost.__name__)}
-        if self.activation != "sigmoid":
+                "cost": name}
+        if acts != ("sigmoid", "sigmoid") or _engine_cost(self.cost) is LogLikelihoodCost:
+            data["cost"] = (f"{name} with {self.activation} hidden and {self.output_activation} "
+                            f"output layers is not a network the book's network2 can run: "
+                            f"load it with fastnn.network2.load")
+            data["fastnn_cost"] = name
             data["activation"] = self.activation
-        default_out = "softmax" if cost is LogLikelihoodCost else "sigmoid"
-        if self.output_activation != default_out:
             data["output_activation"] = self.output_activation
         atomic_write_text(check_filename(filename), json.dumps(data))
 
@@ -493,10 +516,14 @@ def load(filename):
     for key in ("sizes", "weights", "biases", "cost"):
         if key not in data:
             raise ValueError(f"{filename}: missing key {key!r}")
-    cost_name = data["cost"]
-    if not isinstance(cost_name, str) or cost_name not in COSTS:
+    # files of networks the book cannot run keep their cost in fastnn_cost (Network.save)
+    cost_name = data.get("fastnn_cost", data["cost"])
+    cost = _saved_cost(cost_name)
+    if cost is None:
         raise ValueError(f"{filename}: unknown cost {cost_name!r}; expected one of "
-                         f"{', '.join(COSTS)}")
+                         f"{', '.join(COSTS)}, or a cost class of that name with fn and delta "
+                         f"set on fastnn.network2 (as the book's load finds a class added to "
+                         f"its module)")
     try:
         sizes = _core.check_sizes(data["sizes"])
     except (TypeError, ValueError) as e:
@@ -532,12 +559,26 @@ def load(filename):
         if key in data:
             kwargs[key] = data[key]
     try:
-        net = Network(sizes, cost=COSTS[cost_name], **kwargs)
+        net = Network(sizes, cost=cost, **kwargs)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{filename}: {e}") from None
     net.weights = weights
     net.biases = biases
     return net
+
+
+def _saved_cost(name):
+    """The cost class a file names: one of ours, or the reader's own class set on this module
+    (the book's ``load`` looks the name up in its module); None if there is none."""
+    if not isinstance(name, str):
+        return None
+    if name in COSTS:
+        return COSTS[name]
+    cost = globals().get(name)
+    if isinstance(cost, type) and callable(getattr(cost, "fn", None)) and \
+            callable(getattr(cost, "delta", None)):
+        return cost
+    return None
 
 
 def vectorized_result(j):
