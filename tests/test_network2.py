@@ -362,3 +362,25 @@ def test_own_cost_class_saved_under_its_name(tmp_path, monkeypatch):
 
     with pytest.raises(ValueError, match="activation"):
         network2.Network([3, 2, 2], activation=OwnTanh).save(str(path))
+
+
+def test_return_types_are_the_books(capsys):
+    """Issue 15, item 5: accuracies are ints, costs numpy.float64 (the book's costs come from
+    np.linalg.norm and np.sum), in the monitors' lists and from the methods."""
+    from fastnn import network
+    train, _, _ = make_data(30, 6, 3, seed=5)
+    test, _, lab = make_data(20, 6, 3, seed=6, labels=True)
+    test = [(x, np.int64(y)) for x, y in test]          # the loader's labels
+    np.random.seed(0)
+    net = network2.Network([6, 4, 3])
+    ec, ea, tc, ta = net.SGD(train, 2, 10, 0.5, lmbda=1.0, evaluation_data=test,
+                             monitor_evaluation_cost=True, monitor_evaluation_accuracy=True,
+                             monitor_training_cost=True, monitor_training_accuracy=True)
+    assert all(type(c) is np.float64 for c in ec + tc)
+    assert all(type(a) is int for a in ea + ta)
+    assert type(net.total_cost(train, 1.0)) is np.float64
+    assert type(net.accuracy(test)) is int
+    out = capsys.readouterr().out
+    assert f"Cost on training data: {float(tc[-1])!r}\n" in out   # printed as a float prints
+    net1 = network.Network([6, 4, 3])
+    assert type(net1.evaluate(test)) is int
