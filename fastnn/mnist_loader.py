@@ -49,9 +49,8 @@ def load_data(path=None, dataset="mnist", download=True):
 
     ``path`` may name ``mnist.pkl.gz``, a Keras ``.npz`` or a folder holding either or the four
     IDX files.  Without it, the places in the module docstring are searched, the book's
-    ``../data/mnist.pkl.gz`` among them.  ``dataset`` is 'mnist', 'fashion-mnist' or 'sample' (the shipped 3000-image
-    Fashion-MNIST sample: 2500 / 500 / 1000).
-    """
+    ``../data/mnist.pkl.gz`` among them.  ``dataset`` is 'mnist', 'fashion-mnist' or 'sample'
+    (the shipped 3000-image Fashion-MNIST sample: 2500 / 500 / 1000)."""
     found = datasets.find_source(dataset, path, kinds=("pickle", "idx", "npz"), book=True)
     if found is not None and found[0] == "pickle":
         return datasets.read_nielsen_pickle(found[1])
