@@ -63,11 +63,11 @@ def python_reasons(net, method):
 
 def warn_once(net, method, reasons):
     """One UserWarning per network class and set of changes: the compiled engine is not used."""
-    key = (type(net), tuple(sorted(net._reader_changes())))
+    describe = getattr(net, "_describe_change", str)
+    key = (type(net), tuple(sorted(describe(c) for c in net._reader_changes())))
     if key in _warned:
         return
     _warned.add(key)
-    describe = getattr(net, "_describe_change", str)
     what = ", ".join(describe(r) for r in reasons)
     warnings.warn(
         f"{type(net).__name__}.{method}: your code changes {what}, which the book's "
@@ -164,6 +164,7 @@ def update_mini_batch(net, mini_batch, eta, lmbda=0.0, n=1):
 
 def evaluate(net, test_data):
     """Return how many ``(x, y)`` in ``test_data`` have ``argmax(net.feedforward(x)) == y``."""
+    test_data = as_book_list(test_data, net, "test_data", False)
     return sum(int(int(np.argmax(net.feedforward(x))) == label_of(y)) for x, y in test_data)
 
 
@@ -175,6 +176,7 @@ def accuracy(net, data, convert=False):
 def total_cost(net, data, lmbda, convert=False):
     """Mean of ``net.cost.fn(net.feedforward(x), y)`` plus ``0.5*(lmbda/n)*sum ||w||^2``; an
     int label ``y`` is made a one-hot column first."""
+    data = as_book_list(data, net, "data", False)
     n = len(data)
     cost = np.float64(0.0)
     for x, y in data:
