@@ -158,8 +158,11 @@ def update_mini_batch(net, mini_batch, eta, lmbda=0.0, n=1):
         sum_w = [s + d for s, d in zip(sum_w, d_w)]
     step = eta / len(mini_batch)
     decay = 1 - eta * (lmbda / n)
-    net.weights = [decay * w - step * s for w, s in zip(net.weights, sum_w)]
-    net.biases = [b - step * s for b, s in zip(net.biases, sum_b)]
+    # a float32 network stays float32 (float64 inputs would otherwise promote the weights)
+    net.weights = [(decay * w - step * s).astype(w.dtype, copy=False)
+                   for w, s in zip(net.weights, sum_w)]
+    net.biases = [(b - step * s).astype(b.dtype, copy=False)
+                  for b, s in zip(net.biases, sum_b)]
 
 
 def evaluate(net, test_data):

@@ -336,3 +336,23 @@ def test_python_path_early_stopping():
                               monitor_evaluation_accuracy=True, early_stopping_n=3,
                               verbose=False)
     assert ea == [3, 3, 3, 3]
+
+
+def test_python_path_keeps_float32_and_tracks_float64():
+    class Same(network.Network):
+        def cost_derivative(self, output_activations, y):
+            return output_activations - y
+
+    train, _, _, _ = make_data(40, seed=16)
+    nets = []
+    for dtype in (np.float32, np.float64):
+        net = seeded(Same, [12, 6, 4], dtype=dtype)
+        random.seed(2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            net.SGD(list(train), 2, 10, 1.0)
+        assert all(a.dtype == dtype for a in net.weights + net.biases)
+        nets.append(net)
+    diff = max_diff(nets[0].weights, nets[1].weights)
+    print(f"max |float32 - float64| on the Python path: {diff:.3g}")
+    assert diff < 1e-4
