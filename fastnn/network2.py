@@ -222,7 +222,7 @@ class Network(_core.EngineNetwork):
                 return (act.fn, act.prime)
             if act == "sigmoid":
                 return (sigmoid, sigmoid_prime)
-            act = "identity" if act == "linear" else act
+            act = _ALIASES.get(act, act)
             return (_reference.ACTIVATIONS[act], _reference.DERIVATIVES.get(act))
         return [pair(self.activation)] * (self.num_layers - 2) + [pair(self.output_activation)]
 
@@ -474,6 +474,9 @@ class Network(_core.EngineNetwork):
             data["output_activation"] = self.output_activation
         atomic_write_text(check_filename(filename), json.dumps(data))
 
+
+# the engine's other names for an activation, as the oracle's tables name it
+_ALIASES = {"linear": "identity", "swish": "silu"}
 
 _ORIGINAL = _book.originals(Network, ("update_mini_batch", "backprop", "feedforward",
                                       "accuracy", "total_cost"))

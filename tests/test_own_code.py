@@ -356,3 +356,20 @@ def test_python_path_keeps_float32_and_tracks_float64():
     diff = max_diff(nets[0].weights, nets[1].weights)
     print(f"max |float32 - float64| on the Python path: {diff:.3g}")
     assert diff < 1e-4
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "identity"])
+def test_own_cost_with_engine_activations_matches_the_engine(activation):
+    """The Python path's hidden layers use the oracle's activations by name."""
+    train, _, _, _ = make_data(50, seed=17)
+    mine = seeded(network2.Network, [12, 6, 4], cost=MyCrossEntropy, activation=activation)
+    ref = seeded(network2.Network, [12, 6, 4], cost=network2.CrossEntropyCost,
+                 activation=activation)
+    for net in (mine, ref):
+        random.seed(6)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            net.SGD(list(train), 2, 10, 0.1, lmbda=0.5, verbose=False)
+    diff = max_diff(mine.weights + mine.biases, ref.weights + ref.biases)
+    print(f"max |Python path - engine| with {activation} hidden layers: {diff:.3g}")
+    assert diff < 1e-10
