@@ -4,8 +4,8 @@
                                [--runs 1,2,3,4,5] [--threads 1] [--out results.md]
                                [--oracle-epochs 0]
 
-Five runs, each the book's call as written (mini-batch 10, 30 epochs, the 50,000 training
-images of Nielsen's ``mnist.pkl.gz``):
+The five runs of issue 15 (the default ``--runs``) and a sixth, each the book's call as
+written (mini-batch 10, 30 epochs, the 50,000 training images of Nielsen's ``mnist.pkl.gz``):
 
 1. ``network.Network([784, 30, 10])``, ``SGD(..., 3.0, test_data=test_data)``
 2. ``network.Network([784, 100, 10])``, eta 3.0, test data
@@ -14,7 +14,7 @@ images of Nielsen's ``mnist.pkl.gz``):
 4. the same with [784, 100, 10]
 5. [784, 100, 10], cross-entropy, large initializer, eta 0.5, ``lmbda=5.0``, validation data as
    evaluation data
-6. the same with the default initializer (weights N(0, 1/n_in))
+6. run 5 with the default initializer (weights N(0, 1/n_in)): ``--runs 6``
 
 Each seed sets ``random.seed(s)`` and ``np.random.seed(s)`` before the network is made.  For
 each run and seed the script prints the book's per-epoch lines (the raw output) and then one
