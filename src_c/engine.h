@@ -28,6 +28,7 @@
 #include "gemm.h"          /* GEMM through BLAS, and its plain-loop reference */
 #include "kernels_rows.h"  /* small-batch products, weights as rows (dot_rows, axpy_rows) */
 #include "kernels_t.h"     /* the same, weights transposed (dott_rows, axpyt_rows) */
+#include "kernels_conv.h"  /* direct convolution, channels-last (cfwd_rows, cgrad_rows) */
 #include "activations.h"   /* the activation table's functions, dropout */
 #include "optimizers.h"    /* the optimizer table's element-wise steps */
 #include "workspace.h"     /* per-call buffers, the gather of a mini-batch's rows */

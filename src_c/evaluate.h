@@ -27,6 +27,7 @@ static inline int F(ktile_eval)(int ldr, int K) {
  * the rows in place; without the vector kernels, for wide layers, or when the memory is not
  * there, the pass goes through forward() instead. */
 static void F(eval_prepare)(const fnn_net *net, F(fnn_ws) *ws) {
+    F(prepare)(net, ws);
     ws->ldr0 = 0;
     if (net->layer[0].kind != FNN_LAYER_DENSE) return;
     const int n0 = net->sizes[0], n1 = net->sizes[1], ldr = F(ldr_of)(n1);

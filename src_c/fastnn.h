@@ -233,6 +233,7 @@ static inline int fnn_net_finish(fnn_net *net) {
             /* every window starts inside the padded input and ends inside the input plus the
              * bottom/right padding, which is at most the kernel size less one */
             if (g[0] < 1 || g[1] < 1 || g[2] < 1 || g[3] < 1 || g[4] < 0 || g[5] < 0 ||
+                g[0] > 64 ||
                 g[4] >= g[0] || g[5] >= g[1] ||
                 (os[0] - 1) * g[2] - g[4] > is[0] - 1 || (os[1] - 1) * g[3] - g[5] > is[1] - 1 ||
                 (os[0] - 1) * g[2] - g[4] + g[0] > is[0] + g[0] - 1 ||

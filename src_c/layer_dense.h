@@ -162,3 +162,6 @@ static void F(dense_update)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_
                     xr ? NULL : F(layer_in)(ws, l), n_in, ws->Dt + (int64_t)t * ws->dt_stride);
 }
 
+static void F(dense_prepare)(const fnn_net *net, F(fnn_ws) *ws, int l) {
+    (void)net; (void)ws; (void)l;
+}

@@ -36,3 +36,7 @@ static void F(flatten_update)(const fnn_net *net, const fnn_train_cfg *cfg, F(fn
 static void F(flatten_grad)(const fnn_net *net, F(fnn_ws) *ws, int l, int m, REAL *gW, REAL *gb) {
     (void)net; (void)ws; (void)l; (void)m; (void)gW; (void)gb;
 }
+
+static void F(flatten_prepare)(const fnn_net *net, F(fnn_ws) *ws, int l) {
+    (void)net; (void)ws; (void)l;
+}

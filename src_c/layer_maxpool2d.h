@@ -82,3 +82,7 @@ static void F(maxpool2d_grad)(const fnn_net *net, F(fnn_ws) *ws, int l, int m, R
                               REAL *gb) {
     (void)net; (void)ws; (void)l; (void)m; (void)gW; (void)gb;
 }
+
+static void F(maxpool2d_prepare)(const fnn_net *net, F(fnn_ws) *ws, int l) {
+    (void)net; (void)ws; (void)l;
+}

@@ -13,7 +13,10 @@
  *       optimizer step (optimizers.h); `t` picks the thread's scratch
  *   name_grad(net, ws, l, m, gW, gb)
  *       that gradient summed into gW, gb without a step (fnn_gradient)
- *   name_aux(net, l, M)
+ *   name_prepare(net, ws, l)
+ *       before a pass, single-threaded: the kind's own copies of its parameters (conv2d's
+ *       padded and flipped kernels) from W
+ *   name_aux(net, l, M, training)
  *       bytes of the kind's own buffer for M examples (ws->aux[l]: conv2d's columns, the
  *       pooling's argmax)
  * The dispatch below is generated from the table; what every kind shares (dropout on the
@@ -91,6 +94,16 @@ static void F(layer_grad)(const fnn_net *net, F(fnn_ws) *ws, int l, int m, REAL 
     case FNN_LAYER_##E: F(name##_grad)(net, ws, l, m, gW, gb); break;
     FNN_KIND_SWITCH(FNN_X)
 #undef FNN_X
+}
+
+/* every layer's prepare, before a pass (single-threaded) */
+static void F(prepare)(const fnn_net *net, F(fnn_ws) *ws) {
+    for (int l = 0; l < net->L; l++) {
+#define FNN_X(E, name, code)                                                                  \
+    case FNN_LAYER_##E: F(name##_prepare)(net, ws, l); break;
+        FNN_KIND_SWITCH(FNN_X)
+#undef FNN_X
+    }
 }
 
 static size_t F(layer_aux)(const fnn_net *net, int l, int M, int training) {

@@ -120,7 +120,8 @@ static int F(ksplit_ok)(const fnn_net *net, int batch, int T) {
     const int n0 = net->sizes[0], n1 = net->sizes[1];
     const int64_t ka = FNN_VBYTES / (int64_t)sizeof(REAL);
     if (T < 1 || batch < 1 || !F(small)(batch) || n0 < 4 * ka * T) return 0;
-    if (net->layer[0].kind != FNN_LAYER_DENSE) return 0;
+    for (int l = 0; l < net->L; l++)   /* every thread runs the later layers on its copy */
+        if (net->layer[l].kind != FNN_LAYER_DENSE) return 0;
     double first = 2.0 * n0 * n1 / T, rest = 4.0 * n1;
     for (int l = 1; l < net->L; l++) rest += 3.0 * (double)net->layer[l].n_w;
     return rest <= 0.1 * first;

@@ -70,6 +70,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     F(fnn_ws) ws;
     int need_G = !F(plain_sgd)(cfg);
     if (F(ws_alloc)(&ws, net, M, T, 1, cfg->dropout, need_G) != FNN_OK) return FNN_NOMEM;
+    F(prepare)(net, &ws);
     REAL *snap = (REAL *)fnn_malloc(sizeof(REAL) * (size_t)F(param_count)(net));
     if (snap == NULL) { F(ws_free)(&ws); return FNN_NOMEM; }
 
@@ -214,6 +215,7 @@ static int F(fnn_gradient)(const fnn_net *net, const fnn_data *data, REAL **gW, 
     const int L = net->L;
     F(fnn_ws) ws;
     if (F(ws_alloc)(&ws, net, F(eval_rows)(net), 1, 1, 0, 0) != FNN_OK) return FNN_NOMEM;
+    F(prepare)(net, &ws);
     for (int l = 0; l < L; l++) {
         memset(gW[l], 0, sizeof(REAL) * (size_t)net->layer[l].n_w);
         memset(gb[l], 0, sizeof(REAL) * (size_t)net->layer[l].n_b);
