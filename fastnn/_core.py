@@ -374,12 +374,13 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
     batch = max(1, min(int(batch), X.shape[0]))
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
-        res = xp_backend.train(
-            W, b, acts, cost, X, Y, epochs=epochs, batch=batch, eta=eta, cost_scale=cost_scale,
+        res = in_chunks(
+            xp_backend.train, orders, epochs, on_epoch, adam_t, eta, seed,
+            W=W, b=b, acts=acts, cost=cost, X=X, Y=Y, batch=batch, cost_scale=cost_scale,
             lmbda=lmbda, l1=l1, reg_n=reg_n, optimizer=optimizer, momentum=momentum,
-            beta1=beta1, beta2=beta2, eps=eps, adam_t=adam_t, state1=state1, state2=state2,
-            dropout=dropout, seed=seed, orders=orders, eval_data=eval_data,
-            monitor_train=monitor_train, run_stats=run_stats, on_epoch=on_epoch, device="cuda")
+            beta1=beta1, beta2=beta2, eps=eps, state1=state1, state2=state2,
+            dropout=dropout, eval_data=eval_data,
+            monitor_train=monitor_train, run_stats=run_stats, device="cuda")
         if res["status"] == _engine.STATUS_DIVERGED:
             raise DivergenceError(
                 f"training diverged in epoch {res['diverged_epoch']}: the weights became NaN "
@@ -391,18 +392,138 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
     # interrupts are checked between chunks of about 2e8 multiply-adds
     per_batch = 6.0 * batch * sum(w.size for w in W)
     check_every = max(1, int(2e8 / max(per_batch, 1.0)))
-    res = _engine.train(
-        W, b, act_codes(acts), cost_code(cost), float(cost_scale), X, Y,
-        epochs=int(epochs), batch=int(batch), eta=float(eta), lmbda=float(lmbda), l1=float(l1),
+    res = in_chunks(
+        _engine.train, orders, int(epochs), on_epoch, int(adam_t), float(eta), int(seed),
+        W=W, b=b, acts=act_codes(acts), cost=cost_code(cost), cost_scale=float(cost_scale),
+        X=X, Y=Y, batch=int(batch), lmbda=float(lmbda), l1=float(l1),
         reg_n=reg_n, optimizer=OPTIMIZERS[optimizer], mu=float(momentum), beta1=float(beta1),
-        beta2=float(beta2), eps=float(eps), adam_t=int(adam_t), state1=state1, state2=state2,
-        dropout=float(dropout), seed=int(seed), orders=orders, eval_X=ex, eval_Y=ey,
-        monitor_train=bool(monitor_train), run_stats=bool(run_stats), on_epoch=on_epoch,
+        beta2=float(beta2), eps=float(eps), state1=state1, state2=state2,
+        dropout=float(dropout), eval_X=ex, eval_Y=ey,
+        monitor_train=bool(monitor_train), run_stats=bool(run_stats),
         n_threads=nt, check_every=check_every, path=path, progress=progress)
     if res["status"] == _engine.STATUS_DIVERGED:
         raise DivergenceError(
             f"training diverged in epoch {res['diverged_epoch']}: the weights became NaN or "
             f"Inf (try a smaller learning rate); the weights from before that epoch are kept")
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# example orders, drawn a chunk of epochs at a time
+
+ORDER_CHUNK = 1 << 22    # int32 entries of example orders held at once (16 MiB)
+
+
+class EpochOrders:
+    """The example order of each epoch, drawn ``chunk`` epochs at a time as training reaches
+    them, so that memory does not grow with the number of epochs.
+
+    ``draw(k)`` returns the next k epochs' orders, an int32 array (k, n).  The first chunk is
+    drawn here, when the front door would have drawn all of them: the random numbers drawn
+    after it (a dropout seed) keep their place, and a run of one chunk (``epochs * n`` up to
+    ``ORDER_CHUNK``) draws exactly what it drew when all the orders were made up front.
+    ``last`` is the order of the last epoch drawn (None before any)."""
+
+    def __init__(self, n, epochs, draw, chunk=None):
+        self.n, self.epochs, self._draw = int(n), int(epochs), draw
+        self.chunk = max(1, (ORDER_CHUNK if chunk is None else int(chunk)) // max(self.n, 1))
+        self.drawn = 0
+        self.last = None
+        self._ahead = self._next() if self.epochs > 0 else None
+
+    def _next(self):
+        k = min(self.chunk, self.epochs - self.drawn)
+        orders = self._draw(k)
+        self.drawn += k
+        self.last = orders[k - 1]
+        return orders
+
+    def next_chunk(self):
+        """The orders of the next chunk of epochs, or None when all have been drawn."""
+        if self._ahead is not None:
+            orders, self._ahead = self._ahead, None
+            return orders
+        return self._next() if self.drawn < self.epochs else None
+
+
+def shuffled_orders(n, epochs, rng, chunk=None):
+    """EpochOrders as the book's ``rng.shuffle(training_data)`` at the start of each epoch
+    gives them: each epoch shuffles the previous epoch's order (see ``nielsen_orders``)."""
+    import random as _random
+    state = {"last": None, "perm": None}
+
+    def draw(k):
+        if rng is _random or type(rng) is _random.Random:
+            # the compiled replay shuffles range(n); random.shuffle moves items by position
+            # only, so shuffling the last order gives last[that shuffle of range(n)]
+            rel = nielsen_orders(n, k, rng)
+            last = state["last"]
+            out = rel if last is None else last[rel]
+        else:
+            if state["perm"] is None:
+                state["perm"] = list(range(n))
+            out = np.empty((k, n), dtype=np.int32)
+            for e in range(k):
+                rng.shuffle(state["perm"])
+                out[e] = state["perm"]
+        state["last"] = out[k - 1].copy()
+        return out
+
+    return EpochOrders(n, epochs, draw, chunk)
+
+
+def permutation_orders(n, epochs, chunk=None):
+    """EpochOrders drawn with ``np.random.permutation(n)`` for each epoch in turn."""
+    def draw(k):
+        out = np.empty((k, n), dtype=np.int32)
+        for e in range(k):
+            out[e] = np.random.permutation(n)
+        return out
+
+    return EpochOrders(n, epochs, draw, chunk)
+
+
+def _chunk_seed(seed, first_epoch):
+    """The dropout seed of a chunk: the engine numbers the epochs of each call from 0, so
+    later chunks get their own seed (the first keeps ``seed``: one chunk is one call)."""
+    if first_epoch == 0:
+        return seed
+    h = (int(seed) ^ (first_epoch * 0x9E3779B97F4A7C15)) & 0xFFFFFFFFFFFFFFFF
+    h = ((h ^ (h >> 31)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    return h ^ (h >> 29)
+
+
+def in_chunks(call, orders, epochs, on_epoch, adam_t, eta, seed, **kw):
+    """``call(epochs=..., orders=..., ...)`` (the engine's ``train`` or the xp backend's):
+    once with an order array or None, or once per chunk of an EpochOrders.  Between chunks
+    Adam's step, eta (as a callback changed it), the epoch numbers the callback sees and a
+    stop or an error carry over; the optimizer state lives in the caller's arrays."""
+    if not isinstance(orders, EpochOrders) or epochs == 0:
+        if isinstance(orders, EpochOrders):
+            orders = None
+        return call(epochs=epochs, orders=orders, on_epoch=on_epoch, adam_t=adam_t, eta=eta,
+                    seed=seed, **kw)
+    done, res = 0, None
+    while done < epochs:
+        chunk = orders.next_chunk()
+        if chunk is None:
+            raise ValueError(f"orders: expected orders for {epochs} epochs, got {done}")
+        k = min(len(chunk), epochs - done)
+        cb = None
+        if on_epoch is not None:
+            def cb(st, _off=done):
+                st = dict(st)
+                st["epoch"] += _off
+                return on_epoch(st)
+        res = dict(call(epochs=k, orders=chunk, on_epoch=cb, adam_t=adam_t, eta=eta,
+                        seed=_chunk_seed(seed, done), **kw))
+        if res.get("diverged_epoch", -1) >= 0:
+            res["diverged_epoch"] += done
+        res["epochs_done"] = done + res["epochs_done"]
+        adam_t, eta = res["adam_t"], res["eta"]
+        done += k
+        if res["status"] != _engine.STATUS_OK:
+            break
     return res
 
 

@@ -455,9 +455,9 @@ class Sequential:
             validation_data=None, validation_split=0.0, shuffle=True):
         """Train for ``epochs`` epochs in one engine call; return a History.
 
-        Each epoch the examples are shuffled with ``np.random.permutation`` (all the orders
-        are drawn before training starts; then, with dropout, one ``np.random.randint`` draws
-        the engine's dropout seed), cut into mini-batches of ``batch_size`` (32; the last may be
+        Each epoch the examples are shuffled with ``np.random.permutation`` (the orders are
+        drawn a chunk of epochs at a time, the first chunk before training starts; then, with
+        dropout, one ``np.random.randint`` draws the engine's dropout seed), cut into mini-batches of ``batch_size`` (32; the last may be
         short) and each mini-batch takes one optimizer step.  The reported ``loss`` and
         ``accuracy`` are running values over the epoch's mini-batches (as Keras reports them);
         ``val_loss``/``val_accuracy`` use the weights at the end of the epoch.
@@ -519,9 +519,7 @@ class Sequential:
                 return hist
             orders = None
             if shuffle:
-                orders = np.empty((epochs, n), dtype=np.int32)
-                for e in range(epochs):
-                    orders[e] = np.random.permutation(n)
+                orders = _core.permutation_orders(n, epochs)
             seed = int(np.random.randint(0, 2 ** 62)) if dropout > 0 else 0
             W, b = self._params(st)
             opt = self.optimizer

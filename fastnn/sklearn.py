@@ -146,7 +146,7 @@ class _FastNNBase(BaseEstimator):
         sizes = _core.check_sizes([X.shape[1]] + p["hidden"] + [Y.shape[1]])
         rs = check_random_state(self.random_state)
         W, b = init_params(sizes, self.initializer, rs, dtype)
-        orders = _core.nielsen_orders(n, p["epochs"], shuffle_rng(self.random_state, rs))
+        orders = _core.shuffled_orders(n, p["epochs"], shuffle_rng(self.random_state, rs))
         state1 = state2 = None
         if self.optimizer in ("momentum", "adam"):
             state1 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
