@@ -11,7 +11,7 @@ import threading
 import numpy as np
 
 from fastnn import _engine
-from fastnn._config import resolve_threads
+from fastnn._config import engine_team, resolve_threads
 
 ACTIVATIONS = _engine.ACTIVATIONS
 COSTS = _engine.COSTS
@@ -387,20 +387,20 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
                 f"or Inf (try a smaller learning rate); the weights from before that epoch "
                 f"are kept")
         return res
-    nt = resolve_threads(n_threads)
     ex, ey = eval_data if eval_data is not None else (None, None)
     # interrupts are checked between chunks of about 2e8 multiply-adds
     per_batch = 6.0 * batch * sum(w.size for w in W)
     check_every = max(1, int(2e8 / max(per_batch, 1.0)))
-    res = in_chunks(
-        _engine.train, orders, int(epochs), on_epoch, int(adam_t), float(eta), int(seed),
-        W=W, b=b, acts=act_codes(acts), cost=cost_code(cost), cost_scale=float(cost_scale),
-        X=X, Y=Y, batch=int(batch), lmbda=float(lmbda), l1=float(l1),
-        reg_n=reg_n, optimizer=OPTIMIZERS[optimizer], mu=float(momentum), beta1=float(beta1),
-        beta2=float(beta2), eps=float(eps), state1=state1, state2=state2,
-        dropout=float(dropout), eval_X=ex, eval_Y=ey,
-        monitor_train=bool(monitor_train), run_stats=bool(run_stats),
-        n_threads=nt, check_every=check_every, path=path, progress=progress)
+    with engine_team(n_threads) as nt:
+        res = in_chunks(
+            _engine.train, orders, int(epochs), on_epoch, int(adam_t), float(eta), int(seed),
+            W=W, b=b, acts=act_codes(acts), cost=cost_code(cost), cost_scale=float(cost_scale),
+            X=X, Y=Y, batch=int(batch), lmbda=float(lmbda), l1=float(l1),
+            reg_n=reg_n, optimizer=OPTIMIZERS[optimizer], mu=float(momentum), beta1=float(beta1),
+            beta2=float(beta2), eps=float(eps), state1=state1, state2=state2,
+            dropout=float(dropout), eval_X=ex, eval_Y=ey,
+            monitor_train=bool(monitor_train), run_stats=bool(run_stats),
+            n_threads=nt, check_every=check_every, path=path, progress=progress)
     if res["status"] == _engine.STATUS_DIVERGED:
         raise DivergenceError(
             f"training diverged in epoch {res['diverged_epoch']}: the weights became NaN or "
@@ -565,7 +565,8 @@ def predict(W, b, acts, X, n_threads=None, device=None):
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
         return xp_backend.predict(W, b, acts, X, device="cuda")
-    return _engine.predict(W, b, act_codes(acts), X, resolve_threads(n_threads))
+    with engine_team(n_threads) as nt:
+        return _engine.predict(W, b, act_codes(acts), X, nt)
 
 
 def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, n_threads=None, device=None):
@@ -573,8 +574,9 @@ def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, n_threads=None, device=None
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
         return xp_backend.evaluate(W, b, acts, cost, X, Y, cost_scale=cost_scale, device="cuda")
-    return _engine.evaluate(W, b, act_codes(acts), cost_code(cost), float(cost_scale),
-                            X, Y, resolve_threads(n_threads))
+    with engine_team(n_threads) as nt:
+        return _engine.evaluate(W, b, act_codes(acts), cost_code(cost), float(cost_scale),
+                                X, Y, nt)
 
 
 def gradient(W, b, acts, cost, X, Y, cost_scale=1.0):

@@ -170,6 +170,7 @@ class Sequential:
         self.device = device
         if n_threads is not None:
             _core.check_int(n_threads, "n_threads", 1)
+            _core.check_n_threads(n_threads)
         self.n_threads = n_threads
         self._items = []
         self._data_input_shape = None     # the example shape seen first, when none was given

@@ -186,3 +186,171 @@ def test_billion_epochs_start_at_once_and_stop_on_ctrl_c():
     for line in out.splitlines():
         if line.startswith("MEASURED"):
             print(line)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. fork after a call that ran threads
+
+FORK_CODE = """
+import multiprocessing as mp, os, sys, numpy as np
+from fastnn import network, _core
+rng = np.random.RandomState(0)
+X, y = rng.rand(2000, 100), rng.randint(0, 10, 2000)
+W = [rng.randn(64, 100), rng.randn(10, 64)]
+b = [rng.randn(64), rng.randn(10)]
+Y = np.eye(10)[y]
+res = _core.train(W, b, ["sigmoid", "sigmoid"], "quadratic", X, Y, epochs=1, batch=10,
+                  eta=0.1, n_threads=2)
+assert res["path"] != "serial", res           # the parent ran a team of 2
+
+def work(n_threads):
+    net = network.Network([100, 64, 10], n_threads=n_threads)
+    net.SGD((X, y), 1, 10, 0.1)
+    out = net.feedforward(X[:300].T)
+    return net.evaluate((X, y)), out.shape
+
+if __name__ == "__main__":
+    with mp.get_context("fork").Pool(2) as pool:
+        got = pool.map(work, [None, 2])
+    assert all(s == (10, 300) for _, s in got), got
+    pid = os.fork()
+    if pid == 0:
+        try:
+            work(2)
+            os._exit(0)
+        except BaseException:
+            os._exit(5)
+    _, status = os.waitpid(pid, 0)
+    print("POOL", got, "FORK", os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_fork_pool_after_two_thread_call(tmp_path):
+    """A fork Pool of 2 (and os.fork) after a 2-thread engine call: the children train,
+    predict and evaluate (with one thread) instead of waiting for ever in libgomp."""
+    script = tmp_path / "forkpool.py"
+    script.write_text(FORK_CODE)
+    r = ok(child(f"exec(open({str(script)!r}).read())", timeout=120))
+    assert "FORK 0" in r.stdout
+
+
+def test_fork_child_reports_one_thread():
+    r = ok(child("""
+    import os, fastnn
+    from fastnn import _config
+    before = fastnn.get_num_threads()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if fastnn.get_num_threads() == 1 and _config.resolve_threads(2) == 1
+                 else 7)
+    _, st = os.waitpid(pid, 0)
+    print("CHILD", os.waitstatus_to_exitcode(st), "PARENT", fastnn.get_num_threads() == before)
+    """, env={"OMP_NUM_THREADS": "2"}))
+    assert "CHILD 0 PARENT True" in r.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. thread counts: a cap, and a thread that cannot start is an exception
+
+def test_thread_count_cap():
+    from fastnn import _config, set_num_threads
+    cap = _config.max_threads()
+    for bad in (cap + 1, 2000, 10 ** 9):
+        with pytest.raises(ValueError, match=r"n_threads: expected a positive int up to"):
+            network.Network([4, 3, 2], n_threads=bad)
+        with pytest.raises(ValueError, match=r"n: expected a positive int up to"):
+            set_num_threads(bad)
+    network.Network([4, 3, 2], n_threads=cap)    # the cap itself is accepted
+
+
+def test_thread_start_failure_is_an_exception():
+    """Stacks of 256 MiB under an address-space limit of what is mapped + 200 MiB: a team of
+    the cap cannot start.  The call raises RuntimeError and the process goes on (with 1
+    thread it trains under the same limit)."""
+    code = """
+    import resource, sys, numpy as np
+    from fastnn import network, _config
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(500, 50), rng.randint(0, 10, 500)
+    n = min(8, _config.max_threads())
+    net = network.Network([50, 30, 10], n_threads=n)
+    vm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize")][0]
+    lim = (vm << 10) + (200 << 20)
+    resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+    if "--unchecked" in sys.argv:
+        _config.check_team = lambda n: None
+    try:
+        net.SGD((X, y), 1, 50, 0.1)
+        print("TRAINED")
+    except RuntimeError as e:
+        print("RAISED", e)
+    net.n_threads = 1
+    net.SGD((X, y), 1, 50, 0.1)
+    print("ALIVE")
+    """
+    r = ok(child(code, env={"OMP_STACKSIZE": "256M"}))
+    assert "RAISED n_threads: could not start" in r.stdout and "ALIVE" in r.stdout, r.stdout
+    # without the check, libgomp ends the process: what the check is for
+    raw = subprocess.run([sys.executable, "-c", textwrap.dedent(code), "--unchecked"],
+                         env=child_env(OMP_STACKSIZE="256M"), cwd=FASTNN_ROOT,
+                         capture_output=True, text=True, timeout=60)
+    print(f"MEASURED without the check: exit code {raw.returncode}, stderr "
+          f"{raw.stderr.strip()[-80:]!r}")
+    assert "ALIVE" not in raw.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. no oversubscription in worker pools
+
+WORKER_CODE = """
+import numpy as np
+from fastnn import _core, get_num_threads
+
+def job(_):
+    rng = np.random.RandomState(0)
+    X, Y = rng.rand(2000, 100), np.eye(10)[rng.randint(0, 10, 2000)]
+    W, b = [rng.randn(64, 100), rng.randn(10, 64)], [rng.randn(64), rng.randn(10)]
+    res = _core.train(W, b, ["sigmoid", "sigmoid"], "quadratic", X, Y, epochs=1, batch=10,
+                      eta=0.1)
+    return get_num_threads(), res["path"]
+"""
+
+
+def test_worker_processes_default_to_one_thread(tmp_path):
+    """With OMP_NUM_THREADS=2, the main process trains on a team of 2; loky, multiprocessing
+    and concurrent.futures workers default to 1 engine thread each."""
+    (tmp_path / "wjob.py").write_text(WORKER_CODE)
+    r = ok(child(f"""
+    import sys; sys.path.insert(0, {str(tmp_path)!r})
+    import concurrent.futures as cf, multiprocessing as mp
+    from joblib import Parallel, delayed
+    from wjob import job
+    if __name__ == "__main__":
+        print("MAIN", job(0))
+        print("LOKY", Parallel(n_jobs=2)(delayed(job)(i) for i in range(2)))
+        with mp.get_context("spawn").Pool(2) as p:
+            print("MP", p.map(job, range(2)))
+        with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("forkserver")) as ex:
+            print("CF", list(ex.map(job, range(2))))
+    """, timeout=180, env={"OMP_NUM_THREADS": "2"}))
+    lines = dict(l.split(" ", 1) for l in r.stdout.splitlines() if " " in l)
+    assert lines["MAIN"] in ("(2, 'ksplit')", "(2, 'rows')"), r.stdout
+    for k in ("LOKY", "MP", "CF"):
+        assert lines[k] == "[(1, 'serial'), (1, 'serial')]", r.stdout
+
+
+def test_concurrent_calls_share_the_default(monkeypatch):
+    from fastnn import _config
+    monkeypatch.setattr(_config, "_num_threads", None)
+    monkeypatch.setattr(_config, "_default_threads", lambda: 4)
+    monkeypatch.setattr(_config, "max_threads", lambda: 16)
+    monkeypatch.setattr(_config, "in_worker_process", lambda: False)
+    monkeypatch.setattr(_config, "check_team", lambda n: None)
+    with _config.engine_team(None) as a:
+        with _config.engine_team(None) as b:
+            with _config.engine_team(None) as c:
+                with _config.engine_team(3) as explicit:
+                    pass
+    assert (a, b, c, explicit) == (4, 2, 1, 3)
+    with _config.engine_team(None) as again:
+        assert again == 4
