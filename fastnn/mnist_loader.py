@@ -9,7 +9,8 @@ pairs ready for ``network.Network.SGD``.
 Where the data come from: the ``path`` argument, else ``$FASTNN_DATA`` (and
 ``$FASTNN_DATA/<dataset>/``), else ``~/.cache/fastnn`` (and ``~/.cache/fastnn/<dataset>/``);
 for Fashion-MNIST also ``/usr/share/datasets/fashion-mnist/``; never the current directory.
-``mnist.pkl.gz`` is read as it is.  Any other format ``fastnn.datasets`` reads (the four IDX
+``mnist.pkl.gz`` is read as it is (with data-only unpickling), where no IDX files
+or ``.npz`` of the same data set are found first in the same folder.  Any other format ``fastnn.datasets`` reads (the four IDX
 files, a Keras ``.npz``, or a download of the IDX files) is turned into the same form: the
 first 50000 training images for training, the last 10000 for validation, pixels as
 ``x / 255`` in float32.  (A set with n training images other than 60000 keeps its last n // 6
@@ -47,7 +48,7 @@ def load_data(path=None, dataset="mnist", download=True):
     IDX files.  ``dataset`` is 'mnist', 'fashion-mnist' or 'sample' (the shipped 3000-image
     Fashion-MNIST sample: 2500 / 500 / 1000).
     """
-    found = datasets.find_source(dataset, path, kinds=("pickle", "idx", "npz"))
+    found = datasets.find_source(dataset, path)     # IDX and npz before a pickle
     if found is not None and found[0] == "pickle":
         return datasets.read_nielsen_pickle(found[1])
     if found is not None:

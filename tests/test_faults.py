@@ -52,8 +52,9 @@ def ok(r):
     return r
 
 
-PEAK_RSS = ("import resource as _r; "
-            "peak_mb = lambda: _r.getrusage(_r.RUSAGE_SELF).ru_maxrss / 1024.0")
+# VmHWM: the peak RSS of this process image (ru_maxrss may carry the parent's across exec)
+PEAK_RSS = ("peak_mb = lambda: [int(l.split()[1]) for l in open('/proc/self/status') "
+            "if l.startswith('VmHWM')][0] / 1024.0")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,3 +355,206 @@ def test_concurrent_calls_share_the_default(monkeypatch):
     assert (a, b, c, explicit) == (4, 2, 1, 3)
     with _config.engine_team(None) as again:
         assert again == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. data files run no code
+
+EVIL = """
+import os, pickle, gzip
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch " + {marker!r},))
+with gzip.open({path!r}, "wb") as f:
+    pickle.dump(((Evil(), 1), (2, 3), (4, 5)), f, protocol=2)
+"""
+
+
+def _plant(path, marker):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ok(child(EVIL.format(marker=str(marker), path=str(path))))
+
+
+def test_planted_pickle_runs_no_code(tmp_path):
+    """A pickle that would run a command, planted in $FASTNN_DATA and in ~/.cache/fastnn: the
+    loaders and `fastnn train --dataset mnist` that never named it raise a ValueError naming
+    it (or exit 2 with that line), and the command never runs."""
+    marker = tmp_path / "PWNED"
+    home, data = tmp_path / "home", tmp_path / "data"
+    _plant(data / "mnist.pkl.gz", marker)
+    _plant(home / ".cache" / "fastnn" / "mnist.pkl.gz", marker)
+    code = """
+    from fastnn import datasets, mnist_loader
+    for f in (lambda: datasets.load_mnist(download=False), lambda: mnist_loader.load_data(),
+              lambda: datasets.load("mnist", allow_sample=True)):
+        try:
+            f()
+            print("LOADED")
+        except ValueError as e:
+            print("REFUSED", e)
+    """
+    for env in ({"FASTNN_DATA": str(data)}, {}):
+        r = ok(child(code, env={"HOME": str(home), "FASTNN_NO_DOWNLOAD": "1", **env}))
+        assert r.stdout.count("REFUSED") == 3 and "mnist.pkl.gz" in r.stdout, r.stdout
+        assert "os.system" in r.stdout or "posix.system" in r.stdout
+    r = child("import sys; from fastnn.__main__ import main; sys.exit(main(["
+              "'train', '--dataset', 'mnist', '--epochs', '0']))",
+              env={"HOME": str(home), "FASTNN_NO_DOWNLOAD": "1", "FASTNN_DATA": str(data)})
+    assert r.returncode == 2 and "mnist.pkl.gz" in r.stderr, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert not marker.exists()
+
+
+def test_safe_formats_win_over_a_pickle(tmp_path):
+    from test_mnist_loader import make_arrays, nielsen_parts, write_idx_dir, assert_parts_equal
+    from fastnn import mnist_loader
+    marker = tmp_path / "PWNED"
+    arrays = make_arrays(seed=1)
+    folder = write_idx_dir(tmp_path / "d", arrays)
+    _plant(os.path.join(folder, "mnist.pkl.gz"), marker)
+    assert_parts_equal(mnist_loader.load_data(folder), nielsen_parts(arrays))
+    assert not marker.exists()
+
+
+def test_data_unpickler_reads_data_only(tmp_path):
+    import gzip
+    import pickle
+    from fastnn import _safeio, datasets
+    parts = tuple((np.arange(6, dtype=np.float32).reshape(2, 3) / 6, np.array([1, 2]))
+                  for _ in range(3))
+    for proto in (2, 4, 5):
+        with open(tmp_path / "p", "wb") as f:
+            pickle.dump(parts, f, protocol=proto)
+        with open(tmp_path / "p", "rb") as f:
+            got = _safeio.load_pickle(f, "p", 1 << 20)
+        for (x, y), (gx, gy) in zip(parts, got):
+            np.testing.assert_array_equal(x, gx)
+            np.testing.assert_array_equal(y, gy)
+    for bad in ([np.array([object()], dtype=object)], {"a": set()}, np.float64,
+                (np.array([1.0]), slice(1))):
+        with gzip.open(tmp_path / "bad.pkl.gz", "wb") as f:
+            pickle.dump(bad, f, protocol=2)
+        with pytest.raises(ValueError, match="bad.pkl.gz"):
+            datasets.read_nielsen_pickle(str(tmp_path / "bad.pkl.gz"))
+
+
+@pytest.mark.skipif(not os.path.exists("/work/shared/data/mnist.pkl.gz"),
+                    reason="Nielsen's mnist.pkl.gz is not on this machine")
+def test_real_nielsen_pickle_reads():
+    from fastnn import datasets
+    (x, y), (vx, vy), (tx, ty) = datasets.read_nielsen_pickle("/work/shared/data/mnist.pkl.gz")
+    assert x.shape == (50000, 784) and x.dtype == np.float32 and vx.shape == (10000, 784)
+    assert list(y[:5]) == [5, 0, 4, 1, 9] and len(ty) == 10000
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. bounded memory on hostile or broken files
+
+BOMB_MB = 256
+
+
+def _gz_bomb_idx(path, n):
+    """train-images: a header declaring n images of 28 x 28, then 256 MB of zeros (gzip
+    members concatenated: about 256 KB on disk)."""
+    import gzip
+    import struct
+    head = gzip.compress(struct.pack(">HBBIII", 0, 8, 3, n, 28, 28))
+    member = gzip.compress(bytes(1 << 20), compresslevel=9)
+    with open(path, "wb") as f:
+        f.write(head)
+        for _ in range(BOMB_MB):
+            f.write(member)
+
+
+def _limited_reader(code_body):
+    return textwrap.dedent(f"""
+    import resource
+    {PEAK_RSS}
+    import fastnn.datasets, fastnn.keras, numpy as np
+    vm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize")][0]
+    lim = (vm << 10) + (100 << 20)          # what is mapped now + 100 MB
+    resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+    rss0 = peak_mb()
+    """) + textwrap.dedent(code_body)
+
+
+def test_idx_gz_longer_than_its_header(tmp_path):
+    from test_datasets import IDX_NAMES, idx_bytes, make_arrays
+    arrays = make_arrays()
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    for name, a in zip(IDX_NAMES, arrays):
+        (folder / name).write_bytes(idx_bytes(a))
+    _gz_bomb_idx(folder / (IDX_NAMES[0] + ".gz"), len(arrays[0]))
+    (folder / IDX_NAMES[0]).unlink()
+    r = ok(child(_limited_reader(f"""
+    try:
+        fastnn.datasets.read_idx_dir({str(folder)!r})
+        print("READ")
+    except ValueError as e:
+        print("REFUSED", e)
+    print(f"MEASURED IDX .gz bomb ({BOMB_MB} MB of payload behind a 12-image header): "
+          f"peak RSS {{peak_mb():.0f}} MB (after imports {{rss0:.0f}} MB)")
+    """)))
+    assert "REFUSED" in r.stdout and "train-images-idx3-ubyte.gz" in r.stdout, r.stdout
+    assert "more data than its dimensions" in r.stdout
+
+
+def _model_bomb(tmp_path):
+    """A saved [4, 3, 2] model whose kernel_0 member is replaced by (a) a header declaring
+    (256 MB / 8) float64 of zeros, (b) the right header followed by 256 MB of zeros."""
+    import zipfile
+    from fastnn import Sequential, layers
+    m = Sequential([layers.Input((4,)), layers.Dense(3), layers.Dense(2)], n_threads=1)
+    m.predict(np.zeros((1, 4)))                 # built: the archive holds the weights
+    good = tmp_path / "good.npz"
+    m.save(good)
+    out = []
+    for name, shape in (("big-header", (BOMB_MB << 17,)), ("long-payload", (4, 3))):
+        path = tmp_path / f"{name}.npz"
+        with zipfile.ZipFile(good) as src, \
+                zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
+            for info in src.infolist():
+                if info.filename != "kernel_0.npy":
+                    dst.writestr(info.filename, src.read(info))
+                    continue
+                with dst.open("kernel_0.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array_header_1_0(
+                        f, {"descr": "<f8", "fortran_order": False, "shape": shape})
+                    for _ in range(BOMB_MB):
+                        f.write(bytes(1 << 20))
+        out.append(path)
+    return good, out
+
+
+def test_model_archive_bomb(tmp_path):
+    good, bombs = _model_bomb(tmp_path)
+    r = ok(child(_limited_reader(f"""
+    fastnn.keras.load_model({str(good)!r})
+    for p in {[str(b) for b in bombs]!r}:
+        try:
+            fastnn.keras.load_model(p)
+            print("LOADED")
+        except ValueError as e:
+            print("REFUSED", e)
+    print(f"MEASURED model archive bombs (1.5 MB-ish, {BOMB_MB} MB zero member): "
+          f"peak RSS {{peak_mb():.0f}} MB (after imports {{rss0:.0f}} MB)")
+    """)))
+    lines = [l for l in r.stdout.splitlines() if l.startswith("REFUSED")]
+    assert len(lines) == 2, r.stdout
+    assert "big-header.npz" in lines[0] and "kernel_0" in lines[0] and "shape" in lines[0]
+    assert "long-payload.npz" in lines[1] and "kernel_0" in lines[1] and "more" in lines[1]
+
+
+def test_dataset_npz_checked_before_payload(tmp_path):
+    from fastnn import datasets
+    np.savez(tmp_path / "a.npz", x_train=np.zeros((5, 28, 28), np.uint8),
+             y_train=np.zeros(4, np.uint8), x_test=np.zeros((2, 28, 28), np.uint8),
+             y_test=np.zeros(2, np.uint8))
+    with pytest.raises(ValueError, match=r"a\.npz: training labels have shape \(4,\)"):
+        datasets.read_npz(tmp_path / "a.npz")
+    np.savez(tmp_path / "o.npz", x_train=np.zeros((1, 28, 28), object),
+             y_train=np.zeros(1, np.uint8), x_test=np.zeros((1, 28, 28), np.uint8),
+             y_test=np.zeros(1, np.uint8))
+    with pytest.raises(ValueError, match=r"o\.npz: "):
+        datasets.read_npz(tmp_path / "o.npz")
