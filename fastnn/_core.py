@@ -590,21 +590,23 @@ def atomic_write(filename, write):
     written, flushed and fsynced, then renamed over ``filename``, and the folder is fsynced."""
     import os
     import tempfile
+    from fastnn._safeio import term_as_interrupt
     filename = os.fspath(filename)
     folder = os.path.dirname(os.path.abspath(filename))
-    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, filename)
-    except BaseException:
+    with term_as_interrupt():       # SIGTERM, like Ctrl-C, removes the temporary file
+        fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, filename)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
     try:
         dfd = os.open(folder, os.O_RDONLY)
         try:

@@ -268,7 +268,8 @@ class NpzArchive:
 def check_output_file(path, what, is_ours, kind):
     """Raise ValueError (naming ``what``) unless ``path`` can be written: its folder exists
     and is a writable folder, ``path`` is not a folder, and an existing file there passes
-    ``is_ours(path)`` (a file ``kind`` names, that fastnn would write).  Writes nothing."""
+    ``is_ours(path)`` (a file ``kind`` names, that fastnn would write).  Leaves ``path``
+    untouched (the folder test makes and removes a temporary file beside it)."""
     if path is None or os.fspath(path) == "":
         raise ValueError(f"{what}: expected a file name, got {path!r}")
     path = os.fspath(path)
@@ -286,8 +287,16 @@ def check_output_file(path, what, is_ours, kind):
                              f"name)")
         if not os.access(path, os.W_OK):
             raise ValueError(f"{what}: {path} is not writable")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"{what}: cannot write in the folder {folder}")
+    # a file made and removed at once: the only sure test (os.access says yes to root even
+    # on a read-only mount)
+    import tempfile
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".fastnn-probe-", dir=folder)
+    except OSError as e:
+        raise ValueError(f"{what}: cannot write in the folder {folder} ({e.strerror})") \
+            from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 
@@ -298,6 +307,18 @@ def starts_with(prefix):
             head = fh.read(len(prefix))
         return head == b"" or head == prefix
     return test
+
+
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"%PDF", b"<?xml", b"<svg", b"%!PS", b"\xff\xd8\xff",
+                b"II*\x00", b"MM\x00*", b"RIFF")
+
+
+def is_image(path):
+    """An ``is_ours`` test for figures: empty, or an image (PNG, PDF, SVG, PostScript,
+    JPEG, TIFF, WebP) as matplotlib writes them."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    return head == b"" or head.startswith(_IMAGE_MAGIC)
 
 
 @contextlib.contextmanager

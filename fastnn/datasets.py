@@ -481,6 +481,11 @@ def _md5_file(filename):
 def _fetch(url, target, md5, timeout):
     """Download ``url`` to ``target`` through a temporary file; check its MD5 first."""
     folder = os.path.dirname(target)
+    with _safeio.term_as_interrupt():        # SIGTERM, like Ctrl-C, removes the .part file
+        _fetch_to(url, target, md5, timeout, folder)
+
+
+def _fetch_to(url, target, md5, timeout, folder):
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(target), suffix=".part")
     try:
         h = hashlib.md5()

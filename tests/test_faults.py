@@ -558,3 +558,143 @@ def test_dataset_npz_checked_before_payload(tmp_path):
              y_test=np.zeros(1, np.uint8))
     with pytest.raises(ValueError, match=r"o\.npz: "):
         datasets.read_npz(tmp_path / "o.npz")
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. never damage a file fastnn did not write
+
+def _foreign_files(tmp_path):
+    """A saved model (binary, no final newline), a text note, a JSON document."""
+    from fastnn import Sequential, layers
+    m = Sequential([layers.Input((784,)), layers.Dense(160), layers.Dense(10)], n_threads=1)
+    m.predict(np.zeros((1, 784)))
+    files = {"model.npz": None, "notes.csv": b"my notes, no newline at the end",
+             "data.jsonl": b'{"a": 1}\n{"b": 2'}
+    m.save(tmp_path / "model.npz")
+    for name, content in files.items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+    return {name: (tmp_path / name).read_bytes() for name in files}
+
+
+def test_sweep_out_never_damages_a_foreign_file(tmp_path):
+    """--out, the config's out: and run_sweep(out=) at a file that is not a results file:
+    refused before a byte is written (exit code 2, one line), the file byte-identical."""
+    from fastnn import sweep
+    before = _foreign_files(tmp_path)
+    assert len(before["model.npz"]) > 500_000
+    cfg = tmp_path / "cfg.json"
+    for name in before:
+        cfg.write_text('{"out": "%s", "grid": {"hidden": [4]}, "dataset": "sample", '
+                       '"train_size": 50, "test_size": 20, "epochs": 1}' % (tmp_path / name))
+        for argv in (["--out", str(tmp_path / name), "--grid", "hidden=4", "--dataset",
+                      "sample", "--train-size", "50", "--test-size", "20", "--epochs", "1"],
+                     ["--config", str(cfg)]):
+            r = child(f"import sys; from fastnn.sweep import main; sys.exit(main({argv!r}))")
+            assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+            assert "is not a fastnn sweep results file" in r.stderr and "Traceback" not in \
+                r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        with pytest.raises(ValueError, match="is not a fastnn sweep results file"):
+            sweep.run_sweep({"hidden": [4]}, ((np.zeros((4, 3)), [0, 1, 0, 1]),
+                                              (np.zeros((2, 3)), [0, 1])),
+                            out=tmp_path / name, task=lambda *a, **k: {})
+    after = {name: (tmp_path / name).read_bytes() for name in before}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(list(before) + ["cfg.json"])
+
+
+def test_other_outputs_never_damage_a_foreign_file(tmp_path):
+    """The sweep's --plot, fastnn.plot's path=, `fastnn.bench report --out`, `fastnn train
+    --save`: all refuse a file of another kind, before any work."""
+    from fastnn import plot
+    before = _foreign_files(tmp_path)
+    target = str(tmp_path / "notes.csv")
+    with pytest.raises(ValueError, match="is not an image"):
+        plot.plot_history({"loss": [1.0, 0.5]}, path=target)
+    res = tmp_path / "r.json"
+    res.write_text("{}")
+    r = child("import sys; from fastnn.bench import main; "
+              f"sys.exit(main(['report', {str(res)!r}, '--out', {target!r}]))")
+    assert r.returncode == 2 and "not a fastnn benchmark report" in r.stderr, r.stderr
+    r = child("import sys; from fastnn.sweep import main; sys.exit(main(['--grid', "
+              f"'hidden=4', '--out', {str(tmp_path / 'new.csv')!r}, '--plot', {target!r}]))")
+    assert r.returncode == 2 and "--plot" in r.stderr and "is not an image" in r.stderr
+    r = child("import sys; from fastnn.__main__ import main; "
+              f"sys.exit(main(['train', '--save', {str(tmp_path / 'model.npz')!r}]))")
+    assert r.returncode == 2 and "--save" in r.stderr and "Epoch" not in r.stdout
+    assert {n: (tmp_path / n).read_bytes() for n in before} == before
+    assert not (tmp_path / "new.csv").exists()
+
+
+def test_sigterm_during_a_save_removes_the_temporary_file(tmp_path):
+    """SIGTERM while a save is being written: the temporary file is removed and the old file
+    is left whole (as with Ctrl-C)."""
+    target = tmp_path / "net.json"
+    target.write_text('{"sizes": "the old file"}')
+    code = f"""
+    import sys, time
+    from fastnn import _core
+    def slow(fh):
+        fh.write(b'{{"sizes": [1')
+        fh.flush()
+        print("WRITING", flush=True)
+        time.sleep(60)
+    try:
+        _core.atomic_write({str(target)!r}, slow)
+    except KeyboardInterrupt:
+        print("CLEANED", flush=True)
+        sys.exit(130)
+    """
+    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=child_env(),
+                         cwd=FASTNN_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        assert p.stdout.readline().strip() == "WRITING"
+        assert len(list(tmp_path.iterdir())) == 2          # the file and the temporary one
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130 and "CLEANED" in out, (p.returncode, out, err)
+    assert [x.name for x in tmp_path.iterdir()] == ["net.json"]
+    assert target.read_text() == '{"sizes": "the old file"}'
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. the CLI checks its outputs and inputs before training
+
+def _train(args, **env):
+    return child("import sys; from fastnn.__main__ import main; "
+                 f"sys.exit(main(['train'] + {list(args)!r}))", env=env)
+
+
+def test_cli_train_checks_before_the_first_epoch(tmp_path):
+    (tmp_path / "folder").mkdir()
+    cases = {
+        "missing folder": ["--save", str(tmp_path / "nope" / "net.json")],
+        "a folder": ["--save", str(tmp_path / "folder")],
+        "unwritable": ["--save", "/proc/fastnn-net.json"],
+        "empty name": ["--save", ""],
+        "missing data": ["--data-path", str(tmp_path / "no-such-data")],
+    }
+    for what, args in cases.items():
+        r = _train(args + ["--epochs", "30"])
+        assert r.returncode == 2, (what, r.returncode, r.stdout, r.stderr)
+        assert "Epoch" not in r.stdout and "Traceback" not in r.stderr, (what, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, (what, r.stderr)
+        print(f"MEASURED fastnn train, {what}: exit {r.returncode}: {r.stderr.strip()}")
+
+
+def test_cli_mnist_never_trains_on_fashion(tmp_path):
+    env = {"HOME": str(tmp_path), "FASTNN_NO_DOWNLOAD": "1", "FASTNN_DATA": ""}
+    r = _train(["--dataset", "mnist", "--epochs", "1"], **env)
+    assert r.returncode == 2 and "MNIST was not found" in r.stderr, (r.stdout, r.stderr)
+    assert "Epoch" not in r.stdout and "sample" not in r.stdout
+    r = ok(_train(["--dataset", "fashion-mnist", "--epochs", "0",
+                   "--save", str(tmp_path / "n.json")], **env))
+    assert "Using the shipped Fashion-MNIST sample" in r.stdout
+    assert (tmp_path / "n.json").read_text().startswith('{"sizes"')
+    # a file fastnn saved may be replaced by the next run
+    ok(_train(["--dataset", "sample", "--epochs", "0", "--save", str(tmp_path / "n.json")]))
