@@ -560,23 +560,106 @@ def resolve_device(device):
     return device
 
 
+# forward-only passes run in chunks of about this many multiply-adds, so that Ctrl-C (checked
+# between chunks) stops a long predict/evaluate within a few hundredths of a second; chunks
+# are whole multiples of the engine's 256-example blocks, so each row's output is the same
+PASS_CHUNK_MACS = 5e8
+EVAL_BLOCK = 256
+
+
+def pass_rows(W, n):
+    """Rows per chunk of a forward-only pass over n rows."""
+    macs = max(1, sum(int(w.size) for w in W))
+    rows = max(EVAL_BLOCK, int(PASS_CHUNK_MACS // macs) // EVAL_BLOCK * EVAL_BLOCK)
+    return min(rows, max(n, 1))
+
+
 def predict(W, b, acts, X, n_threads=None, device=None):
-    """Network output (n, n_out) for X (n, n_in)."""
+    """Network output (n, n_out) for X (n, n_in).  Warns (RuntimeWarning, naming the layer)
+    when finite inputs and weights give NaN or Inf outputs."""
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
         return xp_backend.predict(W, b, acts, X, device="cuda")
+    codes = act_codes(acts)
+    n = X.shape[0]
+    step = pass_rows(W, n)
     with engine_team(n_threads) as nt:
-        return _engine.predict(W, b, act_codes(acts), X, nt)
+        if n <= step:
+            out = _engine.predict(W, b, codes, X, nt)
+        else:
+            out = np.empty((n, W[-1].shape[0]), dtype=W[-1].dtype)
+            for i in range(0, n, step):
+                out[i:i + step] = _engine.predict(W, b, codes, X[i:i + step], nt)
+    if out.size and not np.isfinite(out).all():
+        warn_nonfinite(W, b, acts, X, out, "predict")
+    return out
 
 
 def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, n_threads=None, device=None):
-    """(cost summed over the examples, argmax hits) for (X, Y)."""
+    """(cost summed over the examples, argmax hits) for (X, Y).  Warns (RuntimeWarning,
+    naming the layer) when finite inputs and weights give a NaN or Inf output."""
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
         return xp_backend.evaluate(W, b, acts, cost, X, Y, cost_scale=cost_scale, device="cuda")
+    codes, cc, scale = act_codes(acts), cost_code(cost), float(cost_scale)
+    n = X.shape[0]
+    step = pass_rows(W, n)
     with engine_team(n_threads) as nt:
-        return _engine.evaluate(W, b, act_codes(acts), cost_code(cost), float(cost_scale),
-                                X, Y, nt)
+        if n <= step:
+            c, hits = _engine.evaluate(W, b, codes, cc, scale, X, Y, nt)
+        else:
+            c, hits = 0.0, 0
+            for i in range(0, n, step):
+                ci, hi = _engine.evaluate(W, b, codes, cc, scale, X[i:i + step], Y[i:i + step],
+                                          nt)
+                c, hits = c + ci, hits + hi
+        if not math.isfinite(c):
+            for i in range(0, n, step):
+                out = _engine.predict(W, b, codes, X[i:i + step], nt)
+                if not np.isfinite(out).all():
+                    warn_nonfinite(W, b, acts, X[i:i + step], out, "evaluate", offset=i)
+                    break
+    return c, hits
+
+
+_NUMPY_ACTS = {
+    "identity": lambda z: z, "linear": lambda z: z, "relu": lambda z: np.maximum(z, 0),
+    "tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+    "softmax": lambda z: np.exp(z - z.max()) / np.exp(z - z.max()).sum(),
+}
+
+
+def nonfinite_layer(W, b, acts, x):
+    """(layer, what) where the forward pass of one example x first leaves the finite
+    numbers, or None: numpy in the weights' dtype, the engine's layer order."""
+    a = np.asarray(x, dtype=W[0].dtype)
+    with np.errstate(all="ignore"):
+        for l, (w, bb, act) in enumerate(zip(W, b, acts)):
+            if not (np.isfinite(w).all() and np.isfinite(bb).all()):
+                return l, "holds NaN or Inf weights"
+            z = w @ a + np.asarray(bb).reshape(-1)
+            if not np.isfinite(z).all():
+                return l, "overflows: its weighted inputs w @ a + b are NaN or Inf"
+            a = _NUMPY_ACTS[act](z)
+            if not np.isfinite(a).all():
+                return l, f"overflows in its activation ({act})"
+    return None
+
+
+def warn_nonfinite(W, b, acts, X, out, what, offset=0):
+    import warnings
+    row = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
+    found = nonfinite_layer(W, b, acts, X[row])
+    dt = np.dtype(W[0].dtype).name
+    if found is None:
+        where = "in the engine's arithmetic (numpy stays finite on this row)"
+    else:
+        l, why = found
+        where = (f"at layer {l + 1} (weights[{l}], {W[l].shape[1]} -> {W[l].shape[0]} "
+                 f"neurons), which {why} in {dt}")
+    warnings.warn(f"{what}: the output of example {row + offset} is NaN or Inf {where}; "
+                  f"its inputs are finite: scale the inputs or weights down, or use float64",
+                  RuntimeWarning, stacklevel=3)
 
 
 def gradient(W, b, acts, cost, X, Y, cost_scale=1.0):

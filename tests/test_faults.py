@@ -666,7 +666,10 @@ def test_sigterm_during_a_save_removes_the_temporary_file(tmp_path):
 # 9. the CLI checks its outputs and inputs before training
 
 def _train(args, **env):
-    return child("import sys; from fastnn.__main__ import main; "
+    # the Debian folder is not searched: the tests see only the data they set up
+    return child("import sys; from fastnn import datasets; "
+                 "datasets.DEBIAN_DIRS = {'fashion-mnist': '/nonexistent'}; "
+                 "from fastnn.__main__ import main; "
                  f"sys.exit(main(['train'] + {list(args)!r}))", env=env)
 
 
@@ -698,3 +701,170 @@ def test_cli_mnist_never_trains_on_fashion(tmp_path):
     assert (tmp_path / "n.json").read_text().startswith('{"sizes"')
     # a file fastnn saved may be replaced by the next run
     ok(_train(["--dataset", "sample", "--epochs", "0", "--save", str(tmp_path / "n.json")]))
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. no silent NaN
+
+def _overflowing_net():
+    net = network2.Network([4, 3, 2], activation="relu", dtype=np.float32, n_threads=1)
+    net.weights[0] = np.full((3, 4), 3e38, dtype=np.float32)    # finite, sums overflow
+    net.weights[1] = np.array([[1, -1, 1], [-1, 1, 1]], dtype=np.float32)   # inf - inf
+    return net
+
+
+def test_overflow_in_feedforward_and_accuracy_warns_naming_the_layer():
+    net = _overflowing_net()
+    x = np.ones((4, 1))
+    with pytest.warns(RuntimeWarning, match=r"example 0 is NaN or Inf at layer 1 "
+                                            r"\(weights\[0\], 4 -> 3 neurons\).*float32"):
+        out = net.feedforward(x)
+    assert not np.isfinite(out).all()
+    net.cost = network2.QuadraticCost      # (the cross-entropy's nan_to_num hides a NaN)
+    with pytest.warns(RuntimeWarning, match=r"evaluate: .* at layer 1 \(weights\[0\]"):
+        net.total_cost([(x, np.array([[1.0], [0.0]]))], 0.0)
+
+
+def test_overflow_in_keras_predict_warns():
+    from fastnn import Sequential, layers
+    m = Sequential([layers.Input((4,)), layers.Dense(3, activation="relu"),
+                    layers.Dense(2, activation="softmax")], dtype="float32", n_threads=1)
+    m.set_weights([np.full((4, 3), 3e38, np.float32), np.zeros(3, np.float32),
+                   np.ones((3, 2), np.float32), np.zeros(2, np.float32)])
+    with pytest.warns(RuntimeWarning, match=r"predict: the output of example 1 .* layer 1"):
+        m.predict(np.vstack([np.zeros((1, 4)), np.ones((1, 4))]), verbose=0)
+    # finite results: no warning
+    m.set_weights([np.ones((4, 3), np.float32), np.zeros(3, np.float32),
+                   np.ones((3, 2), np.float32), np.zeros(2, np.float32)])
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.predict(np.ones((3, 4)), verbose=0)
+
+
+def _rewrite_archive(src, dst, change):
+    """Copy an .npz model archive, passing its arrays (a dict) through ``change``."""
+    import json
+    with np.load(src) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["config"] = np.array(json.dumps(change(json.loads(str(arrays["config"][()])),
+                                                  arrays)))
+    np.savez(dst, **arrays)
+
+
+def test_loading_values_that_do_not_fit_the_dtype(tmp_path):
+    from fastnn import Sequential, layers, load_model
+    m = Sequential([layers.Input((4,)), layers.Dense(3), layers.Dense(2)], dtype="float32")
+    m.predict(np.zeros((1, 4)), verbose=0)
+    m.save(tmp_path / "m.npz")
+
+    def big(cfg, arrays):
+        arrays["kernel_0"] = np.full((4, 3), 1e300)      # float64, beyond float32
+        return cfg
+    _rewrite_archive(tmp_path / "m.npz", tmp_path / "big.npz", big)
+    with pytest.raises(ValueError, match=r"big\.npz: .*'kernel_0' holds 1e\+300, which does "
+                                         r"not fit the model's dtype float32"):
+        load_model(tmp_path / "big.npz")
+
+
+# ---------------------------------------------------------------------------------------------
+# 10. small ones
+
+def test_load_model_on_files_that_are_not_archives(tmp_path):
+    from fastnn import load_model
+    np.save(tmp_path / "a.npy", np.zeros(3))
+    (tmp_path / "t.npz").write_text("hello")
+    (tmp_path / "e.npz").write_bytes(b"")
+    for name in ("a.npy", "t.npz", "e.npz"):
+        with pytest.raises(ValueError, match=rf"{name}: not a valid fastnn model file \(not an "
+                                             r"\.npz archive"):
+            load_model(tmp_path / name)
+
+
+def test_deeply_nested_configs_are_value_errors(tmp_path):
+    from fastnn import Sequential, layers, load_model, sweep
+    m = Sequential([layers.Input((4,)), layers.Dense(2)])
+    m.save(tmp_path / "m.npz")
+    deep = "[" * 100000 + "]" * 100000
+    with np.load(tmp_path / "m.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["config"] = np.array(deep)
+    np.savez(tmp_path / "deep.npz", **arrays)
+    with pytest.raises(ValueError, match=r"deep\.npz: .*nested too deeply"):
+        load_model(tmp_path / "deep.npz")
+    (tmp_path / "deep.json").write_text(deep)
+    with pytest.raises(ValueError, match=r"deep\.json: nested too deeply"):
+        sweep._read_config(str(tmp_path / "deep.json"))
+    (tmp_path / "deep.yaml").write_text(deep)
+    with pytest.raises(ValueError, match=r"deep\.yaml: "):
+        sweep._read_config(str(tmp_path / "deep.yaml"))
+    r = child("import sys; from fastnn.sweep import main; "
+              f"sys.exit(main(['--config', {str(tmp_path / 'deep.json')!r}]))")
+    assert r.returncode == 2 and "nested too deeply" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_optimizer_step_count_that_does_not_fit(tmp_path):
+    from fastnn import Sequential, layers, load_model
+    m = Sequential([layers.Input((4,)), layers.Dense(2, activation="softmax")])
+    m.compile(optimizer="adam", loss="categorical_crossentropy")
+    m.fit(np.zeros((4, 4)), np.eye(2)[[0, 1, 0, 1]], epochs=1, verbose=0)
+    m.save(tmp_path / "m.npz")
+
+    def huge(cfg, arrays):
+        cfg["compile"]["optimizer"]["iterations"] = 2 ** 70
+        return cfg
+    _rewrite_archive(tmp_path / "m.npz", tmp_path / "huge.npz", huge)
+    with pytest.raises(ValueError, match=r"huge\.npz: .*iterations: expected an int <= "):
+        load_model(tmp_path / "huge.npz")
+
+
+INTERRUPT_CODE = """
+import sys, time, numpy as np
+from fastnn import Sequential, layers
+m = Sequential([layers.Input((784,)), layers.Dense(2048, activation="relu"),
+                layers.Dense(2048, activation="relu"), layers.Dense(10, activation="softmax")],
+               dtype="float32")
+m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+X = np.random.RandomState(0).rand(40000, 784).astype(np.float32)
+y = np.zeros(40000, dtype=np.int64)
+call = (lambda: m.predict(X, verbose=0)) if sys.argv[1] == "predict" else \\
+       (lambda: m.evaluate(X, y, verbose=0))
+m.predict(X[:256], verbose=0)
+print("READY", flush=True)
+try:
+    call()
+    print("FINISHED")
+except KeyboardInterrupt:
+    print("INTERRUPTED", time.monotonic(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("what", ["predict", "evaluate"])
+def test_ctrl_c_stops_a_long_forward_pass(what):
+    """SIGINT half a second into a predict/evaluate of about 10 s (40,000 examples through
+    [784, 2048, 2048, 10]) raises KeyboardInterrupt; the seconds from the signal to the
+    exception are reported (CLOCK_MONOTONIC is shared by the two processes)."""
+    p = subprocess.Popen([sys.executable, "-c", INTERRUPT_CODE, what], env=child_env(),
+                         cwd=FASTNN_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        assert p.stdout.readline().strip() == "READY", p.stderr.read()
+        time.sleep(0.5)
+        sent = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, (p.returncode, out, err)
+    assert "INTERRUPTED" in out, out
+    caught = float(out.split("INTERRUPTED")[1].split()[0])
+    print(f"MEASURED Ctrl-C in a long {what}: KeyboardInterrupt {caught - sent:.3f} s after "
+          f"SIGINT")
+
+
+def test_memmap_advice_is_documented():
+    readme = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
+                               "README.md")).read()
+    assert "np.memmap" in readme and "SIGBUS" in readme
