@@ -53,8 +53,8 @@ __all__ = ["Sequential", "History", "load_model"]
 FORMAT = "fastnn.keras.Sequential"
 FORMAT_VERSION = 1
 _ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy")
-_ENGINE_ACT = {"linear": "identity", "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh",
-               "softmax": "softmax"}
+# a Dense layer's activation name -> the engine table's name (the same, but Keras' linear)
+_ENGINE_ACT = {k: "identity" if k == "linear" else k for k in _core.ACTIVATIONS}
 
 
 class NotCompiledError(RuntimeError, ValueError):
@@ -522,7 +522,7 @@ class Sequential:
             seed = int(np.random.randint(0, 2 ** 62)) if dropout > 0 else 0
             W, b = self._params(st)
             opt = self.optimizer
-            state1, state2 = opt.engine_state(W, b)
+            state = opt.engine_state(W, b)
             start_t = opt.iterations
             accuracy = bool(self.compiled_metrics)
             n_val = len(evald[0]) if evald is not None else 0
@@ -556,16 +556,15 @@ class Sequential:
                 sys.stdout.flush()
             clock["last"] = time.perf_counter()
             try:
-                res = _core.train(
-                    W, b, acts, cost, X, Y, epochs=epochs, batch=batch_size, cost_scale=scale,
-                    adam_t=opt.iterations, state1=state1, state2=state2, dropout=dropout,
-                    seed=seed, orders=orders, eval_data=evald, run_stats=True, on_epoch=on_epoch,
-                    n_threads=self.n_threads, device=self.device, **opt.engine_kwargs())
+                res = _core.train(W, b, X, Y, _core.TrainConfig(
+                    acts=acts, cost=cost, epochs=epochs, batch=batch_size, cost_scale=scale,
+                    step=opt.iterations, state=state, dropout=dropout, seed=seed, orders=orders,
+                    eval_data=evald, run_stats=True, on_epoch=on_epoch,
+                    n_threads=self.n_threads, device=self.device, **opt.engine_kwargs()))
             except BaseException:
                 opt.iterations = start_t + clock["done"] * steps
                 raise
-            opt.iterations = (int(res["adam_t"]) if opt.engine_name == "adam"
-                              else start_t + res["epochs_done"] * steps)
+            opt.iterations = int(res["step"])
             return hist
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
@@ -740,7 +739,7 @@ class Sequential:
                 W, b = self._params(st)
                 state = self.optimizer.state_arrays()
                 for key in ("s1", "s2"):
-                    s = state[key]
+                    s = state.get(key)
                     if s is not None and self.optimizer._matches(s, W, b):
                         for l, (sw, sb) in enumerate(s):
                             arrays[f"optimizer_{key}_kernel_{l}"] = sw.T

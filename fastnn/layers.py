@@ -19,10 +19,10 @@ from fastnn import _core
 
 __all__ = ["Layer", "Input", "InputLayer", "Flatten", "Dense", "Dropout", "Softmax"]
 
-# Keras' names for the activations the engine runs; None means linear, as in Keras.
-_DENSE_ACTIVATIONS = {None: "linear", "linear": "linear", "identity": "linear",
-                      "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh",
-                      "softmax": "softmax"}
+# Keras' names for the activations the engine runs (its table, src_c/fnn_tables.h, with
+# Keras' aliases); None means linear, as in Keras.
+_DENSE_ACTIVATIONS = {None: "linear", "identity": "linear",
+                      **{k: k for k in _core.ACTIVATIONS if k != "identity"}}
 
 _name_counts = {}
 
@@ -132,8 +132,9 @@ class Flatten(Layer):
 class Dense(Layer):
     """A fully connected layer: ``activation(x @ kernel + bias)``.
 
-    ``activation`` is None (linear), 'linear', 'relu', 'sigmoid', 'tanh' or 'softmax' (the last
-    layer only).  ``input_shape=(n_in,)`` or ``input_dim=n_in`` fixes the input size when the
+    ``activation`` is None (linear) or a name of the engine's table: 'linear', 'relu',
+    'sigmoid', 'tanh', 'gelu', 'silu' (or 'swish'), 'elu', 'selu', 'leaky_relu', 'softplus', or
+    'softmax' (the last layer only), with Keras 3's semantics.  ``input_shape=(n_in,)`` or ``input_dim=n_in`` fixes the input size when the
     layer is the first one.
     """
 
