@@ -200,8 +200,8 @@ X, y = rng.rand(2000, 100), rng.randint(0, 10, 2000)
 W = [rng.randn(64, 100), rng.randn(10, 64)]
 b = [rng.randn(64), rng.randn(10)]
 Y = np.eye(10)[y]
-res = _core.train(W, b, ["sigmoid", "sigmoid"], "quadratic", X, Y, epochs=1, batch=10,
-                  eta=0.1, n_threads=2)
+res = _core.train(W, b, X, Y, _core.TrainConfig(acts=["sigmoid", "sigmoid"], cost="quadratic",
+                                                epochs=1, batch=10, eta=0.1, n_threads=2))
 assert res["path"] != "serial", res           # the parent ran a team of 2
 
 def work(n_threads):
@@ -311,8 +311,9 @@ def job(_):
     rng = np.random.RandomState(0)
     X, Y = rng.rand(2000, 100), np.eye(10)[rng.randint(0, 10, 2000)]
     W, b = [rng.randn(64, 100), rng.randn(10, 64)], [rng.randn(64), rng.randn(10)]
-    res = _core.train(W, b, ["sigmoid", "sigmoid"], "quadratic", X, Y, epochs=1, batch=10,
-                      eta=0.1)
+    res = _core.train(W, b, X, Y, _core.TrainConfig(acts=["sigmoid", "sigmoid"],
+                                                    cost="quadratic", epochs=1, batch=10,
+                                                    eta=0.1))
     return get_num_threads(), res["path"]
 """
 
