@@ -452,12 +452,14 @@ class Sequential:
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto",
             validation_data=None, validation_split=0.0, shuffle=True):
-        """Train for ``epochs`` epochs in one engine call; return a History.
+        """Train for ``epochs`` epochs in one engine call (one per 16 MiB of example orders);
+        return a History.
 
         Each epoch the examples are shuffled with ``np.random.permutation`` (the orders are
         drawn a chunk of epochs at a time, the first chunk before training starts; then, with
-        dropout, one ``np.random.randint`` draws the engine's dropout seed), cut into mini-batches of ``batch_size`` (32; the last may be
-        short) and each mini-batch takes one optimizer step.  The reported ``loss`` and
+        dropout, one ``np.random.randint`` draws the engine's dropout seed), cut into
+        mini-batches of ``batch_size`` (32; the last may be short) and each mini-batch takes
+        one optimizer step.  The reported ``loss`` and
         ``accuracy`` are running values over the epoch's mini-batches (as Keras reports them);
         ``val_loss``/``val_accuracy`` use the weights at the end of the epoch.
         ``validation_split`` holds out the last fraction of ``x``/``y`` (before shuffling)."""

@@ -121,7 +121,8 @@ def test_keras_fit_orders_in_chunks(monkeypatch):
         np.random.seed(5)
         rng = np.random.RandomState(0)
         X, y = rng.rand(40, 5).astype(np.float32), rng.randint(0, 3, 40)
-        m = Sequential([layers.Dense(4, activation="relu"), layers.Dense(3, activation="softmax")], n_threads=1)
+        m = Sequential([layers.Dense(4, activation="relu"),
+                        layers.Dense(3, activation="softmax")], n_threads=1)
         m.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
         h = m.fit(X, y, batch_size=8, epochs=7, verbose=0, validation_data=(X, y))
