@@ -968,7 +968,7 @@ def _load_model(arrays, path, compile):
 def _check_fits(a, dtype, path, key):
     """Values of a saved float64 array that become Inf in the model's float32."""
     if a.dtype != dtype and a.size:
-        big = float(np.abs(a).max())
-        if big > np.finfo(dtype).max:
+        big, top = float(np.abs(a).max()), float(np.finfo(dtype).max)
+        if big > top:
             raise _bad(path, f"array {key!r} holds {big:.3g}, which does not fit the model's "
-                             f"dtype {np.dtype(dtype).name} (largest {np.finfo(dtype).max:.3g})")
+                             f"dtype {np.dtype(dtype).name} (largest {top:.3g})")

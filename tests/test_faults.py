@@ -53,6 +53,13 @@ def ok(r):
 
 
 # VmHWM: the peak RSS of this process image (ru_maxrss may carry the parent's across exec)
+def _openmp():
+    from fastnn import _engine
+    return _engine.openmp_enabled()
+
+
+needs_openmp = pytest.mark.skipif(not _openmp(), reason="a build without OpenMP runs 1 thread")
+
 PEAK_RSS = ("peak_mb = lambda: [int(l.split()[1]) for l in open('/proc/self/status') "
             "if l.startswith('VmHWM')][0] / 1024.0")
 
@@ -227,6 +234,7 @@ if __name__ == "__main__":
 """
 
 
+@needs_openmp
 def test_fork_pool_after_two_thread_call(tmp_path):
     """A fork Pool of 2 (and os.fork) after a 2-thread engine call: the children train,
     predict and evaluate (with one thread) instead of waiting for ever in libgomp."""
@@ -265,6 +273,7 @@ def test_thread_count_cap():
     network.Network([4, 3, 2], n_threads=cap)    # the cap itself is accepted
 
 
+@needs_openmp
 def test_thread_start_failure_is_an_exception():
     """Stacks of 256 MiB under an address-space limit of what is mapped + 200 MiB: a team of
     the cap cannot start.  The call raises RuntimeError and the process goes on (with 1
@@ -319,6 +328,7 @@ def job(_):
 """
 
 
+@needs_openmp
 def test_worker_processes_default_to_one_thread(tmp_path):
     """With OMP_NUM_THREADS=2, the main process trains on a team of 2; loky, multiprocessing
     (spawn) and concurrent.futures workers default to 1 engine thread each."""
