@@ -349,7 +349,7 @@ class TrainingGuard:
 
 
 def finite_params(W, b):
-    return all(np.isfinite(w).all() for w in W) and all(np.isfinite(x).all() for x in b)
+    return all(np.isfinite(p).all() for p in list(W) + list(b) if p is not None)
 
 
 @dataclasses.dataclass
@@ -391,6 +391,7 @@ class TrainConfig:
     n_threads: object = None
     device: object = None
     path: object = None
+    layers: list = None
 
 
 # the state an optimizer starts from, where it is not zero (Keras' defaults)
@@ -402,8 +403,23 @@ def new_state(optimizer, W, b, fill=None):
     per slot, filled with ``fill`` (default: INITIAL_STATE's value, else zero)."""
     if fill is None:
         fill = INITIAL_STATE.get(optimizer, 0.0)
-    return [[(np.full_like(w, fill), np.full_like(x, fill)) for w, x in zip(W, b)]
-            for _ in range(OPT_SLOTS[optimizer])]
+    return [[(None, None) if w is None else (np.full_like(w, fill), np.full_like(x, fill))
+             for w, x in zip(W, b)] for _ in range(OPT_SLOTS[optimizer])]
+
+
+def multiply_adds(W, layers=None):
+    """Multiply-adds of one example's forward pass: each weight once per output position."""
+    total = 0
+    for l, w in enumerate(W):
+        if w is None:
+            continue
+        spec = layers[l] if layers is not None else None
+        if spec is not None and spec.get("kind") == "conv2d":
+            oh, ow, _ = spec["out_shape"]
+            total += w.size * oh * ow
+        else:
+            total += w.size
+    return total
 
 
 def _diverged(res):
@@ -427,7 +443,7 @@ def train(W, b, X, Y, config):
         res = in_chunks(lambda c: xp_backend.train(W, b, X, Y, c, device="cuda"), config)
     else:
         # interrupts are checked between chunks of about 2e8 multiply-adds
-        per_batch = 6.0 * config.batch * sum(w.size for w in W)
+        per_batch = 6.0 * config.batch * multiply_adds(W, config.layers)
         check_every = max(1, int(2e8 / max(per_batch, 1.0)))
         with engine_team(config.n_threads) as nt:
             res = in_chunks(lambda c: _engine.train(W, b, X, Y, c, nt, check_every), config)
@@ -597,57 +613,60 @@ PASS_CHUNK_MACS = 5e8
 EVAL_BLOCK = 256
 
 
-def pass_rows(W, n):
+def pass_rows(W, n, layers=None):
     """Rows per chunk of a forward-only pass over n rows."""
-    macs = max(1, sum(int(w.size) for w in W))
+    macs = max(1, multiply_adds(W, layers))
     rows = max(EVAL_BLOCK, int(PASS_CHUNK_MACS // macs) // EVAL_BLOCK * EVAL_BLOCK)
     return min(rows, max(n, 1))
 
 
-def predict(W, b, acts, X, n_threads=None, device=None):
-    """Network output (n, n_out) for X (n, n_in).  Warns (RuntimeWarning, naming the layer)
+def predict(W, b, acts, X, n_threads=None, device=None, layers=None):
+    """Network output (n, n_out) for X (n, n_in).  ``layers``: the descriptions of layers
+    other than dense ones (TrainConfig.layers).  Warns (RuntimeWarning, naming the layer)
     when finite inputs and weights give NaN or Inf outputs."""
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
-        return xp_backend.predict(W, b, acts, X, device="cuda")
+        return xp_backend.predict(W, b, acts, X, device="cuda", layers=layers)
     codes = act_codes(acts)
     n = X.shape[0]
-    step = pass_rows(W, n)
+    step = pass_rows(W, n, layers)
     with engine_team(n_threads) as nt:
-        if n <= step:
-            out = _engine.predict(W, b, codes, X, nt)
-        else:
-            out = np.empty((n, W[-1].shape[0]), dtype=W[-1].dtype)
-            for i in range(0, n, step):
-                out[i:i + step] = _engine.predict(W, b, codes, X[i:i + step], nt)
+        out = _engine.predict(W, b, codes, X[:step] if n > step else X, nt, layers)
+        if n > step:
+            first, out = out, np.empty((n,) + out.shape[1:], dtype=out.dtype)
+            out[:step] = first
+            for i in range(step, n, step):
+                out[i:i + step] = _engine.predict(W, b, codes, X[i:i + step], nt, layers)
     if out.size and not np.isfinite(out).all():
-        warn_nonfinite(W, b, acts, X, out, "predict")
+        warn_nonfinite(W, b, acts, X, out, "predict", layers=layers)
     return out
 
 
-def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, n_threads=None, device=None):
+def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, n_threads=None, device=None, layers=None):
     """(cost summed over the examples, argmax hits) for (X, Y).  Warns (RuntimeWarning,
     naming the layer) when finite inputs and weights give a NaN or Inf output."""
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
-        return xp_backend.evaluate(W, b, acts, cost, X, Y, cost_scale=cost_scale, device="cuda")
+        return xp_backend.evaluate(W, b, acts, cost, X, Y, cost_scale=cost_scale, device="cuda",
+                                   layers=layers)
     codes, cc, scale = act_codes(acts), cost_code(cost), float(cost_scale)
     n = X.shape[0]
-    step = pass_rows(W, n)
+    step = pass_rows(W, n, layers)
     with engine_team(n_threads) as nt:
         if n <= step:
-            c, hits = _engine.evaluate(W, b, codes, cc, scale, X, Y, nt)
+            c, hits = _engine.evaluate(W, b, codes, cc, scale, X, Y, nt, layers)
         else:
             c, hits = 0.0, 0
             for i in range(0, n, step):
                 ci, hi = _engine.evaluate(W, b, codes, cc, scale, X[i:i + step], Y[i:i + step],
-                                          nt)
+                                          nt, layers)
                 c, hits = c + ci, hits + hi
         if not math.isfinite(c):
             for i in range(0, n, step):
-                out = _engine.predict(W, b, codes, X[i:i + step], nt)
+                out = _engine.predict(W, b, codes, X[i:i + step], nt, layers)
                 if not np.isfinite(out).all():
-                    warn_nonfinite(W, b, acts, X[i:i + step], out, "evaluate", offset=i)
+                    warn_nonfinite(W, b, acts, X[i:i + step], out, "evaluate", offset=i,
+                                   layers=layers)
                     break
     return c, hits
 
@@ -676,13 +695,16 @@ def nonfinite_layer(W, b, acts, x):
     return None
 
 
-def warn_nonfinite(W, b, acts, X, out, what, offset=0):
+def warn_nonfinite(W, b, acts, X, out, what, offset=0, layers=None):
     import warnings
-    row = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
-    found = nonfinite_layer(W, b, acts, X[row])
+    row = int(np.flatnonzero(~np.isfinite(out.reshape(len(out), -1)).all(axis=1))[0])
+    dense = all(w is not None and w.ndim == 2 for w in W) and (
+        layers is None or all(s is None or s.get("kind") in (None, "dense") for s in layers))
+    found = nonfinite_layer(W, b, acts, X[row]) if dense else None
     dt = np.dtype(W[0].dtype).name
     if found is None:
-        where = "in the engine's arithmetic (numpy stays finite on this row)"
+        where = ("in the engine's arithmetic (numpy stays finite on this row)" if dense else
+                 "(the layer is located for dense networks only)")
     else:
         l, why = found
         where = (f"at layer {l + 1} (weights[{l}], {W[l].shape[1]} -> {W[l].shape[0]} "
@@ -692,9 +714,10 @@ def warn_nonfinite(W, b, acts, X, out, what, offset=0):
                   RuntimeWarning, stacklevel=3)
 
 
-def gradient(W, b, acts, cost, X, Y, cost_scale=1.0):
+def gradient(W, b, acts, cost, X, Y, cost_scale=1.0, layers=None):
     """(gW, gb, cost): gradients of the cost summed over (X, Y), computed on the CPU engine."""
-    return _engine.gradient(W, b, act_codes(acts), cost_code(cost), float(cost_scale), X, Y)
+    return _engine.gradient(W, b, act_codes(acts), cost_code(cost), float(cost_scale), X, Y,
+                            layers)
 
 
 def atomic_write(filename, write):
