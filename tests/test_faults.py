@@ -881,3 +881,27 @@ def test_memmap_advice_is_documented():
     readme = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
                                "README.md")).read()
     assert "np.memmap" in readme and "SIGBUS" in readme
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_forward_passes_in_chunks_give_the_same_outputs(monkeypatch, dtype):
+    """predict in chunks of whole 256-row blocks gives the outputs of one call, bit for bit;
+    evaluate the same hits and the cost up to the order of the sums."""
+    rng = np.random.RandomState(0)
+    sizes = [50, 40, 30, 10]
+    W = [_core.aligned_empty((o, i), dtype) for i, o in zip(sizes[:-1], sizes[1:])]
+    for w in W:
+        w[...] = rng.randn(*w.shape)
+    b = [rng.randn(o).astype(dtype) for o in sizes[1:]]
+    X = _core.aligned_empty((3000, 50), dtype)
+    X[...] = rng.rand(3000, 50)
+    Y = np.eye(10, dtype=dtype)[rng.randint(0, 10, 3000)]
+    acts = ["relu", "tanh", "softmax"]
+    whole = _core.predict(W, b, acts, X, n_threads=2)
+    c0, h0 = _core.evaluate(W, b, acts, "log_likelihood", X, Y, n_threads=2)
+    monkeypatch.setattr(_core, "PASS_CHUNK_MACS", 1.0)          # 256 rows per chunk
+    assert _core.pass_rows(W, 3000) == 256
+    np.testing.assert_array_equal(_core.predict(W, b, acts, X, n_threads=2), whole)
+    c1, h1 = _core.evaluate(W, b, acts, "log_likelihood", X, Y, n_threads=2)
+    assert h1 == h0
+    np.testing.assert_allclose(c1, c0, rtol=1e-5 if dtype == np.float32 else 1e-12)
