@@ -11,8 +11,9 @@ import threading
 
 import numpy as np
 
-from fastnn import _engine
-from fastnn._config import engine_team, resolve_threads
+from fastnn._config import engine_team, import_engine, resolve_threads
+
+_engine = import_engine()
 
 ACTIVATIONS = _engine.ACTIVATIONS
 COSTS = _engine.COSTS
