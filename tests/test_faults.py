@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from fastnn import _core, network, network2
+from fastnn import _core, _orders, network, network2
 
 from conftest import FASTNN_ROOT, child_env
 
@@ -75,7 +75,7 @@ def _toy(n=53, n_in=6, n_out=3, seed=0):
 
 
 def _run_network2(chunk, monkeypatch, **kw):
-    monkeypatch.setattr(_core, "ORDER_CHUNK", chunk)
+    monkeypatch.setattr(_orders, "ORDER_CHUNK", chunk)
     random.seed(7)
     np.random.seed(7)
     data = _toy()
@@ -124,7 +124,7 @@ def test_keras_fit_orders_in_chunks(monkeypatch):
     from fastnn import Sequential, layers
 
     def fit(chunk):
-        monkeypatch.setattr(_core, "ORDER_CHUNK", chunk)
+        monkeypatch.setattr(_orders, "ORDER_CHUNK", chunk)
         np.random.seed(5)
         rng = np.random.RandomState(0)
         X, y = rng.rand(40, 5).astype(np.float32), rng.randint(0, 3, 40)
