@@ -151,6 +151,15 @@ ext = Extension(
 )
 
 
+# a thread-start probe (fastnn/_threads.pyx): plain C and pthreads, no OpenMP, no numpy
+threads_ext = Extension(
+    "fastnn._threads",
+    sources=["fastnn/_threads.pyx"],
+    extra_compile_args=["-O2"] if sys.platform != "win32" else [],
+    extra_link_args=["-pthread"] if sys.platform != "win32" else [],
+)
+
+
 def _write_build_info():
     path = os.path.join(HERE, "fastnn", "_build_info.py")
     text = "# Written by setup.py at build time.\nBUILD_INFO = %r\n" % (build_info,)
@@ -170,7 +179,7 @@ from Cython.Build import cythonize  # noqa: E402
 
 setup(
     ext_modules=cythonize(
-        [ext],
+        [ext, threads_ext],
         compiler_directives=directives,
         compile_time_env={"FASTNN_HAVE_OPENMP": have_omp},
         force=bool(debug or sanitize),
