@@ -68,6 +68,7 @@ class Sequential(Trainer):
         self.loss = None
         self.compiled_metrics = []
         self.history = None
+        self.stop_training = False
         self._guard = _core.TrainingGuard()
         if layers is not None:
             if isinstance(layers, (Layer, Sequential)) or not hasattr(layers, "__iter__"):
@@ -108,13 +109,18 @@ class Sequential(Trainer):
                 out += item._all_models()
         return out
 
-    @property
-    def layers(self):
-        """The layers, nested models expanded in place."""
+    def _flat_layers(self):
+        """Every layer, ``Input`` included, nested models expanded in place."""
         out = []
         for item in self._items:
-            out += item.layers if isinstance(item, Sequential) else [item]
+            out += item._flat_layers() if isinstance(item, Sequential) else [item]
         return out
+
+    @property
+    def layers(self):
+        """The layers, nested models expanded in place; as in Keras 3 an ``Input`` is not
+        one of them (``model.layers[0]`` is the first layer that computes)."""
+        return [l for l in self._flat_layers() if not isinstance(l, Input)]
 
     def _dtype_now(self):
         inner = [m._dtype_now() for m in self._items if isinstance(m, Sequential)]
@@ -136,7 +142,7 @@ class Sequential(Trainer):
         """Check the layer order and return a _Structure; ValueError names the problem."""
         input_shape, flatten = None, False
         denses, dropouts, trailing = [], [], 0
-        for pos, layer in enumerate(self.layers):
+        for pos, layer in enumerate(self._flat_layers()):
             where = f"layers[{pos}] ({layer.name})"
             if isinstance(layer, Input):
                 if pos != 0:
@@ -308,6 +314,39 @@ class Sequential(Trainer):
                 f"and none may follow the input or the last Dense; got Dropout {where} with "
                 f"{len(hidden)} hidden Dense layer(s)")
         return rates[0]
+
+    # -- attributes (Keras' names) ------------------------------------------------------------------
+    @property
+    def weights(self):
+        """The parameters as numpy arrays in Keras' order and layout: ``[kernel_0, bias_0,
+        kernel_1, ...]``, views of the arrays the engine trains ([] before building)."""
+        out = []
+        for layer in self.layers:
+            out += layer.weights
+        return out
+
+    trainable_weights = trainable_variables = variables = weights
+
+    @property
+    def non_trainable_weights(self):
+        return []
+
+    @property
+    def input_shape(self):
+        """``(None, *example shape)``; ValueError while the input shape is not known."""
+        shape = self._known_input_shape()
+        if shape is None:
+            raise ValueError("input_shape: the model's input shape is not known yet; declare "
+                             "it (keras.Input(shape=...) or input_shape=) or call fit/build")
+        return (None,) + tuple(shape)
+
+    @property
+    def output_shape(self):
+        """``(None, units of the last Dense)``."""
+        st = self._structure()
+        if not st.denses:
+            raise ValueError("output_shape: the model has no Dense layer")
+        return (None, st.denses[-1].units)
 
     # -- weights ------------------------------------------------------------------------------------
     def count_params(self):

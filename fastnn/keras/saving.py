@@ -107,7 +107,7 @@ def fastnn_config(model):
     """The JSON-able description the ``.npz`` format writes (without the arrays)."""
     st = model._structure()
     layers = [{"class_name": type(l).__name__, "config": l.get_config()}
-              for l in model.layers]
+              for l in model._flat_layers()]
     comp = None
     if model.loss is not None:
         comp = {"optimizer": {"class_name": type(model.optimizer).__name__,
