@@ -1,8 +1,10 @@
-"""The fastnn command line.
+"""The fastnn command line (``python -m fastnn`` is the same program).
 
-    python -m fastnn train [--dataset fashion-mnist] [--sizes 784,30,10] [--epochs 30] ...
-    python -m fastnn sweep --grid hidden=28,88,128,256 --seeds 0,1,2 ...
-    python -m fastnn config
+    fastnn train [--dataset fashion-mnist] [--sizes 784,30,10] [--epochs 30] ...
+    fastnn sweep --grid hidden=28,88,128,256 --seeds 0,1,2 ...
+    fastnn config
+    fastnn bench report RESULTS.json
+    fastnn --version
 """
 import argparse
 import random
@@ -37,22 +39,31 @@ def train_main(argv):
     from fastnn import datasets, network, set_num_threads
     from fastnn.network2 import atomic_write_text
     p = argparse.ArgumentParser(
-        prog="python -m fastnn train",
+        prog="fastnn train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Train the book's chapter-1 network (sigmoid, quadratic cost, SGD) and "
                     "print the book's epoch lines.")
     p.add_argument("--dataset", default="fashion-mnist",
                    choices=["fashion-mnist", "mnist", "sample"],
                    help="data to train on; falls back to the shipped Fashion-MNIST sample "
-                        "when the real data is not installed (default: fashion-mnist)")
-    p.add_argument("--data-path", default=None, help="folder or file holding the data")
-    p.add_argument("--sizes", type=_sizes, default=[784, 30, 10])
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--mini-batch-size", type=_positive_int, default=10)
-    p.add_argument("--eta", type=float, default=3.0)
-    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    p.add_argument("--threads", type=_positive_int, default=None)
-    p.add_argument("--seed", type=int, default=None, help="seed random and np.random")
-    p.add_argument("--save", default=None, help="write the trained network as network2 JSON")
+                        "when the real data is not installed")
+    p.add_argument("--data-path", default=None,
+                   help="folder or file holding the data (None: the places fastnn.datasets "
+                        "searches)")
+    p.add_argument("--sizes", type=_sizes, default="784,30,10",
+                   help="layer sizes, comma-separated")
+    p.add_argument("--epochs", type=int, default=30, help="epochs to train")
+    p.add_argument("--mini-batch-size", type=_positive_int, default=10,
+                   help="examples per mini-batch")
+    p.add_argument("--eta", type=float, default=3.0, help="learning rate")
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                   help="floating-point type of the network")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="engine threads (None: OMP_NUM_THREADS or the CPUs available)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed random and np.random (None: not seeded)")
+    p.add_argument("--save", default=None,
+                   help="write the trained network as network2 JSON to this file (None: not "
+                        "saved)")
     args = p.parse_args(argv)
     if args.epochs < 0:
         p.error("--epochs: expected a non-negative int")
@@ -102,13 +113,40 @@ def train_main(argv):
     return 0
 
 
+# the optional modules `fastnn sweep` needs, and the extra that installs each
+SWEEP_EXTRAS = {"sklearn": "sweep", "joblib": "sweep", "yaml": "sweep", "dask": "dask",
+                "distributed": "dask", "matplotlib": "plot"}
+
+
+def _sweep(rest):
+    try:
+        from fastnn import sweep
+        return sweep.main(rest)
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top not in SWEEP_EXTRAS:
+            raise
+        extra = SWEEP_EXTRAS[top]
+        print(f"fastnn sweep: this needs the '{extra}' extra (module {top!r} is not "
+              f"installed): pip install 'fastnn[{extra}]'", file=sys.stderr)
+        return 2
+
+
 def main(argv=None):
+    from fastnn._version import __version__
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = ("train", "sweep", "config", "bench")
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
+    if argv and argv[0] in ("-V", "--version"):
+        print(f"fastnn {__version__}")
+        return 0
+    if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
-        print("\ncommands: train, sweep, config, bench (python -m fastnn COMMAND --help)")
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+        print("\ncommands: train, sweep, config, bench (fastnn COMMAND --help)")
+        return 0 if argv else 2
+    if argv[0] not in commands:
+        print(f"fastnn: unknown command {argv[0]!r}; choose from {', '.join(commands)} "
+              f"(fastnn --help)", file=sys.stderr)
+        return 2
     cmd, rest = argv[0], argv[1:]
     if cmd == "train":
         return train_main(rest)
@@ -117,8 +155,7 @@ def main(argv=None):
         show_config()
         return 0
     if cmd == "sweep":
-        from fastnn import sweep
-        return sweep.main(rest)
+        return _sweep(rest)
     from fastnn import bench
     return bench.main(rest)
 
