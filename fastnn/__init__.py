@@ -21,7 +21,7 @@ from fastnn._config import get_num_threads, set_num_threads, show_config  # noqa
 __all__ = ["__version__", "show_config", "get_num_threads", "set_num_threads",
            "network", "network2", "mnist_loader", "datasets",
            "Sequential", "layers", "losses", "optimizers", "load_model", "set_device",
-           "DivergenceError"]
+           "DivergenceError", "keras", "get_logger"]
 
 _LAZY = {
     "Sequential": ("fastnn.keras", "Sequential"),
@@ -33,6 +33,12 @@ _LAZY = {
     "get_device": ("fastnn._device", "get_device"),
     "DivergenceError": ("fastnn._core", "DivergenceError"),
 }
+
+
+def get_logger():
+    """The ``fastnn`` logger (``logging.getLogger('fastnn')``), as ``tf.get_logger()``."""
+    import logging
+    return logging.getLogger("fastnn")
 
 
 def __getattr__(name):
