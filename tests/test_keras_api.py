@@ -197,3 +197,42 @@ def test_weights_attributes_are_keras_order_views():
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.weights))
     with pytest.raises(ValueError, match="input_shape"):
         keras.Sequential([keras.layers.Dense(2)]).input_shape
+
+
+def test_activation_layers_run_as_the_dense_activation():
+    rng = np.random.default_rng(6)
+    X, y = rng.standard_normal((30, 4)), rng.integers(0, 3, 30)
+    a = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(5),
+                          keras.layers.Activation("relu"), keras.layers.Dense(3),
+                          keras.layers.Activation("softmax")], dtype=np.float64)
+    b = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(5, activation="relu"),
+                          keras.layers.Dense(3, activation="softmax")], dtype=np.float64)
+    np.random.seed(7)
+    a.build()
+    b.set_weights(a.get_weights())
+    W0, b0, W1, b1 = a.get_weights()
+    z = np.maximum(X @ W0 + b0, 0) @ W1 + b1
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(a.predict(X, verbose=0), e / e.sum(axis=1, keepdims=True),
+                               rtol=1e-12)
+    for m in (a, b):
+        m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        np.random.seed(8)
+        m.fit(X, y, epochs=2, verbose=0)
+    for u, v in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(u, v)
+    with pytest.raises(ValueError, match="right after"):
+        keras.Sequential([keras.layers.Dense(5, activation="tanh"),
+                          keras.layers.Activation("relu")])
+
+
+def test_utils_and_backend():
+    np.testing.assert_array_equal(keras.utils.to_categorical([2, 0], 3),
+                                  [[0, 0, 1], [1, 0, 0]])
+    keras.utils.set_random_seed(3)
+    a = np.random.random()
+    keras.utils.set_random_seed(3)
+    assert np.random.random() == a
+    keras.backend.clear_session()
+    assert keras.layers.Dense(2).name == "dense"
+    assert keras.layers.Dense(2).name == "dense_1"

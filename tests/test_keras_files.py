@@ -140,7 +140,8 @@ def test_real_keras_loads_fastnn_files(tmp_path):
     y = rng.integers(0, 3, 30)
     np.random.seed(5)
     m = keras.Sequential([keras.Input(shape=(4, 3)), keras.layers.Flatten(),
-                          keras.layers.Dense(7, activation="tanh"), keras.layers.Dense(3)])
+                          keras.layers.Dense(7), keras.layers.Activation("tanh"),
+                          keras.layers.Dense(3)])
     m.compile(optimizer="adam",
               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
               metrics=["accuracy"])
@@ -151,5 +152,6 @@ def test_real_keras_loads_fastnn_files(tmp_path):
     diff = np.abs(np.asarray(km.predict(x, verbose=0)) - m.predict(x)).max()
     print(f"\nKeras {real.__version__} predicting with fastnn's file: max diff {diff:.2e}")
     assert diff < 1e-5 and int(km.optimizer.iterations) == m.optimizer.iterations
+    assert [type(l).__name__ for l in km.layers] == ["Flatten", "Dense", "Activation", "Dense"]
     km.load_weights(tmp_path / "f.weights.h5")
     assert np.abs(np.asarray(km.predict(x, verbose=0)) - m.predict(x)).max() < 1e-5

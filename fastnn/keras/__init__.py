@@ -3,24 +3,27 @@
 The names mirror tf.keras / Keras 3 where fastnn's engine can run them:
 
     keras.Sequential, keras.Input, keras.models.load_model,
-    keras.layers.{Input, InputLayer, Flatten, Dense, Dropout, Softmax}
+    keras.layers.{Input, InputLayer, Flatten, Dense, Dropout, Softmax, Activation}
     keras.losses.*, keras.optimizers.*, keras.metrics, keras.activations.*,
-    keras.callbacks.*, keras.datasets.{fashion_mnist, mnist}.load_data()
+    keras.callbacks.*, keras.datasets.{fashion_mnist, mnist}.load_data(),
+    keras.utils.{to_categorical, set_random_seed}, keras.backend.clear_session
 
 One file per concern: ``model.py`` (the layer list), ``trainer.py`` (compile, fit, evaluate,
 predict), ``layers.py``, ``activations.py``, ``losses.py``, ``metrics.py``, ``optimizers.py``,
 ``callbacks.py``, ``progress.py`` (the progress line and live bar), ``saving.py`` (formats,
 fastnn's ``.npz``), ``keras_file.py`` (Keras 3's ``.keras`` and ``.weights.h5``).
 """
-from fastnn.keras import (activations, callbacks, datasets, layers, losses, metrics, models,
-                          optimizers, utils)
+from fastnn.keras import (activations, backend, callbacks, datasets, layers, losses, metrics,
+                          models, optimizers, utils)
 from fastnn.keras.callbacks import History
-from fastnn.keras.layers import Dense, Dropout, Flatten, Input, InputLayer, Layer, Softmax
+from fastnn.keras.layers import (Activation, Dense, Dropout, Flatten, Input, InputLayer, Layer,
+                                 Softmax)
 from fastnn.keras.model import Sequential
 from fastnn.keras.saving import load_model, save_model
 from fastnn.keras.trainer import NotCompiledError
 
-__all__ = ["Sequential", "Input", "History", "load_model", "save_model", "Dense", "Dropout",
+__all__ = ["Sequential", "Input", "History", "load_model", "save_model", "Activation", "Dense",
+           "Dropout",
            "Flatten", "InputLayer", "Layer", "Softmax", "NotCompiledError", "activations",
-           "callbacks", "datasets", "layers", "losses", "metrics", "models", "optimizers",
+           "backend", "callbacks", "datasets", "layers", "losses", "metrics", "models", "optimizers",
            "utils"]

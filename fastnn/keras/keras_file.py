@@ -32,7 +32,7 @@ import numpy as np
 from fastnn import _core
 from fastnn._version import __version__
 from fastnn.keras import losses as _losses, optimizers as _optimizers
-from fastnn.keras.layers import Dense, Dropout, Flatten, Input, Softmax
+from fastnn.keras.layers import Activation, Dense, Dropout, Flatten, Input, Softmax
 
 __all__ = ["save_keras", "load_keras", "save_weights_h5", "load_weights_h5"]
 
@@ -84,6 +84,8 @@ def _layer_entry(layer, dtype, in_shape):
                                         noise_shape=None), in_shape
     elif isinstance(layer, Softmax):
         cls, cfg, out = "Softmax", dict(base, axis=-1), in_shape
+    elif isinstance(layer, Activation):
+        cls, cfg, out = "Activation", dict(base, activation=layer.activation), in_shape
     else:
         raise ValueError(f"layers: {type(layer).__name__} has no Keras 3 form here")
     entry = {"module": "keras.layers", "class_name": cls, "config": cfg,
@@ -271,12 +273,10 @@ def _from_keras_layer(spec, i, path):
         axis = cfg.get("axis", -1)
         return Softmax(axis=axis if isinstance(axis, int) else -1, name=name)
     if cls == "Activation":
-        act = cfg.get("activation")
-        if act == "softmax":
-            return Softmax(name=name)
-        raise _bad(path, f"layers[{i}] ({name!r}) is Activation({act!r}); fastnn runs an "
-                         f"Activation layer only as 'softmax' at the end (give the Dense "
-                         f"layer the activation instead)")
+        act = cfg.get("activation", "linear")
+        if isinstance(act, dict):
+            act = act.get("config", act.get("class_name"))
+        return Activation(act, name=name)
     if not cfg.get("use_bias", True):
         raise _bad(path, f"layers[{i}] ({name!r}) is a Dense without bias (use_bias=False)")
     act = cfg.get("activation", "linear")

@@ -1,5 +1,5 @@
-"""Keras-style layers for ``fastnn.keras.Sequential``: ``Input``, ``Flatten``, ``Dense``, ``Dropout``
-and ``Softmax``.
+"""Keras-style layers for ``fastnn.keras.Sequential``: ``Input``, ``Flatten``, ``Dense``,
+``Dropout``, ``Softmax`` and ``Activation``.
 
 The layers only describe the network; ``Sequential`` turns the list into one engine call.
 A ``Dense`` layer owns its parameters in the engine's layout (DESIGN.md): ``W`` is
@@ -18,7 +18,8 @@ import numpy as np
 from fastnn import _core
 from fastnn.keras import activations as _activations
 
-__all__ = ["Layer", "Input", "InputLayer", "Flatten", "Dense", "Dropout", "Softmax"]
+__all__ = ["Layer", "Input", "InputLayer", "Flatten", "Dense", "Dropout", "Softmax",
+           "Activation"]
 
 _name_counts = {}
 
@@ -229,7 +230,9 @@ class Dense(Layer):
         if bias.shape != (self.units,):
             raise ValueError(f"{self.name} bias: expected shape ({self.units},), got "
                              f"{bias.shape}")
-        dtype = self.W.dtype if self.W is not None else np.float32
+        # an unbuilt layer keeps float64 values as they are (the model casts to its dtype)
+        dtype = self.W.dtype if self.W is not None else (
+            kernel.dtype if kernel.dtype in (np.float32, np.float64) else np.float32)
         if self.W is None:
             self.W = np.ascontiguousarray(kernel.T, dtype=dtype)
             self.b = np.ascontiguousarray(bias.reshape(-1, 1), dtype=dtype)
@@ -280,4 +283,19 @@ class Softmax(Layer):
         return {"name": self.name}
 
 
-LAYER_CLASSES = {c.__name__: c for c in (Input, Flatten, Dense, Dropout, Softmax)}
+class Activation(Layer):
+    """Apply an activation to the previous layer's output: ``Dense(64), Activation('relu')``
+    is ``Dense(64, activation='relu')`` (the engine runs it as that), and
+    ``Activation('softmax')`` at the end is ``Softmax()``."""
+
+    _base_name = "activation"
+
+    def __init__(self, activation, name=None):
+        super().__init__(name=name)
+        self.activation = _activations.get_name(activation)
+
+    def get_config(self):
+        return {"name": self.name, "activation": self.activation}
+
+
+LAYER_CLASSES = {c.__name__: c for c in (Input, Flatten, Dense, Dropout, Softmax, Activation)}

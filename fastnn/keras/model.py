@@ -26,7 +26,8 @@ import numpy as np
 
 from fastnn import _core
 from fastnn.keras import activations as _activations
-from fastnn.keras.layers import Dense, Dropout, Flatten, Input, Layer, Softmax, _auto_name
+from fastnn.keras.layers import (Activation, Dense, Dropout, Flatten, Input, Layer, Softmax,
+                                 _auto_name)
 from fastnn.keras.trainer import Trainer
 
 __all__ = ["Sequential"]
@@ -34,10 +35,12 @@ __all__ = ["Sequential"]
 class _Structure:
     """The engine's reading of a layer list (see ``Sequential._structure``)."""
 
-    def __init__(self, input_shape, flatten, denses, dropouts, trailing_softmax):
+    def __init__(self, input_shape, flatten, denses, dropouts, trailing_softmax, acts=None):
         self.input_shape = input_shape        # one example's shape, or None
         self.flatten = flatten                # a Flatten (or Input) before the first Dense
         self.denses = denses                  # the Dense layers in order
+        # each Dense's activation, an Activation layer right after it included
+        self.acts = acts if acts is not None else [d.activation for d in denses]
         self.dropouts = dropouts              # [(index of the Dense before it, rate)]
         self.trailing_softmax = trailing_softmax
 
@@ -141,7 +144,8 @@ class Sequential(Trainer):
     def _structure(self):
         """Check the layer order and return a _Structure; ValueError names the problem."""
         input_shape, flatten = None, False
-        denses, dropouts, trailing = [], [], 0
+        denses, dropouts, trailing, acts = [], [], 0, []
+        prev = None
         for pos, layer in enumerate(self._flat_layers()):
             where = f"layers[{pos}] ({layer.name})"
             if isinstance(layer, Input):
@@ -170,22 +174,33 @@ class Sequential(Trainer):
                                          f"match the {n_prev} values coming in")
                     if input_shape is None and not denses:
                         input_shape = layer.input_shape
-                if denses and denses[-1].activation == "softmax":
+                if denses and acts[-1] == "softmax":
                     raise ValueError(f"layers: softmax is only allowed on the last Dense "
                                      f"(the engine's softmax is an output activation), got it "
                                      f"on {denses[-1].name}")
                 denses.append(layer)
+                acts.append(layer.activation)
             elif isinstance(layer, Dropout):
                 if trailing:
                     raise ValueError(f"{where}: Dropout after Softmax is not supported")
                 dropouts.append((len(denses) - 1, layer.rate))
-            elif isinstance(layer, Softmax):
+            elif isinstance(layer, Softmax) or (isinstance(layer, Activation) and
+                                                layer.activation == "softmax"):
                 if not denses:
                     raise ValueError(f"{where}: Softmax needs a Dense layer before it")
                 trailing += 1
+            elif isinstance(layer, Activation):
+                if layer.activation != "linear":
+                    if not isinstance(prev, Dense) or acts[-1] != "linear" or trailing:
+                        raise ValueError(
+                            f"{where}: Activation({layer.activation!r}) must come right after "
+                            f"a Dense without an activation of its own (the engine runs it as "
+                            f"that Dense's activation), or be Activation('softmax') at the end")
+                    acts[-1] = layer.activation
             else:
                 raise TypeError(f"{where}: unsupported layer type {type(layer).__name__}")
-        return _Structure(input_shape, flatten, denses, dropouts, trailing)
+            prev = layer
+        return _Structure(input_shape, flatten, denses, dropouts, trailing, acts)
 
     def _known_input_shape(self, st=None):
         st = st or self._structure()
@@ -285,7 +300,7 @@ class Sequential(Trainer):
 
     def _predict_acts(self, st):
         """(engine activations, Softmax layers left to apply in numpy)."""
-        acts = [_activations.ACTIVATIONS[d.activation] for d in st.denses]
+        acts = [_activations.ACTIVATIONS[a] for a in st.acts]
         left = st.trailing_softmax
         if left and acts[-1] == "identity":
             acts[-1], left = "softmax", left - 1
@@ -293,8 +308,8 @@ class Sequential(Trainer):
 
     def _train_plan(self, st):
         """(activations, cost, cost_scale) of the compiled loss on this model."""
-        acts = [_activations.ACTIVATIONS[d.activation] for d in st.denses]
-        out_act, cost, scale = self.loss.plan(st.denses[-1].activation, st.trailing_softmax,
+        acts = [_activations.ACTIVATIONS[a] for a in st.acts]
+        out_act, cost, scale = self.loss.plan(st.acts[-1], st.trailing_softmax,
                                               st.denses[-1].units)
         acts[-1] = _activations.ACTIVATIONS.get(out_act, out_act)
         return acts, cost, scale

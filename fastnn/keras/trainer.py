@@ -67,7 +67,7 @@ class Trainer:
         specs = [_metrics.get(m, binary=binary) for m in metrics]
         st = self._structure()
         if st.denses:     # check the combination now; the input size may come later
-            lossobj.plan(st.denses[-1].activation, st.trailing_softmax, st.denses[-1].units)
+            lossobj.plan(st.acts[-1], st.trailing_softmax, st.denses[-1].units)
             self._dropout_rate(st)
         self.optimizer, self.loss = opt, lossobj
         self._metric_specs = specs

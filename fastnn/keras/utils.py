@@ -1,9 +1,12 @@
-"""``keras.utils.to_categorical``: integer labels to one-hot rows."""
+"""``keras.utils``: ``to_categorical`` (integer labels to one-hot rows) and
+``set_random_seed``."""
+import random
+
 import numpy as np
 
 from fastnn import _core
 
-__all__ = ["to_categorical"]
+__all__ = ["to_categorical", "set_random_seed"]
 
 
 def to_categorical(x, num_classes=None):
@@ -19,3 +22,11 @@ def to_categorical(x, num_classes=None):
     num_classes = _core.check_int(num_classes, "num_classes", 1)
     Y, _ = _core.labels_to_onehot(lab, num_classes, np.float32, "x")
     return Y
+
+
+def set_random_seed(seed):
+    """Seed what fastnn draws from: ``random`` and ``np.random`` (initial weights, the
+    shuffles, the dropout seed)."""
+    seed = _core.check_int(seed, "seed", 0)
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
