@@ -23,7 +23,6 @@ from fastnn.keras.saving import load_model, save_model
 from fastnn.keras.trainer import NotCompiledError
 
 __all__ = ["Sequential", "Input", "History", "load_model", "save_model", "Activation", "Dense",
-           "Dropout",
-           "Flatten", "InputLayer", "Layer", "Softmax", "NotCompiledError", "activations",
-           "backend", "callbacks", "datasets", "layers", "losses", "metrics", "models", "optimizers",
-           "utils"]
+           "Dropout", "Flatten", "InputLayer", "Layer", "Softmax", "NotCompiledError",
+           "activations", "backend", "callbacks", "datasets", "layers", "losses", "metrics",
+           "models", "optimizers", "utils"]

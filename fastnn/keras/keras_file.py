@@ -24,7 +24,6 @@ import datetime
 import io
 import json
 import math
-import os
 import zipfile
 
 import numpy as np

@@ -8,7 +8,7 @@ Keras loss                                             engine
 ``SparseCategoricalCrossentropy()`` (softmax output)   softmax output + ``log_likelihood``
 ``CategoricalCrossentropy(...)``                       the same, with one-hot (or probability) rows
 ``MeanSquaredError()``, ``'mse'``                      ``quadratic`` with ``cost_scale = 2/n_out``
-``BinaryCrossentropy()`` (sigmoid last ``Dense``)        ``cross_entropy`` with ``cost_scale = 1/n_out``
+``BinaryCrossentropy()`` (sigmoid last ``Dense``)      ``cross_entropy``, ``cost_scale = 1/n_out``
 ``BinaryCrossentropy(from_logits=True)`` (linear)      the same, trained through a sigmoid output;
                                                        ``predict`` gives the logits
 =====================================================  =============================================

@@ -161,7 +161,7 @@ class Trainer:
             seed = int(np.random.randint(0, 2 ** 62)) if dropout > 0 else 0
             run = _Run(self, st, X, Y, evald, cbs, hist, steps, epochs, initial_epoch, verbose)
             self.stop_training = False
-            cbs.call("on_train_begin", None)
+            cbs.call("on_train_begin", {})
             run.begin_epoch(initial_epoch)
             try:
                 if self.stop_training:
@@ -363,7 +363,7 @@ class _Run:
 
     def begin_epoch(self, e):
         self.bar.epoch_begin(e - self.first, label=e)
-        self.cbs.call("on_epoch_begin", e, None)
+        self.cbs.call("on_epoch_begin", e, {})
         self.t_epoch = time.perf_counter()
 
     def end_epoch(self, e, run_cost, run_correct, run_n, eval_cost, eval_correct):
