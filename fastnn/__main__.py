@@ -7,6 +7,7 @@
     fastnn --version
 """
 import argparse
+import contextlib
 import random
 import sys
 import time
@@ -33,6 +34,43 @@ def _positive_int(text):
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive int, got {v}")
     return v
+
+
+@contextlib.contextmanager
+def _live_bar(steps, epochs):
+    """On a terminal (or in a notebook), draw Keras' progress bar while ``network.SGD`` runs,
+    its book lines ("Epoch 0: 8066 / 10000") printed over the bar at the end of each epoch.
+
+    ``network.SGD`` has no progress argument yet, so for the length of the block the engine
+    call it makes gets the counter here (``fastnn._core.train(..., progress=)``), and its
+    per-epoch callback clears the bar before printing."""
+    from fastnn import _core
+    from fastnn.keras.progress import LiveBar, dynamic_display
+    if not dynamic_display():
+        yield
+        return
+    counter = np.zeros(2, dtype=np.int64)
+    bar = LiveBar(counter, epochs, steps, verbose=1, live=True, headers=False)
+    real_train = _core.train
+
+    def train(*args, on_epoch=None, **kwargs):
+        def epoch_done(stats):
+            bar.clear()
+            reply = on_epoch(stats) if on_epoch is not None else None
+            bar.epoch_begin(stats["epoch"] + 1)
+            return reply
+        kwargs.setdefault("progress", counter)
+        return real_train(*args, on_epoch=epoch_done, **kwargs)
+
+    _core.train = train
+    bar.epoch_begin(0)
+    bar.start()
+    try:
+        yield
+    finally:
+        bar.stop()
+        bar.clear()
+        _core.train = real_train
 
 
 def train_main(argv):
@@ -93,8 +131,9 @@ def train_main(argv):
           f"{args.dtype}")
     net = network.Network(args.sizes, dtype=dtype)
     t0 = time.perf_counter()
-    net.SGD((X, y_train[:n_train].astype(np.int64)), args.epochs, args.mini_batch_size,
-            args.eta, test_data=(Xt, y_test.astype(np.int64)))
+    with _live_bar(-(-n_train // args.mini_batch_size), args.epochs):
+        net.SGD((X, y_train[:n_train].astype(np.int64)), args.epochs, args.mini_batch_size,
+                args.eta, test_data=(Xt, y_test.astype(np.int64)))
     elapsed = time.perf_counter() - t0
     correct = net.evaluate((Xt, y_test.astype(np.int64)))
     per_epoch = elapsed / args.epochs if args.epochs else 0.0

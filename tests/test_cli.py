@@ -61,3 +61,32 @@ def test_sweep_without_its_extra_names_it(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert code == 2, err
     assert "pip install 'fastnn[sweep]'" in err
+
+
+def test_train_draws_the_bar_on_a_terminal(monkeypatch):
+    """fastnn train on a terminal: the live bar during each epoch, the book's line over it at
+    the end; the engine call gets the counter only for the length of the command."""
+    import io
+    import sys
+
+    from fastnn import _core
+
+    class Tty(io.StringIO):
+        encoding = "utf-8"
+
+        def isatty(self):
+            return True
+
+    out = Tty()
+    monkeypatch.setattr(sys, "stdout", out)
+    real = _core.train
+    assert main(["train", "--dataset", "sample", "--epochs", "2", "--sizes", "784,8,10",
+                 "--seed", "0"]) == 0
+    assert _core.train is real
+    text = out.getvalue()
+    screen = [re.sub(r"\x1b\[[0-9;]*[mK]", "", l).split("\r")[-1] for l in text.split("\n")]
+    epochs = [l for l in screen if l.startswith("Epoch ")]
+    assert [l.split(":")[0] for l in epochs] == ["Epoch 0", "Epoch 1"]
+    assert re.match(r"^Epoch 0: \d+ / 1000$", epochs[0])
+    # the bar (drawn or not in so short a run) is always cleared before the book's line
+    assert "\r\x1b[KEpoch 0: " in text

@@ -100,7 +100,7 @@ class LiveBar:
     thread redraws the running epoch's line every ``REFRESH_SECONDS`` from ``counter``.
     All writes go through one lock, so the thread never draws over a final line."""
 
-    def __init__(self, counter, epochs, steps, verbose, stream=None, live=None):
+    def __init__(self, counter, epochs, steps, verbose, stream=None, live=None, headers=True):
         self.counter = counter
         self.epochs = epochs
         self.steps = steps
@@ -117,6 +117,7 @@ class LiveBar:
         self._stop = threading.Event()
         self._thread = None
         self.redraws = 0
+        self.headers = headers      # print Keras' "Epoch 2/10" lines
 
     def start(self):
         if self.live:
@@ -140,7 +141,7 @@ class LiveBar:
         with self._lock:
             self._epoch = epoch
             self._t0 = time.perf_counter()
-            if self.verbose:
+            if self.verbose and self.headers:
                 self._write(f"Epoch {(epoch if label is None else label) + 1}/{self.epochs}\n")
 
     def epoch_end(self, epoch, seconds, logs):
@@ -149,6 +150,14 @@ class LiveBar:
             if self.verbose:
                 line = progress_line(self.steps, seconds, logs, self.char, self.colour)
                 self._write(("\r" + line + "\x1b[K\n") if self.live else line + "\n")
+
+    def clear(self):
+        """Erase the live line and draw nothing until the next ``epoch_begin`` (for a caller
+        that prints its own line at the end of an epoch, as ``fastnn train`` does)."""
+        with self._lock:
+            self._epoch = -1
+            if self.live:
+                self._write("\r\x1b[K")
 
     def _run(self):
         while not self._stop.wait(REFRESH_SECONDS):
