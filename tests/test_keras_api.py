@@ -197,6 +197,9 @@ def test_weights_attributes_are_keras_order_views():
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.weights))
     with pytest.raises(ValueError, match="input_shape"):
         keras.Sequential([keras.layers.Dense(2)]).input_shape
+    assert model.get_layer(index=1) is dense and model.get_layer(dense.name) is dense
+    with pytest.raises(ValueError, match="no layer named 'nope'"):
+        model.get_layer("nope")
 
 
 def test_activation_layers_run_as_the_dense_activation():

@@ -125,6 +125,22 @@ class Sequential(Trainer):
         one of them (``model.layers[0]`` is the first layer that computes)."""
         return [l for l in self._flat_layers() if not isinstance(l, Input)]
 
+    def get_layer(self, name=None, index=None):
+        """Return the layer called ``name``, or ``layers[index]``, as Keras does."""
+        if (name is None) == (index is None):
+            raise ValueError(f"get_layer: give a name or an index, got name={name!r}, "
+                             f"index={index!r}")
+        if index is not None:
+            index = _core.check_int(index, "index")
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"index: the model has {len(self.layers)} layers, got {index}")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"name: no layer named {name!r}; the layers are "
+                         f"{[l.name for l in self.layers]}")
+
     def _dtype_now(self):
         inner = [m._dtype_now() for m in self._items if isinstance(m, Sequential)]
         if self._dtype is not None:
