@@ -239,3 +239,37 @@ def test_utils_and_backend():
     keras.backend.clear_session()
     assert keras.layers.Dense(2).name == "dense"
     assert keras.layers.Dense(2).name == "dense_1"
+
+
+def test_initializers_have_keras_distributions():
+    """Each rule's limit or spread from its formula, on 200 x 300 draws."""
+    n_in, n_out = 200, 300
+    np.random.seed(9)
+    for name, bound in (("glorot_uniform", np.sqrt(6 / (n_in + n_out))),
+                        ("he_uniform", np.sqrt(6 / n_in)),
+                        ("lecun_uniform", np.sqrt(3 / n_in))):
+        w = keras.initializers.draw(name, (n_in, n_out))
+        assert w.shape == (n_in, n_out) and np.abs(w).max() <= bound
+        assert abs(np.abs(w).max() - bound) < 0.01 * bound
+        assert abs(w.std() - bound / np.sqrt(3)) < 0.02 * bound
+    for name, std in (("he_normal", np.sqrt(2 / n_in)),
+                      ("glorot_normal", np.sqrt(2 / (n_in + n_out))),
+                      ("lecun_normal", np.sqrt(1 / n_in))):
+        w = keras.initializers.draw(name, (n_in, n_out))
+        # Keras' truncated normal: cut at 2 of its own deviations, spread restored to `std`
+        assert np.abs(w).max() <= 2 * std / keras.initializers.TRUNCATED_STDDEV
+        assert abs(w.std() - std) < 0.02 * std
+    d = keras.layers.Dense(4, kernel_initializer="he_normal", bias_initializer="ones")
+    d.build(10, np.float64)
+    np.testing.assert_array_equal(d.bias, np.ones(4))
+    # the default draw is the one fastnn always made: U(-l, l) from np.random
+    np.random.seed(10)
+    e = keras.layers.Dense(4)
+    e.build(10, np.float64)
+    np.random.seed(10)
+    lim = np.sqrt(6 / 14)
+    np.testing.assert_array_equal(e.kernel, np.random.uniform(-lim, lim, size=(10, 4)))
+    with pytest.raises(ValueError, match="kernel_initializer"):
+        keras.layers.Dense(4, kernel_initializer="orthogonal")
+    with pytest.raises(ValueError, match="use_bias"):
+        keras.layers.Dense(4, use_bias=False)

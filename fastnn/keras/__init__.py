@@ -13,8 +13,8 @@ predict), ``layers.py``, ``activations.py``, ``losses.py``, ``metrics.py``, ``op
 ``callbacks.py``, ``progress.py`` (the progress line and live bar), ``saving.py`` (formats,
 fastnn's ``.npz``), ``keras_file.py`` (Keras 3's ``.keras`` and ``.weights.h5``).
 """
-from fastnn.keras import (activations, backend, callbacks, datasets, layers, losses, metrics,
-                          models, optimizers, utils)
+from fastnn.keras import (activations, backend, callbacks, datasets, initializers, layers,
+                          losses, metrics, models, optimizers, utils)
 from fastnn.keras.callbacks import History
 from fastnn.keras.layers import (Activation, Dense, Dropout, Flatten, Input, InputLayer, Layer,
                                  Softmax)
@@ -24,5 +24,5 @@ from fastnn.keras.trainer import NotCompiledError
 
 __all__ = ["Sequential", "Input", "History", "load_model", "save_model", "Activation", "Dense",
            "Dropout", "Flatten", "InputLayer", "Layer", "Softmax", "NotCompiledError",
-           "activations", "backend", "callbacks", "datasets", "layers", "losses", "metrics",
+           "activations", "backend", "callbacks", "datasets", "initializers", "layers", "losses", "metrics",
            "models", "optimizers", "utils"]

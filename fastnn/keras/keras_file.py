@@ -30,7 +30,8 @@ import numpy as np
 
 from fastnn import _core
 from fastnn._version import __version__
-from fastnn.keras import losses as _losses, optimizers as _optimizers
+from fastnn.keras import (initializers as _initializers, losses as _losses,
+                          optimizers as _optimizers)
 from fastnn.keras.layers import Activation, Dense, Dropout, Flatten, Input, Softmax
 
 __all__ = ["save_keras", "load_keras", "save_weights_h5", "load_weights_h5"]
@@ -70,11 +71,8 @@ def _layer_entry(layer, dtype, in_shape):
     elif isinstance(layer, Dense):
         cls = "Dense"
         cfg = dict(base, units=layer.units, activation=layer.activation, use_bias=True,
-                   kernel_initializer={"module": "keras.initializers",
-                                       "class_name": "GlorotUniform",
-                                       "config": {"seed": None}, "registered_name": None},
-                   bias_initializer={"module": "keras.initializers", "class_name": "Zeros",
-                                     "config": {}, "registered_name": None},
+                   kernel_initializer=_initializer(layer.kernel_initializer),
+                   bias_initializer=_initializer(layer.bias_initializer),
                    kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
                    bias_constraint=None)
         out = [layer.units]
@@ -92,6 +90,13 @@ def _layer_entry(layer, dtype, in_shape):
     if in_shape is not None:
         entry["build_config"] = {"input_shape": [None] + list(in_shape)}
     return entry, out
+
+
+def _initializer(name):
+    cls = _initializers.class_name(name)
+    cfg = {} if cls in ("Zeros", "Ones") else {"seed": None}
+    return {"module": "keras.initializers", "class_name": cls, "config": cfg,
+            "registered_name": None}
 
 
 def _loss_config(loss):
@@ -281,7 +286,13 @@ def _from_keras_layer(spec, i, path):
     act = cfg.get("activation", "linear")
     if isinstance(act, dict):
         act = act.get("config", act.get("class_name"))
-    return Dense(cfg["units"], activation=act, name=name)
+    inits = {}
+    for key in ("kernel_initializer", "bias_initializer"):
+        try:
+            inits[key] = _initializers.get_name(cfg.get(key), key)
+        except (TypeError, ValueError):
+            pass          # an initializer fastnn lacks: the weights come from the file anyway
+    return Dense(cfg["units"], activation=act, name=name, **inits)
 
 
 def _read_h5_layers(model, f, path):

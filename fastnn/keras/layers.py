@@ -6,17 +6,17 @@ A ``Dense`` layer owns its parameters in the engine's layout (DESIGN.md): ``W`` 
 ``(units, n_in)`` and ``b`` is ``(units, 1)``, trained in place.  ``get_weights()`` and
 ``set_weights()`` use Keras' layout instead: ``kernel (n_in, units)`` and ``bias (units,)``.
 
-Initialization is Keras': a glorot-uniform kernel, ``U(-l, l)`` with
+Initialization is Keras': by default a glorot-uniform kernel, ``U(-l, l)`` with
 ``l = sqrt(6 / (n_in + units))``, drawn from ``np.random`` (so ``np.random.seed`` makes it
-reproducible), and zero biases.
+reproducible), and zero biases; ``kernel_initializer=``/``bias_initializer=`` take the names
+of ``keras.initializers.INITIALIZERS``.
 """
-import math
 import numbers
 
 import numpy as np
 
 from fastnn import _core
-from fastnn.keras import activations as _activations
+from fastnn.keras import activations as _activations, initializers as _initializers
 
 __all__ = ["Layer", "Input", "InputLayer", "Flatten", "Dense", "Dropout", "Softmax",
            "Activation"]
@@ -144,7 +144,12 @@ class Dense(Layer):
 
     _base_name = "dense"
 
-    def __init__(self, units, activation=None, input_shape=None, input_dim=None, name=None):
+    def __init__(self, units, activation=None, input_shape=None, input_dim=None, name=None, *,
+                 use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros"):
+        if use_bias is not True:
+            raise ValueError(f"use_bias: the engine's Dense layers always have a bias, got "
+                             f"{use_bias!r}")
         if input_dim is not None:
             if input_shape is not None:
                 raise ValueError("input_dim/input_shape: give one of them, got both")
@@ -156,6 +161,9 @@ class Dense(Layer):
                              f"{self.input_shape}) first")
         self.units = _core.check_int(units, "units", 1)
         self.activation = _activations.get_name(activation)
+        self.kernel_initializer = _initializers.get_name(kernel_initializer,
+                                                         "kernel_initializer")
+        self.bias_initializer = _initializers.get_name(bias_initializer, "bias_initializer")
         self.W = None          # (units, n_in), the engine's layout
         self.b = None          # (units, 1)
 
@@ -169,12 +177,13 @@ class Dense(Layer):
         return None if self.W is None else self.W.shape[1]
 
     def build(self, n_in, dtype=np.float32):
-        """Draw the glorot-uniform kernel and zero biases for ``n_in`` inputs."""
+        """Draw the kernel and the biases for ``n_in`` inputs (glorot-uniform and zeros unless
+        other ``keras.initializers`` names were given)."""
         n_in = _core.check_int(n_in, "n_in", 1)
-        limit = math.sqrt(6.0 / (n_in + self.units))
-        kernel = np.random.uniform(-limit, limit, size=(n_in, self.units))
+        kernel = _initializers.draw(self.kernel_initializer, (n_in, self.units))
+        bias = _initializers.draw(self.bias_initializer, (self.units,))
         self.W = np.ascontiguousarray(kernel.T, dtype=dtype)
-        self.b = np.zeros((self.units, 1), dtype=dtype)
+        self.b = np.ascontiguousarray(bias.reshape(-1, 1), dtype=dtype)
 
     def _cast(self, dtype):
         """Make W and b C-contiguous arrays of ``dtype`` (in place of the old ones)."""
@@ -244,6 +253,10 @@ class Dense(Layer):
         cfg = super().get_config()
         cfg["units"] = self.units
         cfg["activation"] = self.activation
+        if self.kernel_initializer != "glorot_uniform":
+            cfg["kernel_initializer"] = self.kernel_initializer
+        if self.bias_initializer != "zeros":
+            cfg["bias_initializer"] = self.bias_initializer
         return cfg
 
 
