@@ -112,3 +112,17 @@ def test_verbose_values():
     for bad in (3, -1, "yes", 1.0, None):
         with pytest.raises(ValueError, match="verbose"):
             progress.check_verbose(bad)
+
+
+def test_an_interrupted_epoch_ends_its_line():
+    out = Tty()
+    counter = np.zeros(2, np.int64)
+    bar = progress.LiveBar(counter, epochs=2, steps=10, verbose=1, stream=out, live=True)
+    bar.epoch_begin(0)
+    counter[:] = (0, 3)
+    bar.redraw()
+    bar.stop()                        # as fit's `finally` does after a KeyboardInterrupt
+    assert out.getvalue().endswith("\n")
+    n = len(out.getvalue())
+    bar.stop()
+    assert len(out.getvalue()) == n

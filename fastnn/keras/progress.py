@@ -126,10 +126,15 @@ class LiveBar:
             self._thread.start()
 
     def stop(self):
+        """Stop the thread; a line left half-drawn (an interrupted epoch) is ended."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        with self._lock:
+            if self.live and self._epoch >= 0 and self.redraws:
+                self._write("\n")
+            self._epoch = -1
 
     def _write(self, text):
         self.stream.write(text)
