@@ -273,3 +273,36 @@ def test_initializers_have_keras_distributions():
         keras.layers.Dense(4, kernel_initializer="orthogonal")
     with pytest.raises(ValueError, match="use_bias"):
         keras.layers.Dense(4, use_bias=False)
+
+
+def test_functional_chain_is_the_sequential_model():
+    rng = np.random.default_rng(11)
+    X, y = rng.standard_normal((40, 6)), rng.integers(0, 3, 40)
+    inputs = keras.Input(shape=(6,))
+    x = keras.layers.Dense(5, activation="relu", name="hidden")(inputs)
+    x = keras.layers.Dropout(0.0)(x)
+    outputs = keras.layers.Dense(3, name="logits")(x)
+    model = keras.Model(inputs=inputs, outputs=outputs, name="func")
+    assert [l.name for l in model.layers][::2] == ["hidden", "logits"]
+    seq = keras.Sequential([keras.Input(shape=(6,)), keras.layers.Dense(5, activation="relu"),
+                            keras.layers.Dense(3)])
+    np.random.seed(12)
+    model.build()
+    seq.set_weights(model.get_weights())
+    W0, b0, W1, b1 = model.get_weights()
+    np.testing.assert_allclose(model.predict(X, verbose=0),
+                               np.maximum(X @ W0 + b0, 0) @ W1 + b1, rtol=1e-5, atol=1e-6)
+    for m in (model, seq):
+        m.compile(optimizer="adam",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        np.random.seed(13)
+        m.fit(X, y, epochs=2, verbose=0)
+    for u, v in zip(model.get_weights(), seq.get_weights()):
+        np.testing.assert_array_equal(u, v)
+    d = keras.layers.Dense(6)
+    with pytest.raises(ValueError, match="used twice"):
+        d(d(keras.Input(shape=(6,))))
+    with pytest.raises(ValueError, match="single chain"):
+        keras.Model(inputs=keras.Input(shape=(6,)), outputs=outputs)
+    with pytest.raises(TypeError, match="keras.Input"):
+        keras.layers.Dense(2)(X)

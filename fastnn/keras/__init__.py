@@ -2,7 +2,8 @@
 
 The names mirror tf.keras / Keras 3 where fastnn's engine can run them:
 
-    keras.Sequential, keras.Input, keras.models.load_model,
+    keras.Sequential, keras.Model (a chain of layer calls), keras.Input,
+    keras.models.load_model,
     keras.layers.{Input, InputLayer, Flatten, Dense, Dropout, Softmax, Activation}
     keras.losses.*, keras.optimizers.*, keras.metrics, keras.activations.*,
     keras.callbacks.*, keras.datasets.{fashion_mnist, mnist}.load_data(),
@@ -18,11 +19,12 @@ from fastnn.keras import (activations, backend, callbacks, datasets, initializer
 from fastnn.keras.callbacks import History
 from fastnn.keras.layers import (Activation, Dense, Dropout, Flatten, Input, InputLayer, Layer,
                                  Softmax)
+from fastnn.keras.functional import Model
 from fastnn.keras.model import Sequential
 from fastnn.keras.saving import load_model, save_model
 from fastnn.keras.trainer import NotCompiledError
 
-__all__ = ["Sequential", "Input", "History", "load_model", "save_model", "Activation", "Dense",
+__all__ = ["Sequential", "Model", "Input", "History", "load_model", "save_model", "Activation", "Dense",
            "Dropout", "Flatten", "InputLayer", "Layer", "Softmax", "NotCompiledError",
            "activations", "backend", "callbacks", "datasets", "initializers", "layers", "losses", "metrics",
            "models", "optimizers", "utils"]

@@ -70,6 +70,11 @@ class Layer:
         """Return the number of trainable numbers in the layer."""
         return 0
 
+    def __call__(self, x):
+        """Record ``x -> self`` for Keras' functional API (``keras.Model``)."""
+        from fastnn.keras import functional
+        return functional.call_layer(self, x)
+
     def get_weights(self):
         """Return the layer's parameters as a list of numpy arrays (Keras layout)."""
         return []
