@@ -10,7 +10,8 @@ The names mirror tf.keras / Keras 3 where fastnn's engine can run them:
     keras.utils.{to_categorical, set_random_seed}, keras.backend.clear_session
 
 One file per concern: ``model.py`` (the layer list), ``trainer.py`` (compile, fit, evaluate,
-predict), ``layers.py``, ``activations.py``, ``losses.py``, ``metrics.py``, ``optimizers.py``,
+predict), ``functional.py`` (``Model`` over a chain of layer calls), ``layers.py``,
+``activations.py``, ``initializers.py``, ``losses.py``, ``metrics.py``, ``optimizers.py``,
 ``callbacks.py``, ``progress.py`` (the progress line and live bar), ``saving.py`` (formats,
 fastnn's ``.npz``), ``keras_file.py`` (Keras 3's ``.keras`` and ``.weights.h5``).
 """
