@@ -274,15 +274,8 @@ class FastnnImpl(Impl):
         if wl.id == "W1":  # elsewhere the input already is the engine's (n, 784) array
             self.setup_s = time.perf_counter() - t0
         self.ty = ctx.data.arrays(wl, dt)[4]
-        if wl.optimizer == "momentum":
-            self.state1 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(self.W, self.b)]
-            self.state2 = None
-        elif wl.optimizer == "adam":
-            self.state1 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(self.W, self.b)]
-            self.state2 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(self.W, self.b)]
-        else:
-            self.state1 = self.state2 = None
-        self.adam_t = 0
+        self.state = self.core.new_state(wl.optimizer, self.W, self.b)
+        self.step = 0
         self.shuffle_times = []
 
     def epoch(self):
@@ -294,15 +287,14 @@ class FastnnImpl(Impl):
             self.shuffle_times.append(time.perf_counter() - t0)
         else:
             orders = self.rng.permutation(self.n).astype(np.int32)[None, :]
-        res = self.core.train(
-            self.W, self.b, self.acts, wl.cost, self.X, self.Y, epochs=1, batch=wl.batch,
-            eta=wl.eta, optimizer=wl.optimizer, momentum=wl.momentum, beta1=wl.beta1,
-            beta2=wl.beta2, eps=wl.eps, adam_t=self.adam_t, state1=self.state1,
-            state2=self.state2, orders=orders,
+        res = self.core.train(self.W, self.b, self.X, self.Y, self.core.TrainConfig(
+            acts=self.acts, cost=wl.cost, epochs=1, batch=wl.batch, eta=wl.eta,
+            optimizer=wl.optimizer, momentum=wl.momentum, beta1=wl.beta1, beta2=wl.beta2,
+            eps=wl.eps, step=self.step, state=self.state, orders=orders,
             eval_data=(self.tX, self.tY) if wl.evaluate_each_epoch else None,
             on_epoch=(lambda st: hits.append(st["eval_correct"])) if wl.evaluate_each_epoch
-            else None, n_threads=self.threads)
-        self.adam_t = res["adam_t"]
+            else None, n_threads=self.threads))
+        self.step = res["step"]
         return hits[-1] / len(self.tX) if hits else None
 
     def accuracy(self):
@@ -770,12 +762,11 @@ class Context:
             W = [np.ascontiguousarray(w, dtype=np.float32) for w in W0]
             b = [np.ascontiguousarray(x.ravel(), dtype=np.float32) for x in b0]
             X, y, Y, tX, ty, tY = self.data.arrays(wl, np.float32)
-            s1 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
-            s2 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
             orders = np.random.RandomState(SEED).permutation(len(X)).astype(np.int32)[None, :]
-            _core.train(W, b, ["relu", "softmax"], "log_likelihood", X, Y, epochs=1,
-                        batch=wl.batch, eta=wl.eta, optimizer="adam", beta1=wl.beta1,
-                        beta2=wl.beta2, eps=wl.eps, state1=s1, state2=s2, orders=orders)
+            _core.train(W, b, X, Y, _core.TrainConfig(
+                acts=["relu", "softmax"], cost="log_likelihood", epochs=1, batch=wl.batch,
+                eta=wl.eta, optimizer="adam", beta1=wl.beta1, beta2=wl.beta2, eps=wl.eps,
+                state=_core.new_state("adam", W, b), orders=orders))
             self._w2 = ([w.astype(np.float64) for w in W],
                         [x.reshape(-1, 1).astype(np.float64) for x in b])
         return self._w2

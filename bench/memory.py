@@ -125,12 +125,11 @@ def child(case):
         net.weights = [w.astype(dt) for w in W0]
         net.biases = [b.astype(dt) for b in b0]
         W, b = _core.sync_params(net, net.sizes, dt)
-        s1 = [(np.zeros_like(w), np.zeros_like(v)) for w, v in zip(W, b)]
-        s2 = [(np.zeros_like(w), np.zeros_like(v)) for w, v in zip(W, b)]
         orders = np.random.RandomState(SEED).permutation(n).astype(np.int32)[None, :]
-        _core.train(W, b, net._acts(), wl.cost, X, Y, epochs=1, batch=wl.batch, eta=wl.eta,
-                    optimizer=wl.optimizer, beta1=wl.beta1, beta2=wl.beta2, eps=wl.eps,
-                    state1=s1, state2=s2, orders=orders, n_threads=1)
+        _core.train(W, b, X, Y, _core.TrainConfig(
+            acts=net._acts(), cost=wl.cost, epochs=1, batch=wl.batch, eta=wl.eta,
+            optimizer=wl.optimizer, beta1=wl.beta1, beta2=wl.beta2, eps=wl.eps,
+            state=_core.new_state(wl.optimizer, W, b), orders=orders, n_threads=1))
     else:
         net = MatrixNetwork(W0, b0, activation=wl.hidden, output_activation=wl.output,
                             cost=wl.cost, dtype=dt)

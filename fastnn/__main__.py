@@ -8,6 +8,7 @@
 """
 import argparse
 import contextlib
+import dataclasses
 import random
 import sys
 import time
@@ -42,8 +43,8 @@ def _live_bar(steps, epochs):
     its book lines ("Epoch 0: 8066 / 10000") printed over the bar at the end of each epoch.
 
     ``network.SGD`` has no progress argument yet, so for the length of the block the engine
-    call it makes gets the counter here (``fastnn._core.train(..., progress=)``), and its
-    per-epoch callback clears the bar before printing."""
+    call it makes gets the counter here (``TrainConfig.progress``), and its per-epoch
+    callback clears the bar before printing."""
     from fastnn import _core
     from fastnn.keras.progress import LiveBar, dynamic_display
     if not dynamic_display():
@@ -53,14 +54,17 @@ def _live_bar(steps, epochs):
     bar = LiveBar(counter, epochs, steps, verbose=1, live=True, headers=False)
     real_train = _core.train
 
-    def train(*args, on_epoch=None, **kwargs):
+    def train(W, b, X, Y, config):
+        on_epoch = config.on_epoch
+
         def epoch_done(stats):
             bar.clear()
             reply = on_epoch(stats) if on_epoch is not None else None
             bar.epoch_begin(stats["epoch"] + 1)
             return reply
-        kwargs.setdefault("progress", counter)
-        return real_train(*args, on_epoch=epoch_done, **kwargs)
+        progress = counter if config.progress is None else config.progress
+        return real_train(W, b, X, Y, dataclasses.replace(config, on_epoch=epoch_done,
+                                                          progress=progress))
 
     _core.train = train
     bar.epoch_begin(0)

@@ -4,6 +4,7 @@ The front doors (network, network2, Sequential, the estimators) only translate t
 vocabulary into `train(...)` below; the engine knows layers, activations, costs and optimizers
 from its tables.
 """
+import dataclasses
 import math
 import numbers
 import threading
@@ -16,7 +17,8 @@ from fastnn._config import resolve_threads
 ACTIVATIONS = _engine.ACTIVATIONS
 COSTS = _engine.COSTS
 OPTIMIZERS = _engine.OPTIMIZERS
-HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity", "linear")
+OPT_SLOTS = _engine.OPT_SLOTS
+HIDDEN_ACTIVATIONS = tuple(k for k in ACTIVATIONS if k not in _engine.OUTPUT_ONLY)
 INT_MAX = 2 ** 31 - 1        # the engine counts layers, neurons, epochs and batches in C ints
 
 
@@ -88,7 +90,7 @@ def check_dtype(dtype):
 def check_activation(name, argname, allow_softmax=False):
     if not isinstance(name, str):
         raise TypeError(f"{argname}: expected a string, got {type(name).__name__}")
-    allowed = HIDDEN_ACTIVATIONS + (("softmax",) if allow_softmax else ())
+    allowed = HIDDEN_ACTIVATIONS + (_engine.OUTPUT_ONLY if allow_softmax else ())
     if name not in allowed:
         raise ValueError(f"{argname}: expected one of {', '.join(allowed)}, got {name!r}")
     return name
@@ -277,15 +279,6 @@ def to_arrays(data, n_in, n_out, dtype, name, one_hot=True):
 # ---------------------------------------------------------------------------------------------
 # the model state and the one call into the engine
 
-class Params:
-    """The engine's view of a network: contiguous weights (n_out, n_in) and biases."""
-
-    def __init__(self, weights, biases, dtype):
-        self.weights = weights
-        self.biases = biases
-        self.dtype = dtype
-
-
 def sync_params(owner, sizes, dtype):
     """Make owner.weights / owner.biases C-contiguous arrays of `dtype` with the right shapes,
     replacing (in the lists) any array a user assigned in another layout.  Returns the flat
@@ -359,50 +352,86 @@ def finite_params(W, b):
     return all(np.isfinite(w).all() for w in W) and all(np.isfinite(x).all() for x in b)
 
 
-def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0.0, l1=0.0,
-          reg_n=None, optimizer="sgd", momentum=0.0, beta1=0.9, beta2=0.999, eps=1e-7,
-          adam_t=0, state1=None, state2=None, dropout=0.0, seed=0, orders=None,
-          eval_data=None, monitor_train=False, run_stats=False, on_epoch=None, n_threads=None,
-          device=None, path=None, progress=None):
-    """One engine call for the whole training run.  Raises DivergenceError if the weights
-    stop being finite (the last finite weights are restored).  With device='cuda' the same
-    call runs on the array-API backend (fastnn.backends.xp) over CuPy."""
+@dataclasses.dataclass
+class TrainConfig:
+    """What one training call needs besides the parameters and the data: the network's
+    tables, the schedule, the optimizer and its state, the monitors.  Names are the engine's
+    (``_engine.ACTIVATIONS``, ``COSTS``, ``OPTIMIZERS``).
+
+    ``state[q][l]`` is the optimizer's slot ``q`` for layer ``l``: a ``(W-shaped, b-shaped)``
+    pair, ``_engine.OPT_SLOTS[optimizer]`` slots (momentum: the velocity; Adam: m, v;
+    RMSprop: the mean square, the momentum buffer; Adagrad: the accumulator).  ``step`` is
+    the optimizer's step count so far (Adam's bias correction); the call returns the new one.
+    """
+    acts: list
+    cost: str
+    epochs: int
+    batch: int
+    eta: float
+    cost_scale: float = 1.0
+    lmbda: float = 0.0
+    l1: float = 0.0
+    reg_n: object = None
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    rho: float = 0.9
+    eps: float = 1e-7
+    step: int = 0
+    state: list = None
+    dropout: float = 0.0
+    seed: int = 0
+    orders: object = None
+    eval_data: tuple = None
+    monitor_train: bool = False
+    run_stats: bool = False
+    on_epoch: object = None
+    progress: object = None
+    n_threads: object = None
+    device: object = None
+    path: object = None
+
+
+# the state an optimizer starts from, where it is not zero (Keras' defaults)
+INITIAL_STATE = {"adagrad": 0.1}
+
+
+def new_state(optimizer, W, b, fill=None):
+    """Fresh optimizer state for ``optimizer``: one list of ``(W-shaped, b-shaped)`` pairs
+    per slot, filled with ``fill`` (default: INITIAL_STATE's value, else zero)."""
+    if fill is None:
+        fill = INITIAL_STATE.get(optimizer, 0.0)
+    return [[(np.full_like(w, fill), np.full_like(x, fill)) for w, x in zip(W, b)]
+            for _ in range(OPT_SLOTS[optimizer])]
+
+
+def _diverged(res):
+    return DivergenceError(
+        f"training diverged in epoch {res['diverged_epoch']}: the weights became NaN or Inf "
+        f"(try a smaller learning rate); the weights from before that epoch are kept")
+
+
+def train(W, b, X, Y, config):
+    """One engine call for the whole training run described by ``config`` (a TrainConfig).
+    Raises DivergenceError if the weights stop being finite (the last finite weights are
+    restored).  With ``config.device == 'cuda'`` the same call runs on the array-API backend
+    (fastnn.backends.xp) over CuPy."""
     if not finite_params(W, b):
         raise ValueError("weights/biases: expected finite values before training, got NaN or Inf")
     # a mini-batch larger than the data set is the whole data set (the book's slices); the
     # engine sizes its buffers by the batch, and counts it in a C int
-    batch = max(1, min(int(batch), X.shape[0]))
-    if resolve_device(device) == "cuda":
+    config = dataclasses.replace(config, batch=max(1, min(int(config.batch), X.shape[0])))
+    if resolve_device(config.device) == "cuda":
         from fastnn.backends import xp as xp_backend
-        res = xp_backend.train(
-            W, b, acts, cost, X, Y, epochs=epochs, batch=batch, eta=eta, cost_scale=cost_scale,
-            lmbda=lmbda, l1=l1, reg_n=reg_n, optimizer=optimizer, momentum=momentum,
-            beta1=beta1, beta2=beta2, eps=eps, adam_t=adam_t, state1=state1, state2=state2,
-            dropout=dropout, seed=seed, orders=orders, eval_data=eval_data,
-            monitor_train=monitor_train, run_stats=run_stats, on_epoch=on_epoch, device="cuda")
-        if res["status"] == _engine.STATUS_DIVERGED:
-            raise DivergenceError(
-                f"training diverged in epoch {res['diverged_epoch']}: the weights became NaN "
-                f"or Inf (try a smaller learning rate); the weights from before that epoch "
-                f"are kept")
-        return res
-    nt = resolve_threads(n_threads)
-    ex, ey = eval_data if eval_data is not None else (None, None)
-    # interrupts are checked between chunks of about 2e8 multiply-adds
-    per_batch = 6.0 * batch * sum(w.size for w in W)
-    check_every = max(1, int(2e8 / max(per_batch, 1.0)))
-    res = _engine.train(
-        W, b, act_codes(acts), cost_code(cost), float(cost_scale), X, Y,
-        epochs=int(epochs), batch=int(batch), eta=float(eta), lmbda=float(lmbda), l1=float(l1),
-        reg_n=reg_n, optimizer=OPTIMIZERS[optimizer], mu=float(momentum), beta1=float(beta1),
-        beta2=float(beta2), eps=float(eps), adam_t=int(adam_t), state1=state1, state2=state2,
-        dropout=float(dropout), seed=int(seed), orders=orders, eval_X=ex, eval_Y=ey,
-        monitor_train=bool(monitor_train), run_stats=bool(run_stats), on_epoch=on_epoch,
-        n_threads=nt, check_every=check_every, path=path, progress=progress)
+        res = xp_backend.train(W, b, X, Y, config, device="cuda")
+    else:
+        # interrupts are checked between chunks of about 2e8 multiply-adds
+        per_batch = 6.0 * config.batch * sum(w.size for w in W)
+        check_every = max(1, int(2e8 / max(per_batch, 1.0)))
+        res = _engine.train(W, b, X, Y, config, resolve_threads(config.n_threads), check_every)
     if res["status"] == _engine.STATUS_DIVERGED:
-        raise DivergenceError(
-            f"training diverged in epoch {res['diverged_epoch']}: the weights became NaN or "
-            f"Inf (try a smaller learning rate); the weights from before that epoch are kept")
+        raise _diverged(res)
     return res
 
 

@@ -23,20 +23,9 @@ cnp.import_array()
 cdef extern from "fastnn.h" nogil:
     enum:
         FNN_MAX_LAYERS
-        FNN_IDENTITY
-        FNN_SIGMOID
-        FNN_TANH
-        FNN_RELU
-        FNN_SOFTMAX
-        FNN_N_ACT
-        FNN_QUADRATIC
-        FNN_CROSS_ENTROPY
-        FNN_LOG_LIKELIHOOD
-        FNN_N_COST
-        FNN_SGD
-        FNN_MOMENTUM
-        FNN_ADAM
-        FNN_N_OPT
+        FNN_MAX_SLOTS
+        FNN_LAYER_DENSE
+        FNN_OPT_SGD
         FNN_MON_TRAIN
         FNN_MON_EVAL
         FNN_MON_RUN
@@ -46,17 +35,44 @@ cdef extern from "fastnn.h" nogil:
         FNN_DIVERGED
         FNN_CALLBACK_ERROR
         FNN_NOMEM
+        FNN_PATH_AUTO
+
+    ctypedef struct fnn_table_row:
+        const char *name
+        int code
+        int flag
+
+    const fnn_table_row fnn_act_rows[]
+    const fnn_table_row fnn_cost_rows[]
+    const fnn_table_row fnn_opt_rows[]
+    const fnn_table_row fnn_kind_rows[]
+    const fnn_table_row fnn_status_rows[]
+    int FNN_N_ACT
+    int FNN_N_COST
+    int FNN_N_OPT
+    int FNN_N_KIND
+    int fnn_opt_slots(int opt)
+
+    ctypedef struct fnn_layer:
+        int kind
+        int act
+        int in_shape[3]
+        int out_shape[3]
+        int geom[8]
+        void *W
+        void *b
+        int n_in, n_out
+        int64_t n_w, n_b
 
     ctypedef struct fnn_net:
         int L
-        int sizes[33]
-        int act[32]
+        fnn_layer layer[FNN_MAX_LAYERS]
         int cost
         double cost_scale
-        void *W[32]
-        void *b[32]
         void *gemm
         int n_threads
+
+    int fnn_net_finish(fnn_net *net)
 
     ctypedef struct fnn_data:
         const void *X
@@ -81,15 +97,18 @@ cdef extern from "fastnn.h" nogil:
     ctypedef int (*fnn_epoch_cb)(void *ctx, fnn_epoch_stats *st) noexcept nogil
     ctypedef int (*fnn_check_cb)(void *ctx) noexcept nogil
 
+    ctypedef struct fnn_opt:
+        int code
+        double mu, beta1, beta2, rho, eps
+        int64_t t
+        void *sW[FNN_MAX_LAYERS][FNN_MAX_SLOTS]
+        void *sb[FNN_MAX_LAYERS][FNN_MAX_SLOTS]
+
     ctypedef struct fnn_train_cfg:
         int epochs
         int batch
         double eta, lmbda, l1, reg_n
-        int optimizer
-        double mu, beta1, beta2, eps
-        int64_t adam_t
-        void *s1[32][2]
-        void *s2[32][2]
+        fnn_opt opt
         double dropout
         uint64_t seed
         const int32_t *orders
@@ -118,23 +137,78 @@ cdef extern from "fastnn.h" nogil:
     int fnn_gradient_f32(const fnn_net *net, const fnn_data *data, float **gW, float **gb,
                          double *cost)
 
-# The tables the front doors map names onto.
-ACTIVATIONS = {"identity": FNN_IDENTITY, "linear": FNN_IDENTITY, "sigmoid": FNN_SIGMOID,
-               "tanh": FNN_TANH, "relu": FNN_RELU, "softmax": FNN_SOFTMAX}
-COSTS = {"quadratic": FNN_QUADRATIC, "cross_entropy": FNN_CROSS_ENTROPY,
-         "log_likelihood": FNN_LOG_LIKELIHOOD}
-OPTIMIZERS = {"sgd": FNN_SGD, "momentum": FNN_MOMENTUM, "adam": FNN_ADAM}
-MAX_LAYERS = FNN_MAX_LAYERS
 
-STATUS_OK = FNN_OK
-STATUS_STOPPED = FNN_STOPPED
-STATUS_INTERRUPTED = FNN_INTERRUPTED
-STATUS_DIVERGED = FNN_DIVERGED
-STATUS_CALLBACK_ERROR = FNN_CALLBACK_ERROR
+cdef dict _rows(const fnn_table_row *rows, str table, bint with_flag):
+    """One of the engine's tables (src_c/fnn_tables.h) as {name: code} (or {name: (code,
+    flag)}); the codes of all but the return codes run 0, 1, 2, ... in row order."""
+    cdef int i = 0
+    out = {}
+    while rows[i].name != NULL:
+        name = rows[i].name.decode("ascii")
+        if with_flag:
+            out[name] = (int(rows[i].code), int(rows[i].flag))
+        else:
+            out[name] = int(rows[i].code)
+        i += 1
+    return out
+
+
+# The tables the front doors map names onto, read from the C rows: never written twice.
+ACT_ROWS = _rows(fnn_act_rows, "activations", True)       # name: (code, output_only)
+ACTIVATIONS = {k: v[0] for k, v in ACT_ROWS.items()}
+ACTIVATIONS["linear"] = ACTIVATIONS["identity"]              # Keras' name for identity
+ACTIVATIONS["swish"] = ACTIVATIONS["silu"]                   # Keras' alias
+OUTPUT_ONLY = tuple(k for k, v in ACT_ROWS.items() if v[1])  # ("softmax",)
+_OUTPUT_ONLY_CODES = frozenset(ACT_ROWS[k][0] for k in OUTPUT_ONLY)
+COSTS = _rows(fnn_cost_rows, "costs", False)
+OPT_ROWS = _rows(fnn_opt_rows, "optimizers", True)        # name: (code, state slots)
+OPTIMIZERS = {k: v[0] for k, v in OPT_ROWS.items()}
+OPT_SLOTS = {k: v[1] for k, v in OPT_ROWS.items()}
+LAYER_KINDS = _rows(fnn_kind_rows, "layer kinds", False)
+STATUSES = _rows(fnn_status_rows, "return codes", False)
+MAX_LAYERS = FNN_MAX_LAYERS
+MAX_SLOTS = FNN_MAX_SLOTS
+
+for _t in (ACT_ROWS, COSTS, OPT_ROWS, LAYER_KINDS):
+    for _i, _v in enumerate(_t.values()):
+        if (_v[0] if isinstance(_v, tuple) else _v) != _i:
+            raise ImportError("fastnn: the engine's tables are out of order (codes must run "
+                              "0, 1, 2, ... in src_c/fnn_tables.h)")
+
+STATUS_OK = STATUSES["ok"]
+STATUS_STOPPED = STATUSES["stopped"]
+STATUS_INTERRUPTED = STATUSES["interrupted"]
+STATUS_DIVERGED = STATUSES["diverged"]
+STATUS_CALLBACK_ERROR = STATUSES["callback_error"]
 # how a training call shared each mini-batch among its threads: one thread; rows (samples,
 # then neurons) split with barriers between phases; or the first layer's inputs split
-# (see fastnn_engine_impl.h)
+# (src_c/path_rows.h, src_c/path_ksplit.h)
 PATHS = ("serial", "rows", "ksplit")
+
+
+def c_code(str table, str name):
+    """The code C itself gives ``name`` in ``table`` (activations, costs, optimizers, kinds,
+    statuses): looked up in the compiled rows, for the test that every copy agrees."""
+    cdef const fnn_table_row *rows
+    if table == "activations":
+        rows = fnn_act_rows
+    elif table == "costs":
+        rows = fnn_cost_rows
+    elif table == "optimizers":
+        rows = fnn_opt_rows
+    elif table == "kinds":
+        rows = fnn_kind_rows
+    elif table == "statuses":
+        rows = fnn_status_rows
+    else:
+        raise ValueError(f"table: expected activations, costs, optimizers, kinds or statuses, "
+                         f"got {table!r}")
+    cdef int i = 0
+    while rows[i].name != NULL:
+        if rows[i].name.decode("ascii") == name:
+            return rows[i].code
+        i += 1
+    raise KeyError(name)
 
 
 def openmp_enabled():
@@ -181,13 +255,16 @@ cdef inline void* _ptr(cnp.ndarray a):
 
 cdef int _fill_net(fnn_net *net, list W, list b, acts, int cost, double cost_scale,
                    int n_threads, object dtype) except -1:
-    cdef int L = len(W), l
+    """A network of dense layers (the only kind so far) from weight matrices (n_out, n_in)."""
+    cdef int L = len(W), l, bad
+    cdef fnn_layer *ly
     if L < 1 or L > FNN_MAX_LAYERS:
         raise ValueError(f"weights: expected 1 to {FNN_MAX_LAYERS} layers, got {L}")
     if len(b) != L or len(acts) != L:
         raise ValueError(f"biases/activations: expected {L} layers, got {len(b)} and {len(acts)}")
     if cost < 0 or cost >= FNN_N_COST:
         raise ValueError(f"cost: unknown cost code {cost}")
+    memset_bytes(<char *>net, sizeof(fnn_net))
     net.L = L
     net.cost = cost
     net.cost_scale = cost_scale
@@ -197,21 +274,26 @@ cdef int _fill_net(fnn_net *net, list W, list b, acts, int cost, double cost_sca
         _check_array(b[l], f"biases[{l}]", dtype, -1, True)
         if W[l].shape[0] < 1 or W[l].shape[1] < 1:
             raise ValueError(f"weights[{l}]: expected a non-empty matrix, got shape {W[l].shape}")
-        if l == 0:
-            net.sizes[0] = W[l].shape[1]
-        elif W[l].shape[1] != net.sizes[l]:
-            raise ValueError(f"weights[{l}]: expected {net.sizes[l]} columns (the previous "
+        if l > 0 and W[l].shape[1] != W[l - 1].shape[0]:
+            raise ValueError(f"weights[{l}]: expected {W[l - 1].shape[0]} columns (the previous "
                              f"layer's size), got shape {W[l].shape}")
-        net.sizes[l + 1] = W[l].shape[0]
         if b[l].size != W[l].shape[0]:
             raise ValueError(f"biases[{l}]: expected {W[l].shape[0]} entries, got shape "
                              f"{b[l].shape}")
         a = int(acts[l])
-        if a < 0 or a >= FNN_N_ACT or (a == FNN_SOFTMAX and l != L - 1):
+        if a < 0 or a >= FNN_N_ACT or (a in _OUTPUT_ONLY_CODES and l != L - 1):
             raise ValueError(f"activations[{l}]: invalid activation code {a}")
-        net.act[l] = a
-        net.W[l] = _ptr(W[l])
-        net.b[l] = _ptr(b[l])
+        ly = &net.layer[l]
+        ly.kind = FNN_LAYER_DENSE
+        ly.act = a
+        ly.in_shape[0] = W[l].shape[1]
+        ly.out_shape[0] = W[l].shape[0]
+        ly.in_shape[1] = ly.in_shape[2] = ly.out_shape[1] = ly.out_shape[2] = 1
+        ly.W = _ptr(W[l])
+        ly.b = _ptr(b[l])
+    bad = fnn_net_finish(net)
+    if bad != 0:
+        raise ValueError(f"layers: layer {bad - 1} does not chain with the one before it")
     if dtype == np.float64:
         net.gemm = <void *>dgemm
     else:
@@ -219,14 +301,21 @@ cdef int _fill_net(fnn_net *net, list W, list b, acts, int cost, double cost_sca
     return 0
 
 
+cdef void memset_bytes(char *p, size_t n) noexcept:
+    cdef size_t i
+    for i in range(n):
+        p[i] = 0
+
+
 cdef int _fill_data(fnn_data *d, object X, object Y, const fnn_net *net, object dtype,
                     str name) except -1:
     _check_array(X, f"{name} X", dtype, 2, False)
     _check_array(Y, f"{name} Y", dtype, 2, False)
-    if X.shape[1] != net.sizes[0]:
-        raise ValueError(f"{name} X: expected {net.sizes[0]} columns, got shape {X.shape}")
-    if Y.shape[1] != net.sizes[net.L]:
-        raise ValueError(f"{name} Y: expected {net.sizes[net.L]} columns, got shape {Y.shape}")
+    if X.shape[1] != net.layer[0].n_in:
+        raise ValueError(f"{name} X: expected {net.layer[0].n_in} columns, got shape {X.shape}")
+    if Y.shape[1] != net.layer[net.L - 1].n_out:
+        raise ValueError(f"{name} Y: expected {net.layer[net.L - 1].n_out} columns, got shape "
+                         f"{Y.shape}")
     if X.shape[0] != Y.shape[0]:
         raise ValueError(f"{name}: X has {X.shape[0]} rows but Y has {Y.shape[0]}")
     d.X = _ptr(X)
@@ -282,40 +371,36 @@ cdef int _train_dispatch(floating *tag, fnn_net *net, fnn_train_cfg *cfg) noexce
         return fnn_train_f32(net, cfg)
 
 
-def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs,
-          int batch, double eta, double lmbda=0.0, double l1=0.0, reg_n=None,
-          int optimizer=0, double mu=0.0, double beta1=0.9, double beta2=0.999,
-          double eps=1e-7, int64_t adam_t=0, state1=None, state2=None,
-          double dropout=0.0, uint64_t seed=0, orders=None, eval_X=None, eval_Y=None,
-          bint monitor_train=False, bint run_stats=False, on_epoch=None, int n_threads=1,
-          int check_every=0, path=None, progress=None):
-    """Train in place for `epochs` epochs; one call, no GIL while the engine runs.
+def train(list W, list b, X, Y, config, int n_threads=1, int check_every=0):
+    """Train W, b in place as ``config`` (a fastnn._core.TrainConfig) says; one call for the
+    whole run, no GIL while the engine runs.
 
-    W, b: the parameters, trained in place.  orders: int32 (epochs, n) example order of each
-    epoch, or None for 0..n-1.  state1/state2: per layer (W-shaped, b-shaped) optimizer
-    state (velocity, or Adam's m and v).  on_epoch(stats) is called with the GIL after every
-    epoch; it may return {"stop": True} or {"eta": new_eta}.
-    run_stats: also add up the cost and hits of the training mini-batches as they run
-    (run_cost, run_correct; run_n is 0 without it).
+    The config's fields the engine reads: acts, cost, cost_scale (the tables' names), epochs,
+    batch, eta, lmbda, l1, reg_n, optimizer (a name), momentum, beta1, beta2, rho, eps, step
+    (the optimizer's step count so far), state (state[q][l] = (W-shaped, b-shaped) arrays of
+    the optimizer's slot q for layer l: OPT_SLOTS[optimizer] slots), dropout, seed, orders
+    (int32 (epochs, n) example order of each epoch, or None for 0..n-1), eval_data ((X, Y) or
+    None), monitor_train, run_stats (also add up the cost and hits of the training
+    mini-batches as they run), on_epoch (called with the GIL after every epoch with a dict of
+    statistics; may return {"stop": True} or {"eta": new_eta}), path (None picks how to run
+    the mini-batches; one of PATHS asks for that one where it applies), progress (None, or an
+    int64 array of 2 that the engine keeps up to date while it runs: [0] the epoch running,
+    [1] the mini-batches done in it).
 
-    path: None picks how to run the mini-batches; one of PATHS asks for that one where it
-    applies (tests compare the paths).
-
-    progress: None, or an int64 array of 2 that the engine keeps up to date while it runs:
-    [0] the epoch running, [1] the mini-batches done in it (read it from another thread).
-
-    Returns a dict: status, epochs_done, diverged_epoch, adam_t, eta, and path: how the
+    Returns a dict: status, epochs_done, diverged_epoch, step, eta, and path: how the
     mini-batches were run (PATHS).
     """
     cdef fnn_net net
     cdef fnn_train_cfg cfg
-    cdef int status, l
+    cdef int status, l, q, n_slots, epochs, batch
     cdef _Ctx ctx = _Ctx()
     dtype = _dtype_of(W)
-    _fill_net(&net, W, b, acts, cost, cost_scale, n_threads, dtype)
-    memset_cfg(&cfg)
+    acts = [ACTIVATIONS[a] for a in config.acts]
+    _fill_net(&net, W, b, acts, COSTS[config.cost], float(config.cost_scale), n_threads, dtype)
+    memset_bytes(<char *>&cfg, sizeof(fnn_train_cfg))
+    path = config.path
     if path is None:
-        cfg.path = -1
+        cfg.path = FNN_PATH_AUTO
     elif path in PATHS:
         cfg.path = PATHS.index(path)
     else:
@@ -323,46 +408,55 @@ def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs
     _fill_data(&cfg.train, X, Y, &net, dtype, "training data")
     if cfg.train.n < 1:
         raise ValueError("training data: expected at least one example, got 0")
+    epochs = config.epochs
+    batch = config.batch
     if epochs < 0:
         raise ValueError(f"epochs: expected a non-negative int, got {epochs}")
     if batch < 1:
         raise ValueError(f"mini_batch_size: expected a positive int, got {batch}")
-    if optimizer < 0 or optimizer >= FNN_N_OPT:
-        raise ValueError(f"optimizer: unknown optimizer code {optimizer}")
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got "
+                         f"{config.optimizer!r}")
+    dropout = float(config.dropout)
     if not (0.0 <= dropout < 1.0):
         raise ValueError(f"dropout: expected a value in [0, 1), got {dropout}")
     cfg.epochs = epochs
     cfg.batch = batch
-    cfg.eta = eta
-    cfg.lmbda = lmbda
-    cfg.l1 = l1
-    cfg.reg_n = float(reg_n) if reg_n is not None else float(cfg.train.n)
-    cfg.optimizer = optimizer
-    cfg.mu = mu
-    cfg.beta1 = beta1
-    cfg.beta2 = beta2
-    cfg.eps = eps
-    cfg.adam_t = adam_t
+    cfg.eta = config.eta
+    cfg.lmbda = config.lmbda
+    cfg.l1 = config.l1
+    cfg.reg_n = float(config.reg_n) if config.reg_n is not None else float(cfg.train.n)
+    cfg.opt.code = OPTIMIZERS[config.optimizer]
+    cfg.opt.mu = config.momentum
+    cfg.opt.beta1 = config.beta1
+    cfg.opt.beta2 = config.beta2
+    cfg.opt.rho = config.rho
+    cfg.opt.eps = config.eps
+    cfg.opt.t = config.step
     cfg.dropout = dropout
-    cfg.seed = seed
-    if optimizer != FNN_SGD:
-        if state1 is None or len(state1) != net.L:
-            raise ValueError("state1: expected one (W, b) pair of optimizer state per layer")
-        if optimizer == FNN_ADAM and (state2 is None or len(state2) != net.L):
-            raise ValueError("state2: expected one (W, b) pair of Adam state per layer")
-        for l in range(net.L):
-            for k, like in ((0, W[l]), (1, b[l])):
-                s = state1[l][k]
-                _check_array(s, f"state1[{l}][{k}]", dtype, -1, True)
-                if s.size != like.size:
-                    raise ValueError(f"state1[{l}][{k}]: expected {like.size} entries, got {s.size}")
-                cfg.s1[l][k] = _ptr(s)
-                if optimizer == FNN_ADAM:
-                    s = state2[l][k]
-                    _check_array(s, f"state2[{l}][{k}]", dtype, -1, True)
+    cfg.seed = config.seed
+    n_slots = fnn_opt_slots(cfg.opt.code)
+    state = config.state
+    if n_slots:
+        if state is None or len(state) < n_slots:
+            raise ValueError(f"state: expected {n_slots} slot(s) of optimizer state for "
+                             f"{config.optimizer!r}, got {0 if state is None else len(state)}")
+        for q in range(n_slots):
+            if len(state[q]) != net.L:
+                raise ValueError(f"state[{q}]: expected one (W, b) pair per layer ({net.L}), "
+                                 f"got {len(state[q])}")
+            for l in range(net.L):
+                for k, like in ((0, W[l]), (1, b[l])):
+                    s = state[q][l][k]
+                    _check_array(s, f"state[{q}][{l}][{k}]", dtype, -1, True)
                     if s.size != like.size:
-                        raise ValueError(f"state2[{l}][{k}]: expected {like.size} entries, got {s.size}")
-                    cfg.s2[l][k] = _ptr(s)
+                        raise ValueError(f"state[{q}][{l}][{k}]: expected {like.size} entries, "
+                                         f"got {s.size}")
+                    if k == 0:
+                        cfg.opt.sW[l][q] = _ptr(s)
+                    else:
+                        cfg.opt.sb[l][q] = _ptr(s)
+    orders = config.orders
     if orders is not None:
         _check_array(orders, "orders", np.dtype(np.int32), 2, False)
         if orders.shape[0] < epochs or orders.shape[1] != cfg.train.n:
@@ -370,19 +464,21 @@ def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs
         if orders.size and (orders.min() < 0 or orders.max() >= cfg.train.n):
             raise ValueError("orders: indices out of range")
         cfg.orders = <const int32_t *>_ptr(orders)
-    if eval_X is not None:
+    if config.eval_data is not None:
+        eval_X, eval_Y = config.eval_data
         _fill_data(&cfg.eval, eval_X, eval_Y, &net, dtype, "evaluation data")
         cfg.monitor |= FNN_MON_EVAL
-    if monitor_train:
+    if config.monitor_train:
         cfg.monitor |= FNN_MON_TRAIN
-    if run_stats:
+    if config.run_stats:
         cfg.monitor |= FNN_MON_RUN
-    ctx.on_epoch = on_epoch
-    if on_epoch is not None:
+    ctx.on_epoch = config.on_epoch
+    if config.on_epoch is not None:
         cfg.on_epoch = _epoch_cb
     cfg.check = _check_cb
     cfg.ctx = <void *>ctx
     cfg.check_every = check_every
+    progress = config.progress
     if progress is not None:
         _check_array(progress, "progress", np.dtype(np.int64), 1, True)
         if progress.shape[0] < 2:
@@ -402,15 +498,8 @@ def train(list W, list b, acts, int cost, double cost_scale, X, Y, *, int epochs
         ctx.error = None
         raise err
     return {"status": status, "epochs_done": cfg.epochs_done,
-            "diverged_epoch": cfg.diverged_epoch, "adam_t": cfg.adam_t, "eta": cfg.eta,
+            "diverged_epoch": cfg.diverged_epoch, "step": cfg.opt.t, "eta": cfg.eta,
             "path": PATHS[cfg.path]}
-
-
-cdef void memset_cfg(fnn_train_cfg *cfg) noexcept:
-    cdef char *p = <char *>cfg
-    cdef size_t i
-    for i in range(sizeof(fnn_train_cfg)):
-        p[i] = 0
 
 
 def predict(list W, list b, acts, X, int n_threads=1):
@@ -421,10 +510,10 @@ def predict(list W, list b, acts, X, int n_threads=1):
     dtype = _dtype_of(W)
     _fill_net(&net, W, b, acts, 0, 1.0, n_threads, dtype)
     _check_array(X, "X", dtype, 2, False)
-    if X.shape[1] != net.sizes[0]:
-        raise ValueError(f"X: expected {net.sizes[0]} columns, got shape {X.shape}")
+    if X.shape[1] != net.layer[0].n_in:
+        raise ValueError(f"X: expected {net.layer[0].n_in} columns, got shape {X.shape}")
     n = X.shape[0]
-    out = np.empty((n, net.sizes[net.L]), dtype=dtype)
+    out = np.empty((n, net.layer[net.L - 1].n_out), dtype=dtype)
     if n == 0:
         return out
     cdef void *px = _ptr(X)

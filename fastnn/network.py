@@ -86,10 +86,10 @@ class Network(_core.EngineNetwork):
 
             try:
                 if epochs > 0:
-                    _core.train(W, b, self._acts(), self._cost, X, Y, epochs=epochs,
-                                batch=mini_batch_size, eta=eta, orders=orders, eval_data=evald,
-                                on_epoch=on_epoch, n_threads=self.n_threads,
-                                device=self.device)
+                    _core.train(W, b, X, Y, _core.TrainConfig(
+                        acts=self._acts(), cost=self._cost, epochs=epochs,
+                        batch=mini_batch_size, eta=eta, orders=orders, eval_data=evald,
+                        on_epoch=on_epoch, n_threads=self.n_threads, device=self.device))
             finally:
                 if caller_list is not None and epochs > 0:
                     caller_list[:] = [caller_list[i] for i in orders[epochs - 1]]
@@ -103,8 +103,8 @@ class Network(_core.EngineNetwork):
             if n == 0:
                 raise ValueError("mini_batch: expected at least one example, got 0")
             W, b = self._params()
-            _core.train(W, b, self._acts(), self._cost, X, Y, epochs=1, batch=n, eta=eta,
-                        n_threads=1)
+            _core.train(W, b, X, Y, _core.TrainConfig(acts=self._acts(), cost=self._cost,
+                                                      epochs=1, batch=n, eta=eta, n_threads=1))
 
     def evaluate(self, test_data):
         """Return the number of test inputs for which the network's output neuron with the

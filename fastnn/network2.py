@@ -201,10 +201,8 @@ class Network(_core.EngineNetwork):
             orders = _core.nielsen_orders(n, epochs, random)
             seed = int(np.random.randint(0, 2 ** 62)) if dropout > 0 else 0
             W, b = self._params()
-            optimizer, state1 = "sgd", None
-            if momentum > 0:
-                optimizer = "momentum"
-                state1 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
+            optimizer = "momentum" if momentum > 0 else "sgd"
+            state = _core.new_state(optimizer, W, b)
             evaluation_cost, evaluation_accuracy = [], []
             training_cost, training_accuracy = [], []
             track = {"best": -1, "since": 0, "eta": eta, "eta0": eta}
@@ -256,14 +254,13 @@ class Network(_core.EngineNetwork):
 
             try:
                 if epochs > 0:
-                    _core.train(W, b, self._acts(), self.cost.engine_name, X, Y, epochs=epochs,
-                                batch=mini_batch_size, eta=eta, lmbda=lmbda, l1=l1, reg_n=n,
-                                optimizer=optimizer, momentum=momentum, state1=state1,
-                                dropout=dropout, seed=seed, orders=orders,
-                                eval_data=evald if monitor_eval else None,
-                                monitor_train=monitor_training_cost or monitor_training_accuracy,
-                                on_epoch=on_epoch, n_threads=self.n_threads,
-                                device=self.device)
+                    _core.train(W, b, X, Y, _core.TrainConfig(
+                        acts=self._acts(), cost=self.cost.engine_name, epochs=epochs,
+                        batch=mini_batch_size, eta=eta, lmbda=lmbda, l1=l1, reg_n=n,
+                        optimizer=optimizer, momentum=momentum, state=state, dropout=dropout,
+                        seed=seed, orders=orders, eval_data=evald if monitor_eval else None,
+                        monitor_train=monitor_training_cost or monitor_training_accuracy,
+                        on_epoch=on_epoch, n_threads=self.n_threads, device=self.device))
             finally:
                 if caller_list is not None and epochs > 0:
                     caller_list[:] = [caller_list[i] for i in orders[epochs - 1]]
@@ -280,8 +277,9 @@ class Network(_core.EngineNetwork):
             if m == 0:
                 raise ValueError("mini_batch: expected at least one example, got 0")
             W, b = self._params()
-            _core.train(W, b, self._acts(), self.cost.engine_name, X, Y, epochs=1, batch=m,
-                        eta=eta, lmbda=lmbda, reg_n=n, n_threads=1)
+            _core.train(W, b, X, Y, _core.TrainConfig(
+                acts=self._acts(), cost=self.cost.engine_name, epochs=1, batch=m, eta=eta,
+                lmbda=lmbda, reg_n=n, n_threads=1))
 
     def accuracy(self, data, convert=False):
         """Return how many inputs in ``data`` the network classifies correctly.

@@ -24,6 +24,7 @@ held feature-major, ``(n_features, m)``: each column is one example, as in the b
 """
 
 import numpy as np
+from scipy.special import erf as _erf
 
 __all__ = [
     "ACTIVATIONS", "DERIVATIVES", "COSTS", "COST_DELTAS", "OPTIMIZERS",
@@ -128,12 +129,97 @@ def softmax(z):
     return e
 
 
+def gelu(z):
+    """Return the exact GELU ``z Phi(z)``, ``Phi`` the standard normal CDF (Keras 3's default,
+    ``approximate=False``)."""
+    z = _as_float_array(z)
+    return 0.5 * z * (1.0 + _erf(z / np.sqrt(2.0)))
+
+
+def gelu_prime(z):
+    """Return ``Phi(z) + z phi(z)``."""
+    z = _as_float_array(z)
+    return 0.5 * (1.0 + _erf(z / np.sqrt(2.0))) + z * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+
+
+def silu(z):
+    """Return ``z sigmoid(z)`` (Keras' silu and swish)."""
+    return _as_float_array(z) * sigmoid(z)
+
+
+def silu_prime(z):
+    """Return ``s + z s (1 - s)``, ``s = sigmoid(z)``."""
+    z = _as_float_array(z)
+    s = sigmoid(z)
+    return s + z * s * (1.0 - s)
+
+
+def elu(z):
+    """Return ``z`` where ``z > 0``, else ``exp(z) - 1`` (alpha 1)."""
+    z = _as_float_array(z)
+    return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
+
+
+def elu_prime(z):
+    """Return 1 where ``z > 0``, else ``exp(z)``."""
+    z = _as_float_array(z)
+    return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0))).astype(z.dtype)
+
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(z):
+    """Return ``scale * (z if z > 0 else alpha (exp(z) - 1))`` (Klambauer et al.)."""
+    z = _as_float_array(z)
+    return SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0)))
+
+
+def selu_prime(z):
+    """Return ``scale`` where ``z > 0``, else ``scale alpha exp(z)``."""
+    z = _as_float_array(z)
+    return (SELU_SCALE * np.where(z > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(z, 0)))).astype(
+        z.dtype)
+
+
+LEAKY_SLOPE = 0.2        # Keras 3's leaky_relu negative_slope
+
+
+def leaky_relu(z):
+    """Return ``z`` where ``z > 0``, else ``0.2 z``."""
+    z = _as_float_array(z)
+    return np.where(z > 0, z, LEAKY_SLOPE * z)
+
+
+def leaky_relu_prime(z):
+    """Return 1 where ``z > 0``, else 0.2."""
+    z = _as_float_array(z)
+    return np.where(z > 0, 1.0, LEAKY_SLOPE).astype(z.dtype)
+
+
+def softplus(z):
+    """Return ``ln(1 + exp(z))``, as ``logaddexp(0, z)`` so it never overflows."""
+    return np.logaddexp(0.0, _as_float_array(z))
+
+
+def softplus_prime(z):
+    """Return ``sigmoid(z)``."""
+    return sigmoid(z)
+
+
 ACTIVATIONS = {
     "identity": identity,
     "sigmoid": sigmoid,
     "tanh": tanh,
     "relu": relu,
     "softmax": softmax,
+    "gelu": gelu,
+    "silu": silu,
+    "elu": elu,
+    "selu": selu,
+    "leaky_relu": leaky_relu,
+    "softplus": softplus,
 }
 
 # softmax has no elementwise derivative; it is only used on the output layer, where the costs
@@ -143,6 +229,12 @@ DERIVATIVES = {
     "sigmoid": sigmoid_prime,
     "tanh": tanh_prime,
     "relu": relu_prime,
+    "gelu": gelu_prime,
+    "silu": silu_prime,
+    "elu": elu_prime,
+    "selu": selu_prime,
+    "leaky_relu": leaky_relu_prime,
+    "softplus": softplus_prime,
 }
 
 
@@ -217,7 +309,7 @@ COST_DELTAS = {
     "log_likelihood": log_likelihood_delta,
 }
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
+OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop", "adagrad")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,6 +495,7 @@ class MatrixNetwork:
         self.velocity_w = self.velocity_b = None
         self.adam_m_w = self.adam_m_b = self.adam_v_w = self.adam_v_b = None
         self.adam_t = 0
+        self.extra_state = {}
 
     def _data(self, X, Y=None):
         """Return ``X`` (and ``Y``) as 2-D arrays of ``self.dtype`` after checking shapes."""
@@ -523,7 +616,7 @@ class MatrixNetwork:
 
     def train_epoch(self, X, Y, order, mini_batch_size, eta, lmbda=0.0, l1=0.0, n=None,
                     optimizer="sgd", momentum=0.0, beta1=0.9, beta2=0.999, eps=1e-7,
-                    dropout=0.0, mask_fn=None):
+                    dropout=0.0, mask_fn=None, rho=0.9, initial_accumulator=0.1):
         """Run one epoch over the mini-batches that are consecutive slices of ``order``.
 
         ``n`` (default ``len(X)``) scales the regularization terms. ``optimizer`` is one of
@@ -555,8 +648,12 @@ class MatrixNetwork:
                 self._sgd_step(g_b, g_w, eta)
             elif optimizer == "momentum":
                 self._momentum_step(g_b, g_w, eta, momentum)
-            else:
+            elif optimizer == "adam":
                 self._adam_step(g_b, g_w, eta, beta1, beta2, eps)
+            elif optimizer == "rmsprop":
+                self._rmsprop_step(g_b, g_w, eta, rho, momentum, eps)
+            else:
+                self._adagrad_step(g_b, g_w, eta, initial_accumulator, eps)
 
     def _sgd_step(self, g_b, g_w, eta):
         # p -= eta g
@@ -594,6 +691,38 @@ class MatrixNetwork:
             m += c1 * (g - m)
             v += c2 * (g * g - v)
             p -= alpha * m / (np.sqrt(v) + eps)
+
+    def _slots(self, name, k, fill=0.0):
+        # k lists of per-parameter arrays (biases first, then weights), kept on the object
+        st = self.extra_state.get(name)
+        if st is None:
+            st = [[np.full_like(p, fill) for p in self.biases + self.weights] for _ in range(k)]
+            self.extra_state[name] = st
+        return st
+
+    def _rmsprop_step(self, g_b, g_w, lr, rho, mu, eps):
+        # v = rho v + (1-rho) g^2; u = lr g / sqrt(v + eps); p -= u
+        # (momentum mu > 0: m = mu m + u; p -= m)          (Keras 3)
+        ms, mom = self._slots("rmsprop", 2)
+        s = self._scalar
+        lr, rho, mu, eps = s(lr), s(rho), s(mu), s(eps)
+        for p, v, m, g in zip(self.biases + self.weights, ms, mom, g_b + g_w):
+            v[...] = rho * v + (1 - rho) * g * g
+            u = lr * g / np.sqrt(v + eps)
+            if mu > 0:
+                m[...] = mu * m + u
+                p -= m
+            else:
+                p -= u
+
+    def _adagrad_step(self, g_b, g_w, lr, initial, eps):
+        # a += g^2; p -= lr g / sqrt(a + eps), a starting at `initial`      (Keras 3)
+        (acc,) = self._slots("adagrad", 1, initial)
+        s = self._scalar
+        lr, eps = s(lr), s(eps)
+        for p, a, g in zip(self.biases + self.weights, acc, g_b + g_w):
+            a += g * g
+            p -= lr * g / np.sqrt(a + eps)
 
     # -- evaluation -----------------------------------------------------------------------
 

@@ -147,11 +147,6 @@ class _FastNNBase(BaseEstimator):
         rs = check_random_state(self.random_state)
         W, b = init_params(sizes, self.initializer, rs, dtype)
         orders = _core.nielsen_orders(n, p["epochs"], shuffle_rng(self.random_state, rs))
-        state1 = state2 = None
-        if self.optimizer in ("momentum", "adam"):
-            state1 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
-        if self.optimizer == "adam":
-            state2 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
         history = {"epoch": [], "eval_cost": [], "eval_correct": [], "eval_accuracy": []}
 
         def on_epoch(st):
@@ -162,11 +157,11 @@ class _FastNNBase(BaseEstimator):
                 history["eval_accuracy"].append(int(st["eval_correct"]) / n_eval)
 
         flat_b = [x.reshape(-1) for x in b]
-        res = _core.train(W, flat_b, p["acts"], self.cost, X, Y, epochs=p["epochs"],
-                          batch=p["batch"], eta=p["eta"], lmbda=p["lmbda"], reg_n=n,
-                          optimizer=self.optimizer, momentum=p["momentum"], state1=state1,
-                          state2=state2, orders=orders, eval_data=eval_XY, on_epoch=on_epoch,
-                          n_threads=self.n_threads)
+        res = _core.train(W, flat_b, X, Y, _core.TrainConfig(
+            acts=p["acts"], cost=self.cost, epochs=p["epochs"], batch=p["batch"], eta=p["eta"],
+            lmbda=p["lmbda"], reg_n=n, optimizer=self.optimizer, momentum=p["momentum"],
+            state=_core.new_state(self.optimizer, W, flat_b), orders=orders, eval_data=eval_XY,
+            on_epoch=on_epoch, n_threads=self.n_threads))
         self.weights_, self.biases_ = W, b
         self.n_layers_ = len(sizes)
         self.n_outputs_ = sizes[-1]
@@ -194,7 +189,8 @@ class FastNNClassifier(ClassifierMixin, _FastNNBase):
     ----------
     hidden_layer_sizes : tuple of int, default (30,)
         Neurons of each hidden layer; ``()`` gives no hidden layer.
-    activation : {'sigmoid', 'tanh', 'relu', 'identity'}, default 'sigmoid'
+    activation : a hidden activation of the engine's table ('sigmoid', 'tanh', 'relu',
+        'identity', 'gelu', 'silu', 'elu', 'selu', 'leaky_relu', 'softplus'), default 'sigmoid'
         Activation of the hidden layers.
     cost : {'cross_entropy', 'log_likelihood', 'quadratic'}, default 'cross_entropy'
         'cross_entropy' and 'quadratic' have a sigmoid output layer, 'log_likelihood' a

@@ -1,17 +1,18 @@
-/* fastnn.h: the one header of the C engine.
+/* fastnn.h: the one public header of the C engine.
  *
  * The engine trains a feedforward network for a whole SGD/fit call without the GIL: every
  * epoch's mini-batches (forward, backward, update) and the per-epoch evaluation.  The front
  * doors (network, network2, Sequential, the estimators) differ only in the tables they pass:
- * activation codes, cost code, optimizer code.
+ * layer kinds, activation codes, cost code, optimizer code (fnn_tables.h).
  *
- * The kernels are written once in fastnn_engine_impl.h and instantiated twice below, with
- * REAL = double (suffix _f64) and REAL = float (suffix _f32); the Cython layer dispatches on
- * its fused `floating` type.
+ * A network is a sequence of layers (fnn_layer): each has a kind, an activation, an input and
+ * an output shape, and its parameters.  Dense: W is (n_out, n_in) row-major (Nielsen's (y, x)),
+ * b is (n_out,).  Data X is (n, n_in) row-major and targets Y (n, n_out).  Inside a mini-batch
+ * the activations are example-major, (m, n_l): row i is example i.
  *
- * Layout: W[l] is (n_out, n_in) row-major (Nielsen's (y, x)), b[l] is (n_out,).  Data X is
- * (n, n_in) row-major and targets Y (n, n_out).  Inside a mini-batch of m examples the
- * activations are kept feature-major, (n_l, m), so each thread owns whole rows.
+ * The kernels are written once, for a type REAL, in the files engine.h includes, and
+ * instantiated twice below: REAL = double (names end in _f64) and REAL = float (_f32); the
+ * Cython layer dispatches on its fused `floating` type.  DESIGN.md maps the files.
  */
 #ifndef FASTNN_H
 #define FASTNN_H
@@ -33,6 +34,8 @@
 #include <omp.h>
 #endif
 
+#include "fnn_tables.h"
+
 #define FNN_MAX_LAYERS 32
 
 /* Tuning, in multiply-adds of one GEMM: below FNN_BLAS_MIN the plain C kernel is used (a BLAS
@@ -47,12 +50,12 @@
 #ifndef FNN_PREFETCH_BATCHES
 #define FNN_PREFETCH_BATCHES 2
 #endif
-/* The small-batch kernels (fastnn_engine_impl.h) take the dense layers whose calls have at
+/* The small-batch kernels (kernels_rows.h, kernels_t.h) take the dense layers whose calls have at
  * most FNN_SMALL_M examples; larger calls go to BLAS.  The evaluation chunks (FNN_EVAL_BATCH
  * examples shared by the threads) are above it: BLAS runs them 1.5-2x faster than the
  * small-batch kernels, which re-read the examples for every pair of neurons.  Their first
  * layer, up to FNN_EVALT_MAXN neurons, goes to the transposed kernels instead
- * (fastnn_engine_impl.h, forward_eval), faster than both. */
+ * (evaluate.h, forward_eval), faster than both. */
 #ifndef FNN_SMALL_M
 #define FNN_SMALL_M 64
 #endif
@@ -88,21 +91,10 @@
 #define FNN_EVAL_BATCH 256
 #endif
 
-/* activation table */
-enum { FNN_IDENTITY = 0, FNN_SIGMOID = 1, FNN_TANH = 2, FNN_RELU = 3, FNN_SOFTMAX = 4, FNN_N_ACT };
-/* cost table */
-enum { FNN_QUADRATIC = 0, FNN_CROSS_ENTROPY = 1, FNN_LOG_LIKELIHOOD = 2, FNN_N_COST };
-/* optimizer table */
-enum { FNN_SGD = 0, FNN_MOMENTUM = 1, FNN_ADAM = 2, FNN_N_OPT };
 /* what to evaluate at the end of each epoch */
 /* (FNN_MON_RUN: the running cost and hits of the training mini-batches, before each update;
  * only the Keras front door reports them, and the cost's logarithms are not free) */
 enum { FNN_MON_TRAIN = 1, FNN_MON_EVAL = 2, FNN_MON_RUN = 4 };
-/* return codes of fnn_train_* */
-enum {
-    FNN_OK = 0, FNN_STOPPED = 1, FNN_INTERRUPTED = 2, FNN_DIVERGED = 3,
-    FNN_CALLBACK_ERROR = 4, FNN_NOMEM = -1
-};
 
 /* the Fortran BLAS gemm, as scipy.linalg.cython_blas exposes it */
 typedef void (*fnn_dgemm_t)(char *, char *, int *, int *, int *, double *, double *, int *,
@@ -110,14 +102,25 @@ typedef void (*fnn_dgemm_t)(char *, char *, int *, int *, int *, double *, doubl
 typedef void (*fnn_sgemm_t)(char *, char *, int *, int *, int *, float *, float *, int *,
                             float *, int *, float *, float *, int *);
 
+/* One layer.  The shapes are (channels, height, width); a dense layer's are (n, 1, 1).  The
+ * Cython layer fills kind, act, the shapes, geom, W and b; fnn_net_finish derives the rest. */
 typedef struct {
-    int L;                          /* number of weight layers */
-    int sizes[FNN_MAX_LAYERS + 1];  /* neurons per layer, input first */
-    int act[FNN_MAX_LAYERS];        /* activation code of each layer's output */
-    int cost;                       /* cost code */
+    int kind;                       /* FNN_LAYER_* */
+    int act;                        /* FNN_ACT_* applied to the layer's output */
+    int in_shape[3], out_shape[3];
+    int geom[8];                    /* the kind's own integers (dense: none) */
+    void *W, *b;                    /* parameters: dense W (n_out, n_in), b (n_out,) */
+    int n_in, n_out;                /* derived: the products of the shapes */
+    int64_t n_w, n_b;               /* derived: the parameters' sizes */
+} fnn_layer;
+
+typedef struct {
+    int L;                          /* number of layers */
+    fnn_layer layer[FNN_MAX_LAYERS];
+    int sizes[FNN_MAX_LAYERS + 1];  /* derived: flat activation sizes, input first:
+                                     * sizes[l] = layer[l].n_in, sizes[L] = layer[L-1].n_out */
+    int cost;                       /* FNN_COST_* */
     double cost_scale;              /* multiplies cost and output delta */
-    void *W[FNN_MAX_LAYERS];        /* (sizes[l+1], sizes[l]) */
-    void *b[FNN_MAX_LAYERS];        /* (sizes[l+1],) */
     void *gemm;                     /* fnn_dgemm_t or fnn_sgemm_t, or NULL: C kernels only */
     int n_threads;
 } fnn_net;
@@ -142,14 +145,24 @@ typedef struct {
 typedef int (*fnn_epoch_cb)(void *ctx, fnn_epoch_stats *st);  /* 0: go on; else error */
 typedef int (*fnn_check_cb)(void *ctx);                       /* nonzero: interrupted */
 
+/* The optimizer: its code, hyperparameters and state.  State slot k of layer l is an array
+ * shaped like that layer's W (sW) or b (sb); fnn_opt_slots(code) slots are used
+ * (optimizers.h has the rules). */
+typedef struct {
+    int code;                       /* FNN_OPT_* */
+    double mu;                      /* momentum: SGD's, and RMSprop's when > 0 */
+    double beta1, beta2;            /* Adam */
+    double rho;                     /* RMSprop */
+    double eps;                     /* Adam, RMSprop, Adagrad */
+    int64_t t;                      /* in/out: the steps taken (Adam's bias correction) */
+    void *sW[FNN_MAX_LAYERS][FNN_MAX_SLOTS];
+    void *sb[FNN_MAX_LAYERS][FNN_MAX_SLOTS];
+} fnn_opt;
+
 typedef struct {
     int epochs, batch;
     double eta, lmbda, l1, reg_n;   /* reg_n: the n in lmbda/n */
-    int optimizer;
-    double mu, beta1, beta2, eps;
-    int64_t adam_t;                 /* in/out: Adam's step counter */
-    void *s1[FNN_MAX_LAYERS][2];    /* velocity or Adam m, for W[l] ([0]) and b[l] ([1]) */
-    void *s2[FNN_MAX_LAYERS][2];    /* Adam v */
+    fnn_opt opt;
     double dropout;
     uint64_t seed;
     const int32_t *orders;          /* (epochs, n) example order per epoch, or NULL */
@@ -168,157 +181,34 @@ typedef struct {
                                      * it goes, for a progress bar read from another thread */
 } fnn_train_cfg;
 
-/* how fnn_train runs each mini-batch: on one thread, split by examples and neurons among
- * the threads, or with W[0] transposed and split by inputs (fastnn_engine_impl.h, "K-split",
- * on one thread or more) */
+/* how fnn_train runs each mini-batch: on one thread (path_rows.h), split by examples and
+ * neurons among the threads (path_rows.h), or with W[0] transposed and split by inputs
+ * (path_ksplit.h, on one thread or more) */
 enum { FNN_PATH_AUTO = -1, FNN_PATH_SERIAL = 0, FNN_PATH_ROWS = 1, FNN_PATH_KSPLIT = 2 };
 
-static inline int fnn_openmp_enabled(void) {
-#ifdef FASTNN_HAVE_OPENMP
-    return 1;
-#else
+#include "runtime.h"
+
+/* Derive the sizes of every layer and check that the layers chain; 0 when they do, else the
+ * index + 1 of the first layer that does not (the Cython layer has checked each one). */
+static inline int fnn_net_finish(fnn_net *net) {
+    if (net->L < 1 || net->L > FNN_MAX_LAYERS) return -1;
+    for (int l = 0; l < net->L; l++) {
+        fnn_layer *ly = &net->layer[l];
+        ly->n_in = ly->in_shape[0] * ly->in_shape[1] * ly->in_shape[2];
+        ly->n_out = ly->out_shape[0] * ly->out_shape[1] * ly->out_shape[2];
+        switch (ly->kind) {
+        case FNN_LAYER_DENSE:
+            ly->n_w = (int64_t)ly->n_out * ly->n_in;
+            ly->n_b = ly->n_out;
+            break;
+        default:
+            return l + 1;
+        }
+        if (l > 0 && ly->n_in != net->layer[l - 1].n_out) return l + 1;
+        net->sizes[l] = ly->n_in;
+        net->sizes[l + 1] = ly->n_out;
+    }
     return 0;
-#endif
-}
-
-static inline int fnn_omp_max_threads(void) {
-#ifdef FASTNN_HAVE_OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static inline int fnn_thread_num(void) {
-#ifdef FASTNN_HAVE_OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static inline int fnn_num_threads(void) {
-#ifdef FASTNN_HAVE_OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
-
-static inline void fnn_barrier(void) {
-#ifdef FASTNN_HAVE_OPENMP
-#pragma omp barrier
-#endif
-}
-
-/* A barrier for one team that meets once per mini-batch (the K-split path): a counter and a
- * generation, each on its own cache line.  On this path's 2-core machine it costs about 100
- * cycles where `omp barrier` costs about 800.  A thread spins FNN_SPIN_PAUSES pauses, then
- * yields its core at each check, so a team that shares its cores with other work still
- * moves.  Each thread keeps its own copy of the generation (`my_gen`), starting at 0. */
-#ifndef FNN_SPIN_PAUSES
-#define FNN_SPIN_PAUSES 4000
-#endif
-typedef struct {
-    int count;
-    char pad0[124];
-    int gen;
-    char pad1[124];
-} fnn_spin_barrier;
-
-#if defined(FASTNN_HAVE_OPENMP) && defined(__GNUC__) && !defined(_WIN32)
-#include <sched.h>
-#define FNN_HAVE_SPIN_BARRIER 1
-static inline void fnn_cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-#endif
-
-static inline void fnn_spin_wait(fnn_spin_barrier *b, int T, int *my_gen) {
-#ifdef FNN_HAVE_SPIN_BARRIER
-    const int g = *my_gen;
-    *my_gen = g + 1;
-    if (T <= 1) return;
-    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == T) {
-        /* the last to arrive: reset the count for the next meeting, then release the others
-         * (the release store orders the reset before it) */
-        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&b->gen, g + 1, __ATOMIC_RELEASE);
-        return;
-    }
-    for (long spins = 0; __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE) == g; spins++) {
-        if (spins < FNN_SPIN_PAUSES) fnn_cpu_relax();
-        else sched_yield();
-    }
-#else
-    (void)b; (void)T; (void)my_gen;
-    fnn_barrier();
-#endif
-}
-
-/* Buffers start on a 128-byte boundary (a pair of cache lines, the unit the L2 prefetcher
- * fetches) and are padded to one, so buffers that different threads write never share a
- * line.  Freed with fnn_free. */
-#define FNN_ALIGN 128
-static inline void *fnn_malloc(size_t bytes) {
-    bytes = (bytes + FNN_ALIGN - 1) / FNN_ALIGN * FNN_ALIGN;
-    if (bytes == 0) bytes = FNN_ALIGN;
-#if defined(_WIN32)
-    return _aligned_malloc(bytes, FNN_ALIGN);
-#else
-    void *p = NULL;
-    return posix_memalign(&p, FNN_ALIGN, bytes) == 0 ? p : NULL;
-#endif
-}
-
-static inline void *fnn_calloc(size_t n, size_t size) {
-    void *p = fnn_malloc(n * size);
-    if (p != NULL) memset(p, 0, n * size);
-    return p;
-}
-
-static inline void fnn_free(void *p) {
-#if defined(_WIN32)
-    _aligned_free(p);
-#else
-    free(p);
-#endif
-}
-
-/* splitmix64: the dropout masks are a pure function of (seed, epoch, example slot, layer,
- * neuron), so they do not depend on the thread count. */
-static inline uint64_t fnn_mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ULL;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
-
-static inline double fnn_uniform(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
-    uint64_t h = fnn_mix64(seed ^ fnn_mix64(a ^ fnn_mix64(b ^ fnn_mix64(c))));
-    return (double)(h >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* Contiguous block [lo, hi) of n items for thread t of T.  Work below `min_work` is not
- * worth a split and goes to thread 0 alone. */
-static inline void fnn_split(int64_t n, int t, int T, double work, double min_work,
-                             int64_t *lo, int64_t *hi) {
-    if (T <= 1 || work < min_work || n < T) {
-        *lo = 0;
-        *hi = (t == 0) ? n : 0;
-        return;
-    }
-    int64_t q = n / T, r = n % T;
-    *lo = t * q + (t < r ? t : r);
-    *hi = *lo + q + (t < r ? 1 : 0);
-}
-
-static inline int fnn_is_par(int64_t n, int T, double work) {
-    return T > 1 && work >= FNN_PAR_MIN && n >= T;
 }
 
 /* ---- instantiate the kernels for double and float ---- */
@@ -326,7 +216,7 @@ static inline int fnn_is_par(int64_t n, int T, double work) {
 #define FNN_IREAL int64_t
 #define FNN_SUFFIX(name) name##_f64
 #define FNN_GEMM_T fnn_dgemm_t
-#include "fastnn_engine_impl.h"
+#include "engine.h"
 #undef REAL
 #undef FNN_IREAL
 #undef FNN_SUFFIX
@@ -336,7 +226,7 @@ static inline int fnn_is_par(int64_t n, int T, double work) {
 #define FNN_IREAL int32_t
 #define FNN_SUFFIX(name) name##_f32
 #define FNN_GEMM_T fnn_sgemm_t
-#include "fastnn_engine_impl.h"
+#include "engine.h"
 #undef REAL
 #undef FNN_IREAL
 #undef FNN_SUFFIX

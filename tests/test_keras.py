@@ -501,8 +501,8 @@ def test_bad_inputs_raise():
             model.fit(**dict(dict(verbose=0), **kwargs))
     with pytest.raises(ValueError, match="verbose"):
         model.fit(X, y, verbose=3)
-    with pytest.raises(ValueError, match="expected 'adam' or 'sgd'"):
-        model.compile(optimizer="rmsprop", loss="mse")
+    with pytest.raises(ValueError, match="expected one of 'sgd', 'adam', 'rmsprop', 'adagrad'"):
+        model.compile(optimizer="nadam", loss="mse")
     with pytest.raises(ValueError, match="loss"):
         model.compile(optimizer="adam", loss="hinge")
     with pytest.raises(ValueError, match="loss"):
@@ -534,7 +534,7 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="Flatten must come before"):
         Sequential([Dense(5), Flatten()])
     with pytest.raises(ValueError, match="activation"):
-        Dense(3, activation="gelu")
+        Dense(3, activation="mish")   # not in the engine table
     with pytest.raises(ValueError, match="rate"):
         Dropout(1.0)
     with pytest.raises(TypeError, match="layer"):
@@ -651,3 +651,36 @@ def test_network2_round_trip():
                         Dense(3, activation="tanh"), Dense(2)])
     with pytest.raises(ValueError, match="one activation"):
         mixed.build().to_network2()
+
+
+@pytest.mark.parametrize("act", ["gelu", "silu", "swish", "elu", "selu", "leaky_relu",
+                                 "softplus"])
+@pytest.mark.parametrize("opt", ["rmsprop", "adagrad"])
+def test_new_activations_and_optimizers_match_the_oracle(act, opt):
+    """Dense(activation=...) with the table's newer activations and the RMSprop/Adagrad
+    optimizers: one epoch of fit equals fastnn.reference with the same batches, Keras 3 rules."""
+    from fastnn import keras, optimizers, reference
+    rng = np.random.RandomState(4)
+    X = rng.randn(40, 6)
+    y = rng.randint(0, 3, 40)
+    model = keras.Sequential([keras.Dense(5, activation=act, input_shape=(6,)),
+                              keras.Dense(3, activation="softmax")], dtype="float64")
+    opt_obj = (optimizers.RMSprop(learning_rate=0.01, rho=0.8, momentum=0.5)
+               if opt == "rmsprop" else optimizers.Adagrad(learning_rate=0.05))
+    model.compile(optimizer=opt_obj, loss="sparse_categorical_crossentropy")
+    model.build()
+    (k0, b0, k1, b1) = [w.copy() for w in model.get_weights()]
+    ref_act = "silu" if act == "swish" else act
+    ref = reference.MatrixNetwork([k0.T.copy(), k1.T.copy()], [b0.reshape(-1, 1),
+                                  b1.reshape(-1, 1)], activation=ref_act,
+                                  output_activation="softmax", cost="log_likelihood")
+    model.fit(X, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    kw = dict(rho=0.8, momentum=0.5) if opt == "rmsprop" else dict(initial_accumulator=0.1)
+    ref.train_epoch(X, np.eye(3)[y], np.arange(40), 8, 0.01 if opt == "rmsprop" else 0.05,
+                    optimizer=opt, eps=1e-7, **kw)
+    got = model.get_weights()
+    want = [ref.weights[0].T, ref.biases[0].ravel(), ref.weights[1].T, ref.biases[1].ravel()]
+    diff = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want))
+    print(f"{act}/{opt}: max |fit - oracle| = {diff:.3g}")
+    assert diff < 1e-12
+    assert model.optimizer.iterations == 5

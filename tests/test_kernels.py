@@ -37,16 +37,12 @@ def _engine_epoch(X, Y, W, b, order, *, n_threads, optimizer="sgd", batch=10, et
                   cost="quadratic", run_stats=False, on_epoch=None, path=None):
     W = [w.copy() for w in W]
     b = [x.copy() for x in b]
-    s1 = s2 = None
-    if optimizer in ("momentum", "adam"):
-        s1 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
-    if optimizer == "adam":
-        s2 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
-    res = _core.train(W, b, list(acts), cost, X, Y, epochs=1, batch=batch, eta=eta,
-                      lmbda=lmbda, l1=l1, reg_n=float(len(X)), optimizer=optimizer,
-                      momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-7, state1=s1, state2=s2,
-                      dropout=dropout, seed=11, orders=order[None, :], n_threads=n_threads,
-                      run_stats=run_stats, on_epoch=on_epoch, path=path)
+    res = _core.train(W, b, X, Y, _core.TrainConfig(
+        acts=list(acts), cost=cost, epochs=1, batch=batch, eta=eta, lmbda=lmbda, l1=l1,
+        reg_n=float(len(X)), optimizer=optimizer, momentum=0.9, beta1=0.9, beta2=0.999,
+        eps=1e-7, state=_core.new_state(optimizer, W, b), dropout=dropout, seed=11,
+        orders=order[None, :], n_threads=n_threads, run_stats=run_stats, on_epoch=on_epoch,
+        path=path))
     return W, b, res
 
 
@@ -220,8 +216,9 @@ def test_progress_counters_follow_the_epochs(path):
     def on_epoch(st):
         seen.append((st["epoch"], int(progress[0]), int(progress[1])))
 
-    _core.train(W, b, ["sigmoid", "sigmoid"], "quadratic", X, Y, epochs=3, batch=10, eta=0.5,
-                on_epoch=on_epoch, n_threads=2, path=path, progress=progress)
+    _core.train(W, b, X, Y, _core.TrainConfig(
+        acts=["sigmoid", "sigmoid"], cost="quadratic", epochs=3, batch=10, eta=0.5,
+        on_epoch=on_epoch, n_threads=2, path=path, progress=progress))
     # 95 examples in mini-batches of 10: 10 batches per epoch
     assert seen == [(0, 0, 10), (1, 1, 10), (2, 2, 10)]
     assert progress.tolist() == [2, 10]

@@ -60,7 +60,7 @@ def test_one_seeded_epoch_matches_oracle(cost, act, lmbda, l1, momentum, dtype):
     assert diff < tol
 
 
-ACTS = ["sigmoid", "tanh", "relu"]
+ACTS = ["sigmoid", "tanh", "relu", "gelu", "silu", "elu", "selu", "leaky_relu", "softplus"]
 COSTS = [network2.QuadraticCost, network2.CrossEntropyCost, network2.LogLikelihoodCost]
 
 
@@ -265,8 +265,9 @@ def test_engine_quadratic_cost_on_softmax_output_matches_oracle():
     Wc = [w.copy() for w in W]
     bc = [x.copy() for x in b]
     order = np.arange(40)
-    _core.train(Wc, [x.reshape(-1) for x in bc], ["tanh", "softmax"], "quadratic", X, Y,
-                epochs=1, batch=8, eta=0.5, orders=order[None, :].astype(np.int32))
+    _core.train(Wc, [x.reshape(-1) for x in bc], X, Y, _core.TrainConfig(
+        acts=["tanh", "softmax"], cost="quadratic", epochs=1, batch=8, eta=0.5,
+        orders=order[None, :].astype(np.int32)))
     oracle.train_epoch(X, Y, order, 8, 0.5)
     diff = max(np.abs(a - c).max() for a, c in zip(Wc + bc, oracle.weights + oracle.biases))
     print(f"quadratic + softmax, engine vs oracle: {diff:.3g}")

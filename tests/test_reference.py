@@ -99,20 +99,25 @@ COST_OUTPUTS = [
 # (a) finite-difference gradient checks
 # ---------------------------------------------------------------------------------------------
 
+# activations whose derivative jumps at 0 (elu's does not: alpha = 1)
+KINKED = ("relu", "leaky_relu", "selu")
+
 @pytest.mark.parametrize("cost,out,scale", COST_OUTPUTS)
-@pytest.mark.parametrize("act", ["identity", "sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("act", ["identity", "sigmoid", "tanh", "relu", "gelu", "silu", "elu",
+                                 "selu", "leaky_relu", "softplus"])
 def test_backprop_matches_finite_differences(act, cost, out, scale):
     rng = np.random.default_rng(12)
     weights, biases = make_params(rng)
     X, Y, _ = make_data(rng, 7, cost=cost)
     net = MatrixNetwork(weights, biases, act, out, cost, cost_scale=scale)
-    if act == "relu":  # the kink must be far from every z the differences visit
+    if act in KINKED:  # the kink must be far from every z the differences visit
         assert min(np.abs(z).min() for z in hidden_zs(net, X)) > 1e-3
     check_gradients(net, X, Y, label=f"{act}/{out}/{cost}")
 
 
 @pytest.mark.parametrize("cost,out,scale", [COST_OUTPUTS[0], COST_OUTPUTS[4], COST_OUTPUTS[5]])
-@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu", "gelu", "silu", "elu", "selu",
+                                 "leaky_relu", "softplus"])
 def test_backprop_with_dropout_mask_matches_finite_differences(act, cost, out, scale):
     rng = np.random.default_rng(3)
     weights, biases = make_params(rng)
@@ -120,7 +125,7 @@ def test_backprop_with_dropout_mask_matches_finite_differences(act, cost, out, s
     net = MatrixNetwork(weights, biases, act, out, cost, cost_scale=scale)
     masks = [(rng.uniform(size=(6, h)) > 0.4).astype(float) for h in SIZES[1:-1]]
     assert 0 < sum(m.sum() for m in masks) < sum(m.size for m in masks)
-    if act == "relu":
+    if act in KINKED:
         assert min(np.abs(z).min() for z in hidden_zs(net, X)) > 1e-3
     check_gradients(net, X, Y, masks, dropout=0.4, label=f"dropout {act}/{out}/{cost}")
     # the mask really acts: a dropped unit's incoming weights get no gradient from that example

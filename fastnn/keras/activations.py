@@ -1,22 +1,22 @@
 """Keras' activations: the one table that names them, and numpy versions to call.
 
-``ACTIVATIONS`` maps each Keras name to the engine's (``fastnn._engine.ACTIVATIONS``).  A name
-the engine gains is one line here; ``Dense(activation=...)``, the ``Activation`` layer and
-the saved files all read this table.  ``Dense`` takes a name, None (linear) or one of the
-functions below (``activation=keras.activations.relu``, as older lessons write it).
+``ACTIVATIONS`` maps each Keras name to the engine's, built from the engine's own table
+(``fastnn._engine.ACTIVATIONS``, whose ``identity`` is Keras' ``linear``): a row the engine
+gains is a name here with nothing to edit.  ``Dense(activation=...)``, the ``Activation`` layer
+and the saved files all read this table.  ``Dense`` takes a name, None (linear) or one of the
+functions below (``activation=keras.activations.relu``, as older lessons write it).  The
+numpy functions of the newer rows are the project's oracle's (``fastnn.reference``).
 """
 import numpy as np
 
-__all__ = ["ACTIVATIONS", "linear", "relu", "sigmoid", "tanh", "softmax", "get", "serialize"]
+from fastnn import _core, reference as _reference
+
+__all__ = ["ACTIVATIONS", "linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "silu",
+           "swish", "elu", "selu", "leaky_relu", "softplus", "get", "serialize"]
 
 # Keras name -> engine name.  'softmax' is an output activation in the engine (last Dense).
-ACTIVATIONS = {
-    "linear": "identity",
-    "relu": "relu",
-    "sigmoid": "sigmoid",
-    "tanh": "tanh",
-    "softmax": "softmax",
-}
+ACTIVATIONS = {("linear" if k == "identity" else k): ("identity" if k == "linear" else k)
+               for k in _core.ACTIVATIONS}
 ALIASES = {None: "linear", "identity": "linear"}
 
 
@@ -43,8 +43,16 @@ def softmax(x, axis=-1):
     return z / z.sum(axis=axis, keepdims=True)
 
 
+gelu = _reference.gelu            # exact (erf), Keras' default
+silu = swish = _reference.silu
+elu = _reference.elu
+selu = _reference.selu
+leaky_relu = _reference.leaky_relu  # negative_slope 0.2, Keras 3's default
+softplus = _reference.softplus
+
 _FUNCTIONS = {"linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh,
-              "softmax": softmax}
+              "softmax": softmax, "gelu": gelu, "silu": silu, "swish": swish, "elu": elu,
+              "selu": selu, "leaky_relu": leaky_relu, "softplus": softplus}
 
 
 def serialize(activation):

@@ -12,13 +12,16 @@ A ``.keras`` file is a zip of three members (checked against files Keras 3.15 wr
 - ``model.weights.h5``: one group per layer, ``layers/<snake-case class name>[_<k>]/vars``
   (``dense``, ``dense_1``, ... counted per class in layer order, the layer's own name in the
   ``vars`` group's ``name`` attribute), holding ``0`` (kernel ``(n_in, units)``) and ``1``
-  (bias); then ``optimizer/vars``: ``0`` the step count, ``1`` the learning rate, and per
-  trainable array in order (kernel 0, bias 0, kernel 1, ...) Adam's ``m`` and ``v`` side by
-  side, or SGD's momentum; and an empty ``vars`` group for the model.
+  (bias); then ``optimizer/vars``: ``0`` the step count, ``1`` the learning rate, then the
+  optimizer's state in Keras' order (``KERAS_ORDER``): per trainable array (kernel 0, bias 0,
+  kernel 1, ...) Adam's ``m`` and ``v`` side by side, SGD's momentum, Adagrad's
+  accumulator; RMSprop's velocities of every array, then (momentum > 0) its momentums; and
+  an empty ``vars`` group for the model.
 
-A ``.weights.h5`` file is ``model.weights.h5`` on its own.  Both the engine and Keras 3 use
-the same Adam and momentum updates (DESIGN.md), so the optimizer state carries over: a model
-loaded from a file either one wrote continues training where it stopped.
+A ``.weights.h5`` file is ``model.weights.h5`` on its own.  The engine and Keras 3 use the
+same optimizer updates (DESIGN.md), so the optimizer state carries over: a model loaded from a
+file either one wrote continues training where it stopped (tests/test_keras_files.py checks
+one more epoch in each against the other).
 """
 import datetime
 import io
@@ -114,6 +117,8 @@ def _optimizer_config(opt):
         cfg["nesterov"] = False
     if isinstance(opt, _optimizers.Adam):
         cfg["amsgrad"] = False
+    if isinstance(opt, _optimizers.RMSprop):
+        cfg["centered"] = False
     return {"module": "keras.optimizers", "class_name": type(opt).__name__, "config": cfg,
             "registered_name": None}
 
@@ -197,24 +202,47 @@ def _write_h5(model, fh):
         f.create_group("vars").attrs["name"] = model.name
 
 
+# Keras 3's order of an optimizer's variables after (iteration, learning_rate): "var" puts each
+# trainable array's slots side by side (Adam: m, v of kernel 0, then of bias 0, ...); "slot"
+# lists every array's first slot, then every array's second (RMSprop: velocities, momentums).
+KERAS_ORDER = {"sgd": "var", "momentum": "var", "adam": "var", "rmsprop": "slot",
+               "adagrad": "var"}
+
+
+def _keras_slots(opt):
+    """How many of the engine's state slots Keras keeps (RMSprop: the momentum buffer only
+    with momentum > 0)."""
+    k = opt._n_states()
+    if opt.engine_name == "rmsprop" and not opt.momentum > 0:
+        k = 1
+    return k
+
+
+def _slot_positions(opt, n_layers):
+    """[(slot, layer, 0 kernel | 1 bias)] in Keras' order of the optimizer's variables."""
+    k = _keras_slots(opt)
+    arrays = [(l, j) for l in range(n_layers) for j in range(2)]
+    if KERAS_ORDER[opt.engine_name] == "var":
+        return [(q, l, j) for l, j in arrays for q in range(k)]
+    return [(q, l, j) for q in range(k) for l, j in arrays]
+
+
+def _current_state(opt, W, b):
+    """The optimizer's state slots, or the state a fresh optimizer starts from."""
+    state = opt._state
+    if state is None or len(state) != opt._n_states() or \
+            not all(opt._matches(slot, W, b) for slot in state):
+        state = _core.new_state(opt.engine_name, W, b, opt._initial_fill())
+    return state
+
+
 def _optimizer_arrays(model, st):
-    """The optimizer's state in Keras' order and layout (zeros when not trained yet)."""
+    """The optimizer's state in Keras' order and layout (a fresh state when not trained)."""
     opt = model.optimizer
     W, b = model._params(st)
-    n_states = opt._n_states()
-    if n_states == 0:
-        return []
-    s1, s2 = opt._state1, opt._state2
-    if not opt._matches(s1, W, b) or (n_states == 2 and not opt._matches(s2, W, b)):
-        s1 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
-        s2 = s1 if n_states == 2 else None
-    out = []
-    for l in range(len(W)):
-        for j in range(2):      # kernel, then bias
-            for s in ((s1, s2) if n_states == 2 else (s1,)):
-                a = s[l][j]
-                out.append(a.T if j == 0 else a.reshape(-1))
-    return out
+    state = _current_state(opt, W, b)
+    return [state[q][l][j].T if j == 0 else state[q][l][j].reshape(-1)
+            for q, l, j in _slot_positions(opt, len(W))]
 
 
 def _h5_bytes(model):
@@ -329,30 +357,22 @@ def _load_h5_into(model, fh, path, optimizer=True):
 
 def _read_optimizer(model, og, path):
     opt = model.optimizer
-    st = model._structure()
-    W, b = model._params(st)
-    k = opt._n_states()
+    W, b = model._params(model._structure())
+    positions = _slot_positions(opt, len(W))
     arrays = [np.asarray(og[str(j)]) for j in range(2, len(og))]
-    if len(arrays) != k * 2 * len(W):
-        return          # another optimizer's state: start from zero, as Keras warns and does
-    states = [[], []]
-    pos = 0
-    for l in range(len(W)):
-        per = [[None, None] for _ in range(k)]
-        for j in range(2):
-            for s in range(k):
-                a = arrays[pos]
-                pos += 1
-                want = W[l].T.shape if j == 0 else (b[l].size,)
-                if a.shape != want:
-                    raise _bad(path, f"optimizer state {pos + 1} has shape {a.shape}, expected "
-                                     f"{want}")
-                per[s][j] = (np.ascontiguousarray(a.T, dtype=W[l].dtype) if j == 0 else
-                             np.ascontiguousarray(a, dtype=W[l].dtype))
-        for s in range(k):
-            states[s].append(tuple(per[s]))
-    opt.set_state(int(np.asarray(og["0"])), states[0] if k else None,
-                  states[1] if k == 2 else None)
+    if len(arrays) != len(positions):
+        return          # another optimizer's state: start afresh, as Keras warns and does
+    state = [[list(pair) for pair in slot] for slot in
+             _core.new_state(opt.engine_name, W, b, opt._initial_fill())]
+    for n, ((q, l, j), a) in enumerate(zip(positions, arrays)):
+        want = W[l].T.shape if j == 0 else (b[l].size,)
+        if a.shape != want:
+            raise _bad(path, f"optimizer variable {n + 2} has shape {a.shape}, expected {want}")
+        if not np.isfinite(a).all():
+            raise _bad(path, f"optimizer variable {n + 2} holds NaN or Inf")
+        state[q][l][j] = np.ascontiguousarray(a.T if j == 0 else a, dtype=W[l].dtype)
+    opt.set_state(int(np.asarray(og["0"])), *[[tuple(pair) for pair in slot]
+                                              for slot in state])
 
 
 def load_weights_h5(model, path):

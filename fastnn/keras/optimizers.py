@@ -4,26 +4,31 @@
   ``v = momentum v - lr g; w += v``.
 - ``Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)``, Keras 3's rule:
   ``t += 1; m += (1-b1)(g-m); v += (1-b2)(g^2-v); w -= lr sqrt(1-b2^t)/(1-b1^t) m/(sqrt(v)+eps)``.
+- ``RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7)``, Keras 3's rule:
+  ``v = rho v + (1-rho) g^2; u = lr g / sqrt(v + eps); w -= u`` (with momentum:
+  ``m = momentum m + u; w -= m``).
+- ``Adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7)``, Keras 3's
+  rule: ``a += g^2; w -= lr g / sqrt(a + eps)``, ``a`` starting at the initial value.
 
 An optimizer keeps its state (the velocity, or Adam's ``m``, ``v`` and step count
 ``iterations``) between ``fit`` calls, as Keras does, so a second ``fit`` continues the first.
 The state arrays are per Dense layer ``(W-shaped, b-shaped)`` pairs in the engine's layout.
 """
-import numpy as np
 
 from fastnn import _core
 
-__all__ = ["Optimizer", "SGD", "Adam", "get"]
+__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "Adagrad", "get"]
 
 
 class Optimizer:
-    """The shared part: learning rate, step counter and state arrays."""
+    """The shared part: learning rate, step counter and state arrays.  A subclass names its
+    engine row (``engine_name``: a key of ``_engine.OPTIMIZERS``, whose slot count says how
+    many state arrays it keeps) and its hyperparameters (``engine_kwargs``)."""
 
     def __init__(self, learning_rate):
         self.learning_rate = _core.check_float(learning_rate, "learning_rate", 0.0)
         self.iterations = 0
-        self._state1 = None
-        self._state2 = None
+        self._state = None
 
     engine_name = None
 
@@ -39,13 +44,15 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
     def reset(self):
-        """Forget the state: the next ``fit`` starts from zero moments and step 0."""
+        """Forget the state: the next ``fit`` starts from fresh moments and step 0."""
         self.iterations = 0
-        self._state1 = None
-        self._state2 = None
+        self._state = None
 
     def _n_states(self):
-        return 0
+        return _core.OPT_SLOTS[self.engine_name]
+
+    def _initial_fill(self):
+        return 0.0
 
     def _matches(self, state, W, b):
         return (state is not None and len(state) == len(W) and
@@ -53,27 +60,26 @@ class Optimizer:
                     for s, w, x in zip(state, W, b)))
 
     def engine_state(self, W, b):
-        """Return ``(state1, state2)`` for weights ``W`` and flat biases ``b``, keeping the
-        state from an earlier ``fit`` when it fits these shapes (zeros otherwise)."""
+        """Return the state slots (one list of ``(W-shaped, b-shaped)`` pairs per slot) for
+        weights ``W`` and flat biases ``b``, keeping the state from an earlier ``fit`` when it
+        fits these shapes (fresh state otherwise)."""
         k = self._n_states()
-        if k == 0:
-            return None, None
-        if not self._matches(self._state1, W, b) or (k == 2 and
-                                                     not self._matches(self._state2, W, b)):
+        if self._state is None or len(self._state) != k or \
+                not all(self._matches(slot, W, b) for slot in self._state):
             self.iterations = 0
-            self._state1 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
-            self._state2 = ([(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
-                            if k == 2 else None)
-        return self._state1, self._state2
+            self._state = _core.new_state(self.engine_name, W, b, self._initial_fill())
+        return self._state
 
     def state_arrays(self):
-        """Return the state as ``{'s1': [(W, b), ...], 's2': ...}`` (for saving)."""
-        return {"s1": self._state1, "s2": self._state2}
+        """Return the state as ``{'s1': [(W, b), ...], 's2': ...}``, one key per slot (for
+        saving)."""
+        state = self._state or []
+        return {f"s{q + 1}": slot for q, slot in enumerate(state)}
 
-    def set_state(self, iterations, state1, state2):
+    def set_state(self, iterations, *slots):
         self.iterations = _core.check_int(iterations, "iterations", 0)
-        self._state1 = state1
-        self._state2 = state2
+        slots = [s for s in slots if s is not None]
+        self._state = slots or None
 
     def engine_kwargs(self):
         raise NotImplementedError
@@ -94,9 +100,6 @@ class SGD(Optimizer):
     def engine_name(self):
         return "momentum" if self.momentum > 0 else "sgd"
 
-    def _n_states(self):
-        return 1 if self.momentum > 0 else 0
-
     def get_config(self):
         return {"learning_rate": self.learning_rate, "momentum": self.momentum}
 
@@ -116,9 +119,6 @@ class Adam(Optimizer):
         self.beta_2 = _core.check_float(beta_2, "beta_2", 0.0, 1.0, max_open=True)
         self.epsilon = _core.check_float(epsilon, "epsilon", 0.0)
 
-    def _n_states(self):
-        return 2
-
     def get_config(self):
         return {"learning_rate": self.learning_rate, "beta_1": self.beta_1,
                 "beta_2": self.beta_2, "epsilon": self.epsilon}
@@ -128,18 +128,62 @@ class Adam(Optimizer):
                 "beta2": self.beta_2, "eps": self.epsilon}
 
 
-# The optimizers the engine runs, by Keras' names: a new one is its class above and one line
-# here (and its engine row).
-OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+class RMSprop(Optimizer):
+    """RMSprop with Keras 3's defaults and update rule (plain momentum when ``momentum``)."""
+
+    engine_name = "rmsprop"
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
+                 centered=False):
+        super().__init__(learning_rate)
+        self.rho = _core.check_float(rho, "rho", 0.0, 1.0, max_open=True)
+        self.momentum = _core.check_float(momentum, "momentum", 0.0, 1.0, max_open=True)
+        self.epsilon = _core.check_float(epsilon, "epsilon", 0.0)
+        if centered:
+            raise ValueError("centered: the centered RMSprop is not supported by the engine; "
+                             "use centered=False")
+        self.centered = False
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "rho": self.rho,
+                "momentum": self.momentum, "epsilon": self.epsilon}
+
+    def engine_kwargs(self):
+        return {"optimizer": "rmsprop", "eta": self.learning_rate, "rho": self.rho,
+                "momentum": self.momentum, "eps": self.epsilon}
+
+
+class Adagrad(Optimizer):
+    """Adagrad with Keras 3's defaults and update rule."""
+
+    engine_name = "adagrad"
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7):
+        super().__init__(learning_rate)
+        self.initial_accumulator_value = _core.check_float(
+            initial_accumulator_value, "initial_accumulator_value", 0.0)
+        self.epsilon = _core.check_float(epsilon, "epsilon", 0.0)
+
+    def _initial_fill(self):
+        return self.initial_accumulator_value
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate,
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+    def engine_kwargs(self):
+        return {"optimizer": "adagrad", "eta": self.learning_rate, "eps": self.epsilon}
+
+
+# The optimizers the engine runs, by Keras' names: a new one is its class above (its engine row
+# and hyperparameters) and one line here; keras_file.py reads its state order from KERAS_SLOTS.
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad}
 OPTIMIZER_CLASSES = {c.__name__: c for c in OPTIMIZERS.values()}
 
 
-def _names():
-    return " or ".join(repr(k) for k in OPTIMIZERS)
-
-
 def get(optimizer):
-    """Return an Optimizer for a name of ``OPTIMIZERS``, an Optimizer class or an instance."""
+    """Return an Optimizer for 'adam' / 'sgd', an Optimizer class or an instance."""
     if isinstance(optimizer, Optimizer):
         return optimizer
     if isinstance(optimizer, type) and optimizer.__name__ in OPTIMIZER_CLASSES and \
@@ -149,7 +193,9 @@ def get(optimizer):
         key = optimizer.lower()
         if key in OPTIMIZERS:
             return OPTIMIZERS[key]()
-        raise ValueError(f"optimizer: expected {_names()} (the engine runs these), or a "
-                         f"keras.optimizers instance, got {optimizer!r}")
-    raise TypeError(f"optimizer: expected {_names()} or a keras.optimizers instance, got "
+        raise ValueError(f"optimizer: expected one of {', '.join(map(repr, OPTIMIZERS))} (the "
+                         f"engine runs these), or a fastnn.optimizers instance, got "
+                         f"{optimizer!r}")
+    raise TypeError(f"optimizer: expected one of {', '.join(map(repr, OPTIMIZERS))} or a "
+                    f"fastnn.optimizers instance, got "
                     f"{type(optimizer).__name__} ({optimizer!r})")

@@ -140,7 +140,7 @@ def _save_npz(model, filepath):
             W, b = model._params(st)
             state = model.optimizer.state_arrays()
             for key in ("s1", "s2"):
-                s = state[key]
+                s = state.get(key)
                 if s is not None and model.optimizer._matches(s, W, b):
                     for l, (sw, sb) in enumerate(s):
                         arrays[f"optimizer_{key}_kernel_{l}"] = sw.T

@@ -215,7 +215,7 @@ class Trainer:
         st, opt = run.st, self.optimizer
         acts, cost, scale = self._train_plan(st)
         W, b = self._params(st)
-        state1, state2 = opt.engine_state(W, b)
+        state = opt.engine_state(W, b)
         start_t = opt.iterations
 
         def on_epoch(s):
@@ -226,17 +226,15 @@ class Trainer:
 
         run.bar.start()
         try:
-            res = _core.train(
-                W, b, acts, cost, run.X, run.Y, epochs=run.n_epochs, batch=batch_size,
-                cost_scale=scale, adam_t=opt.iterations, state1=state1, state2=state2,
-                dropout=dropout, seed=seed, orders=orders, eval_data=run.evald,
-                run_stats=True, on_epoch=on_epoch, n_threads=self.n_threads,
-                device=self.device, progress=run.counter, **opt.engine_kwargs())
+            res = _core.train(W, b, run.X, run.Y, _core.TrainConfig(
+                acts=acts, cost=cost, epochs=run.n_epochs, batch=batch_size, cost_scale=scale,
+                step=opt.iterations, state=state, dropout=dropout, seed=seed, orders=orders,
+                eval_data=run.evald, run_stats=True, on_epoch=on_epoch, progress=run.counter,
+                n_threads=self.n_threads, device=self.device, **opt.engine_kwargs()))
         except BaseException:
             opt.iterations = start_t + run.done * run.steps
             raise
-        opt.iterations = (int(res["adam_t"]) if opt.engine_name == "adam"
-                          else start_t + res["epochs_done"] * run.steps)
+        opt.iterations = int(res["step"])
 
     def _fit_by_batch(self, run, orders, batch_size, dropout, seed):
         """The slower path for batch-level callbacks: one engine call per mini-batch, on
@@ -259,14 +257,13 @@ class Trainer:
                 np.take(X, idx, axis=0, out=xb)
                 yb = np.ascontiguousarray(Y[idx])
                 stats = {}
-                state1, state2 = opt.engine_state(W, b)
-                _core.train(W, b, acts, cost, xb, yb, epochs=1, batch=len(idx),
-                            cost_scale=scale, adam_t=opt.iterations, state1=state1,
-                            state2=state2, dropout=dropout,
-                            seed=int(rng.integers(0, 2 ** 62)), run_stats=True,
-                            on_epoch=stats.update, n_threads=self.n_threads,
-                            device=self.device, **opt.engine_kwargs())
-                opt.iterations += 1
+                res = _core.train(W, b, xb, yb, _core.TrainConfig(
+                    acts=acts, cost=cost, epochs=1, batch=len(idx), cost_scale=scale,
+                    step=opt.iterations, state=opt.engine_state(W, b), dropout=dropout,
+                    seed=int(rng.integers(0, 2 ** 62)), run_stats=True,
+                    on_epoch=stats.update, n_threads=self.n_threads, device=self.device,
+                    **opt.engine_kwargs()))
+                opt.iterations = int(res["step"])
                 run_cost += stats["run_cost"]
                 run_hits += stats["run_correct"]
                 seen += len(idx)

@@ -1,0 +1,162 @@
+/* layer_dense.h: the dense layer kind.  Layer l maps n_in = sizes[l] to n_out = sizes[l+1]:
+ * W (n_out, n_in), b (n_out,).
+ *   dense_forward   Z = in @ W^T + b, A = act(Z) (and dropout) on a block of examples and
+ *                   neurons: the small-batch row kernels, or BLAS
+ *   dense_backward  dIn = D @ W: the delta sent to the layer below, before its act'
+ *   dense_update    the parameter gradient D^T @ in / m fused with the optimizer step, on a
+ *                   block of rows (a thread's neurons); update_block_t is the same on a
+ *                   transposed block (the K-split path's columns of W[0])
+ *   dense_grad      the parameter gradient summed into gW, gb (fnn_gradient, for tests)
+ */
+
+/* dense_forward of layer l on rows [i0, i1) (examples) and columns [o0, o1) (neurons):
+ * Z[l] (m, n_out) = in (m, n_in) @ W[l]^T (n_in, n_out) + b, A[l] = act(Z[l]). */
+static void F(dense_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, double dropout,
+                             uint64_t seed, int epoch, int64_t slot0, int64_t i0, int64_t i1,
+                             int64_t o0, int64_t o1) {
+    const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
+    if (i1 <= i0 || o1 <= o0) return;
+    const REAL *Wl = (const REAL *)net->layer[l].W + o0 * n_in;
+    REAL *Zl = ws->Z[l] + i0 * n_out + o0;
+    if (F(small)(i1 - i0)) {
+        const REAL *ptr[FNN_SMALL_M];
+        F(dot_rows)((int)(i1 - i0), F(in_rows)(ws, l, n_in, i0, i1, 0, ptr), Wl, n_in, n_in,
+                    (int)(o1 - o0), Zl, n_out);
+    } else {
+        F(gemm)(net, 0, 1, (int)(i1 - i0), (int)(o1 - o0), n_in, 1,
+                F(layer_in)(ws, l) + i0 * n_in, n_in, Wl, n_in, 0, Zl, n_out);
+    }
+    F(act_forward)(ws->A[l], ws->Z[l], (const REAL *)net->layer[l].b, i0, i1, (int)o0, (int)o1, n_out,
+                   net->layer[l].act);
+    if (dropout > 0 && l < net->L - 1)
+        F(dropout_forward)(ws->A[l], ws->K[l], i0, i1, (int)o0, (int)o1, n_out, dropout, seed,
+                           epoch, slot0, l);
+}
+
+/* dense_backward of layer l on rows [i0, i1): D[l-1] (m, n_in) = D[l] (m, n_out) @ W (n_out,
+ * n_in), overwritten; the caller applies the lower layer's act' (layers.h). */
+static void F(dense_backward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t i0, int64_t i1) {
+    const int n_in = net->sizes[l], n_out = net->sizes[l + 1], ms = (int)(i1 - i0);
+    if (ms <= 0) return;
+    F(gemm)(net, 0, 0, ms, n_in, n_out, 1, ws->D[l] + i0 * n_out, n_out,
+            (const REAL *)net->layer[l].W, n_in, 0, ws->D[l - 1] + i0 * n_in, n_in);
+}
+
+/* dense_grad of layer l on m examples: gW (n_out, n_in) += D^T @ in, gb (n_out) += sum D */
+static void F(dense_grad)(const fnn_net *net, F(fnn_ws) *ws, int l, int m, REAL *gW, REAL *gb) {
+    const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
+    F(gemm)(net, 1, 0, n_out, n_in, m, 1, ws->D[l], n_out, F(layer_in)(ws, l), n_in, 1, gW,
+            n_in);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n_out; j++) gb[j] += ws->D[l][(int64_t)i * n_out + j];
+}
+
+/* A block of a layer's parameters for the fused update: R rows (row stride ldw) of W, its
+ * optimizer state sW[q] and gradient buffer G in the same layout; b and sb[q] the block's
+ * biases and their state (b == NULL: biases not updated here). */
+typedef struct {
+    REAL *W, *b, *G;
+    REAL *sW[FNN_MAX_SLOTS], *sb[FNN_MAX_SLOTS];
+    int64_t ldw;
+} F(fnn_block);
+
+/* the biases' step from the mean of their deltas, D[r * sr + i * si] for neuron r and
+ * example i */
+static void F(bias_update)(const fnn_train_cfg *cfg, const F(opt_k) *k, F(fnn_block) blk,
+                           const REAL *D, int64_t sr, int64_t si, int R, int m) {
+    enum { CH = 64 };
+    REAL g[CH];
+    for (int r0 = 0; r0 < R; r0 += CH) {
+        const int nr = R - r0 < CH ? R - r0 : CH;
+        for (int r = 0; r < nr; r++) {
+            double s = 0;
+            for (int i = 0; i < m; i++) s += D[(r0 + r) * sr + i * si];
+            g[r] = (REAL)(s * (1.0 / m));
+        }
+        REAL *sb[FNN_MAX_SLOTS];
+        for (int q = 0; q < FNN_MAX_SLOTS; q++) sb[q] = blk.sb[q] ? blk.sb[q] + r0 : NULL;
+        F(opt_apply)(&cfg->opt, k, blk.b + r0, sb, g, nr, 1, nr, 0, 0);
+    }
+}
+
+/* the weights' step on R rows of K entries of the block, from the mean gradient G */
+static void F(weight_step)(const fnn_train_cfg *cfg, const F(opt_k) *k, F(fnn_block) blk,
+                           const REAL *G, int64_t ldw, int R, int K) {
+    F(opt_apply)(&cfg->opt, k, blk.W, blk.sW, G, ldw, R, K, (REAL)(cfg->lmbda / cfg->reg_n),
+                 (REAL)(cfg->l1 / cfg->reg_n));
+}
+
+static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_block) blk,
+                            const REAL *D, int ldd, int m, double eta, int64_t step, int R, int K,
+                            const REAL *const *xr, const REAL *in, int lda, REAL *Dt) {
+    /* the block's delta columns, transposed to (R, m): the update is then W += Dt @ in, one
+     * row of Dt per row of W */
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < m; i++) Dt[(int64_t)r * m + i] = D[(int64_t)i * ldd + r];
+    const double inv_m = 1.0 / m;
+    const F(opt_k) k = F(opt_consts)(&cfg->opt, eta, step);
+    if (blk.b != NULL) F(bias_update)(cfg, &k, blk, Dt, m, 1, R, m);
+    if (K <= 0) return;
+    const int plain = F(plain_sgd)(cfg);
+    const double alpha = plain ? -eta * inv_m : inv_m;
+    const REAL beta = plain ? (REAL)(1 - eta * cfg->lmbda / cfg->reg_n) : (REAL)0;
+    REAL *G = plain ? blk.W : blk.G;
+    const int ldw = (int)blk.ldw;
+    if (xr != NULL) {
+        const REAL a = (REAL)alpha;
+        for (int64_t j = 0; j < (int64_t)R * m; j++) Dt[j] *= a;
+        F(axpy_rows)(m, xr, Dt, m, beta, G, ldw, K, R);
+    } else {
+        F(gemm)(net, 0, 0, R, K, m, (REAL)alpha, Dt, m, in, lda, beta, G, ldw);
+    }
+    if (!plain) F(weight_step)(cfg, &k, blk, G, ldw, R, K);
+}
+
+/* update_block for a transposed block (K rows of ldw = F(ldr_of)(R) neurons: the K-split
+ * path's columns of W[0]), the inputs as row pointers.  C: room for m * ldw. */
+static void F(update_block_t)(const fnn_train_cfg *cfg, F(fnn_block) blk, const REAL *D,
+                              int ldd, int m, double eta, int64_t step, int R, int K,
+                              const REAL *const *xr, REAL *C) {
+    const int ldr = (int)blk.ldw;
+    const double inv_m = 1.0 / m;
+    const F(opt_k) k = F(opt_consts)(&cfg->opt, eta, step);
+    const int plain = F(plain_sgd)(cfg);
+    const REAL a = (REAL)(plain ? -eta * inv_m : inv_m);
+    /* C = a D, zero in the padding: the padded neurons' weights stay zero */
+    for (int i = 0; i < m; i++) {
+        REAL *ci = C + (int64_t)i * ldr;
+        const REAL *di = D + (int64_t)i * ldd;
+        for (int r = 0; r < R; r++) ci[r] = a * di[r];
+        for (int r = R; r < ldr; r++) ci[r] = 0;
+    }
+    if (blk.b != NULL) F(bias_update)(cfg, &k, blk, D, 1, ldd, R, m);
+    if (K <= 0) return;
+    const REAL beta = plain ? (REAL)(1 - eta * cfg->lmbda / cfg->reg_n) : (REAL)0;
+    REAL *G = plain ? blk.W : blk.G;
+    F(axpyt_rows)(m, xr, C, ldr, beta, G, ldr, K);
+    if (!plain) F(weight_step)(cfg, &k, blk, G, ldr, K, ldr);
+}
+
+/* dense_update: update_block on rows [o0, o1) of dense layer l, every column, biases included; `t` picks this
+ * thread's slice of ws->Dt. */
+static void F(dense_update)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_ws) *ws, int l,
+                           int m, double eta, int64_t step, int64_t o0, int64_t o1, int t) {
+    const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
+    if (o1 <= o0) return;
+    const int64_t off = o0 * n_in;
+    F(fnn_block) blk;
+    blk.W = (REAL *)net->layer[l].W + off;
+    blk.b = (REAL *)net->layer[l].b + o0;
+    blk.G = ws->G[l] ? ws->G[l] + off : NULL;
+    blk.ldw = n_in;
+    for (int q = 0; q < FNN_MAX_SLOTS; q++) {
+        void *sw = cfg->opt.sW[l][q], *sb = cfg->opt.sb[l][q];
+        blk.sW[q] = sw ? (REAL *)sw + off : NULL;
+        blk.sb[q] = sb ? (REAL *)sb + o0 : NULL;
+    }
+    const REAL *ptr[FNN_SMALL_M];
+    const REAL *const *xr = F(small)(m) ? F(in_rows)(ws, l, n_in, 0, m, 0, ptr) : NULL;
+    F(update_block)(cfg, net, blk, ws->D[l] + o0, n_out, m, eta, step, (int)(o1 - o0), n_in, xr,
+                    xr ? NULL : F(layer_in)(ws, l), n_in, ws->Dt + (int64_t)t * ws->dt_stride);
+}
+

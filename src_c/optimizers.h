@@ -1,0 +1,112 @@
+/* optimizers.h: the optimizer table's steps (fnn_tables.h, FNN_OPTIMIZERS), written once for
+ * weights and biases alike.
+ *
+ * For a mini-batch the gradient of a weight is g = G + (lmbda/n) w + (l1/n) sign(w), G the
+ * mean over the batch of dC/dw (biases: g = G, never regularized).  Each optimizer `name` is
+ * one element-wise step F(step_name)(w, s, j, g, k): parameter w[j], its state slots s[0][j],
+ * s[1][j] ..., and the step's constants k:
+ *   sgd       w -= lr g
+ *   momentum  v = mu v - lr g; w += v                       (s[0] = v)
+ *   adam      m += (1-b1)(g-m); v += (1-b2)(g^2-v); w -= lr_t m / (sqrt(v) + eps),
+ *             lr_t = lr sqrt(1-b2^t) / (1-b1^t)              (Keras 3; s = m, v)
+ *   rmsprop   v = rho v + (1-rho) g^2; u = lr g / sqrt(v + eps);
+ *             w -= u, or with momentum mu > 0: m = mu m + u; w -= m    (Keras 3; s = v, m)
+ *   adagrad   a += g^2; w -= lr g / sqrt(a + eps)            (Keras 3; s = a, which the
+ *             front door starts at the initial accumulator value, 0.1)
+ * opt_apply runs a step over a block of parameters; the loops come from the table. */
+
+typedef struct {
+    REAL lr, lr_t, mu, c1, c2, rho, crho, eps;
+} F(opt_k);
+
+/* the constants of step number `step` (1-based) with learning rate eta */
+static inline F(opt_k) F(opt_consts)(const fnn_opt *o, double eta, int64_t step) {
+    F(opt_k) k;
+    k.lr = (REAL)eta;
+    k.lr_t = (REAL)(o->code == FNN_OPT_ADAM
+                        ? eta * sqrt(1 - pow(o->beta2, (double)step)) /
+                              (1 - pow(o->beta1, (double)step))
+                        : eta);
+    k.mu = (REAL)o->mu;
+    k.c1 = (REAL)(1 - o->beta1);
+    k.c2 = (REAL)(1 - o->beta2);
+    k.rho = (REAL)o->rho;
+    k.crho = (REAL)(1 - o->rho);
+    k.eps = (REAL)o->eps;
+    return k;
+}
+
+#define FNN_STEP(name)                                                                       \
+    FNN_INLINE void F(step_##name)(REAL *w, REAL *const *s, int64_t j, REAL g,               \
+                                   const F(opt_k) *k)
+FNN_STEP(sgd) {
+    (void)s;
+    w[j] = w[j] - k->lr * g;
+}
+FNN_STEP(momentum) {
+    const REAL v = k->mu * s[0][j] - k->lr * g;
+    s[0][j] = v;
+    w[j] = w[j] + v;
+}
+FNN_STEP(adam) {
+    s[0][j] += k->c1 * (g - s[0][j]);
+    s[1][j] += k->c2 * (g * g - s[1][j]);
+    w[j] = w[j] - k->lr_t * s[0][j] / (FNN_R_SQRT(s[1][j]) + k->eps);
+}
+FNN_STEP(rmsprop) {
+    const REAL v = k->rho * s[0][j] + k->crho * (g * g);
+    s[0][j] = v;
+    const REAL u = k->lr * g / FNN_R_SQRT(v + k->eps);
+    if (k->mu > 0) {
+        const REAL m = k->mu * s[1][j] + u;
+        s[1][j] = m;
+        w[j] = w[j] - m;
+    } else {
+        w[j] = w[j] - u;
+    }
+}
+FNN_STEP(adagrad) {
+    const REAL a = s[0][j] + g * g;
+    s[0][j] = a;
+    w[j] = w[j] - k->lr * g / FNN_R_SQRT(a + k->eps);
+}
+#undef FNN_STEP
+
+/* The step on R rows of K entries (row stride ldw) of parameters W, their state slots S[q]
+ * (the same layout) and mean gradients G; cwd = lmbda/n and cl1 = l1/n (0 for biases). */
+static void F(opt_apply)(const fnn_opt *o, const F(opt_k) *k, REAL *W, REAL *const *S,
+                         const REAL *G, int64_t ldw, int R, int K, REAL cwd, REAL cl1) {
+    const int reg = cwd != 0 || cl1 != 0, ns = fnn_opt_slots(o->code);
+    for (int r = 0; r < R; r++) {
+        const int64_t off = (int64_t)r * ldw;
+        REAL *w = W + off;
+        const REAL *gr = G + off;
+        REAL *s[FNN_MAX_SLOTS + 1] = {0};
+        for (int q = 0; q < ns; q++) s[q] = S[q] + off;
+        switch (o->code) {
+#define FNN_X(E, name, code, slots)                                                           \
+        case FNN_OPT_##E:                                                                     \
+            if (reg) {                                                                        \
+                _Pragma("omp simd")                                                           \
+                for (int j = 0; j < K; j++) {                                                 \
+                    const REAL wj = w[j];                                                     \
+                    F(step_##name)(w, s, j, gr[j] + cwd * wj + cl1 * (REAL)((wj > 0) - (wj < 0)), k); \
+                }                                                                             \
+            } else {                                                                          \
+                _Pragma("omp simd")                                                           \
+                for (int j = 0; j < K; j++) F(step_##name)(w, s, j, gr[j], k);                \
+            }                                                                                 \
+            break;
+        FNN_OPTIMIZERS(FNN_X)
+#undef FNN_X
+        default:
+            break;
+        }
+    }
+}
+
+/* Plain SGD (no L1) folds into the product: W = (1 - eta lmbda/n) W - (eta/m) (D^T in).
+ * Otherwise the product forms the mean gradient G = D^T in / m and opt_apply follows. */
+static int F(plain_sgd)(const fnn_train_cfg *cfg) {
+    return cfg->opt.code == FNN_OPT_SGD && cfg->l1 == 0;
+}

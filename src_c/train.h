@@ -1,0 +1,225 @@
+/* train.h: the training loop of a whole call (fnn_train: every epoch, every mini-batch, the
+ * per-epoch evaluation, interrupts, divergence), the path it takes for the mini-batches, and
+ * fnn_gradient (the summed gradients of a data set, for tests). */
+
+/* sum w^2 and |w| over all weights; returns 0 when any weight or bias is not finite */
+static int F(param_norms)(const fnn_net *net, double *w2, double *w1) {
+    double s2 = 0, s1 = 0, sb = 0;
+    for (int l = 0; l < net->L; l++) {
+        const REAL *W = (const REAL *)net->layer[l].W, *b = (const REAL *)net->layer[l].b;
+        const int64_t nw = net->layer[l].n_w;
+        for (int64_t j = 0; j < nw; j++) { double w = W[j]; s2 += w * w; s1 += fabs(w); }
+        for (int64_t j = 0; j < net->layer[l].n_b; j++) sb += fabs((double)b[j]);
+    }
+    *w2 = s2; *w1 = s1;
+    return isfinite(s2) && isfinite(s1) && isfinite(sb);
+}
+
+static int64_t F(param_count)(const fnn_net *net) {
+    int64_t c = 0;
+    for (int l = 0; l < net->L; l++) c += net->layer[l].n_w + net->layer[l].n_b;
+    return c;
+}
+
+static void F(snapshot)(const fnn_net *net, REAL *buf, int restore) {
+    for (int l = 0; l < net->L; l++) {
+        const size_t nw = (size_t)net->layer[l].n_w, nb = (size_t)net->layer[l].n_b;
+        if (restore) {
+            memcpy(net->layer[l].W, buf, nw * sizeof(REAL)); buf += nw;
+            memcpy(net->layer[l].b, buf, nb * sizeof(REAL)); buf += nb;
+        } else {
+            memcpy(buf, net->layer[l].W, nw * sizeof(REAL)); buf += nw;
+            memcpy(buf, net->layer[l].b, nb * sizeof(REAL)); buf += nb;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* entry points, called without the GIL                                                       */
+
+/* the progress counters a front door may read while the engine runs */
+static inline void F(publish)(const fnn_train_cfg *cfg, int epoch, int64_t done) {
+    if (cfg->progress == NULL) return;
+#if defined(__GNUC__)
+    __atomic_store_n(&cfg->progress[0], (int64_t)epoch, __ATOMIC_RELAXED);
+    __atomic_store_n(&cfg->progress[1], done, __ATOMIC_RELAXED);
+#else
+    cfg->progress[0] = epoch;
+    cfg->progress[1] = done;
+#endif
+}
+
+/* The whole training call: every epoch, every mini-batch, the per-epoch evaluation. */
+static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
+    const int T = net->n_threads > 0 ? net->n_threads : 1;
+    const int64_t n = cfg->train.n;
+    const int batch = cfg->batch;
+    int M = batch;
+    if ((cfg->monitor & (FNN_MON_TRAIN | FNN_MON_EVAL)) && M < FNN_EVAL_BATCH) M = FNN_EVAL_BATCH;
+    F(fnn_ws) ws;
+    int need_G = !F(plain_sgd)(cfg);
+    if (F(ws_alloc)(&ws, net, M, T, 1, cfg->dropout > 0, need_G) != FNN_OK) return FNN_NOMEM;
+    REAL *snap = (REAL *)fnn_malloc(sizeof(REAL) * (size_t)F(param_count)(net));
+    if (snap == NULL) { F(ws_free)(&ws); return FNN_NOMEM; }
+
+    /* threads pay off only when a mini-batch has enough work */
+    const int want = cfg->path;
+    const int par = want != FNN_PATH_SERIAL && T > 1 && batch >= T &&
+                    (double)batch * F(param_count)(net) >= FNN_PAR_MIN;
+    const int Tk = par ? T : 1;   /* the K split's threads */
+    const int ksplit = (want == FNN_PATH_AUTO || want == FNN_PATH_KSPLIT) &&
+                       F(ksplit_ok)(net, batch, Tk);
+    cfg->path = ksplit ? FNN_PATH_KSPLIT : par ? FNN_PATH_ROWS : FNN_PATH_SERIAL;
+    F(fnn_rep) *reps = NULL;
+    REAL *P = NULL;
+    fnn_spin_barrier *bar = NULL;
+    const int64_t pl = FNN_ALIGN / (int64_t)sizeof(REAL);
+    const int64_t pstride = ((int64_t)batch * F(ldr_of)(net->sizes[1]) + pl - 1) / pl * pl;
+    if (ksplit) {
+        reps = (F(fnn_rep) *)fnn_calloc((size_t)Tk, sizeof(F(fnn_rep)));
+        P = (REAL *)fnn_malloc(sizeof(REAL) * 2 * (size_t)Tk * pstride);
+        bar = (fnn_spin_barrier *)fnn_calloc(1, sizeof(fnn_spin_barrier));
+        int ok = reps != NULL && P != NULL && bar != NULL;
+        for (int t = 0; ok && t < Tk; t++) {
+            int64_t k0, k1;
+            F(ksplit_cols)(net->sizes[0], t, Tk, &k0, &k1);
+            ok = F(rep_alloc)(&reps[t], net, cfg, batch, k0, k1) == FNN_OK;
+        }
+        if (!ok) {
+            for (int t = 0; reps && t < Tk; t++) F(rep_free)(&reps[t]);
+            fnn_free(reps); fnn_free(P); fnn_free(bar); fnn_free(snap); F(ws_free)(&ws);
+            return FNN_NOMEM;
+        }
+    }
+    const int Tt = par ? T : 1;
+
+    int status = FNN_OK;
+    double eta = cfg->eta;
+    const int64_t nb = (n + batch - 1) / batch;
+    const int64_t ce = cfg->check_every > 0 ? cfg->check_every : (nb > 0 ? nb : 1);
+    cfg->epochs_done = 0;
+    cfg->diverged_epoch = -1;
+    for (int epoch = 0; epoch < cfg->epochs; epoch++) {
+        fnn_epoch_stats st;
+        memset(&st, 0, sizeof(st));
+        st.epoch = epoch;
+        F(snapshot)(net, snap, 0);
+        F(set_direct)(&ws, cfg->train.X, net->sizes[0], batch);  /* evaluate_set reset it */
+        /* The K-split copies are filled at the first chunk of an epoch and written back at
+         * its last (or when the epoch stops early): in between, between the chunks where
+         * interrupts are checked, they are the live parameters ("live"). */
+        int live = 0;
+        for (int64_t c0 = 0; c0 < nb; c0 += ce) {
+            int64_t c1 = c0 + ce < nb ? c0 + ce : nb;
+            int used = 0;
+#pragma omp parallel num_threads(Tt)
+            {
+                const int t = fnn_thread_num(), TT = fnn_num_threads();
+                if (t == 0) used = TT;
+                if (ksplit && TT == Tk) {
+                    const int64_t k0 = reps[t].k0, k1 = reps[t].k1;
+                    if (!live) F(rep_copy)(&reps[t], net, cfg, 0, 1);
+                    for (int64_t bi = c0; bi < c1; bi++) {
+                        int64_t start = bi * batch;
+                        int m = (int)(n - start < batch ? n - start : batch);
+                        F(train_batch_ksplit)(cfg, &reps[t], P, pstride, bar, epoch, start, m,
+                                              eta, cfg->opt.t + bi + 1, t, TT, k0, k1);
+                        if (t == 0) F(publish)(cfg, epoch, bi + 1);
+                    }
+                    if (c1 == nb) F(rep_copy)(&reps[t], net, cfg, 1, t == 0);
+                } else {
+                    if (live) {   /* fewer threads than asked: back to the shared copy */
+                        if (t == 0)
+                            for (int u = 0; u < Tk; u++) F(rep_copy)(&reps[u], net, cfg, 1, u == 0);
+                        fnn_barrier();
+                    }
+                    for (int64_t bi = c0; bi < c1; bi++) {
+                        int64_t start = bi * batch;
+                        int m = (int)(n - start < batch ? n - start : batch);
+                        F(train_batch)(net, cfg, &ws, epoch, start, m, eta,
+                                       cfg->opt.t + bi + 1, t, TT, TT > 1);
+                        if (t == 0) F(publish)(cfg, epoch, bi + 1);
+                    }
+                }
+            }
+            live = ksplit && used == Tk && c1 < nb;
+            if (ksplit) {
+                /* every copy saw the same examples: count thread 0's cost and hits */
+                ws.acc[0] += reps[0].ws.acc[0];
+                ws.acc[1] += reps[0].ws.acc[1];
+                for (int t = 0; t < Tk; t++) reps[t].ws.acc[0] = reps[t].ws.acc[1] = 0;
+            }
+            if (c1 < nb && cfg->check != NULL && cfg->check(cfg->ctx)) {
+                /* stopped inside the epoch: keep the last finished mini-batch's weights if
+                 * they are finite, else the weights from the start of the epoch */
+                for (int u = 0; live && u < Tk; u++) F(rep_copy)(&reps[u], net, cfg, 1, u == 0);
+                cfg->opt.t += c1;
+                if (!F(param_norms)(net, &st.sum_w2, &st.sum_w1)) {
+                    F(snapshot)(net, snap, 1);
+                    cfg->diverged_epoch = epoch;
+                }
+                status = FNN_INTERRUPTED;
+                goto done;
+            }
+        }
+        cfg->opt.t += nb;
+        st.batches = nb;
+        F(reduce_acc)(&ws, &st.run_cost, &st.run_correct);
+        st.run_n = (cfg->monitor & FNN_MON_RUN) ? n : 0;
+        if (!F(param_norms)(net, &st.sum_w2, &st.sum_w1)) {
+            F(snapshot)(net, snap, 1);
+            cfg->diverged_epoch = epoch;
+            status = FNN_DIVERGED;
+            goto done;
+        }
+        if (cfg->monitor & FNN_MON_TRAIN)
+            F(evaluate_set)(net, &ws, &cfg->train, T, &st.train_cost, &st.train_correct);
+        if (cfg->monitor & FNN_MON_EVAL)
+            F(evaluate_set)(net, &ws, &cfg->eval, T, &st.eval_cost, &st.eval_correct);
+        cfg->epochs_done = epoch + 1;
+        st.eta = eta;
+        if (cfg->on_epoch != NULL) {
+            if (cfg->on_epoch(cfg->ctx, &st) != 0) { status = FNN_CALLBACK_ERROR; goto done; }
+            if (st.stop) { status = FNN_STOPPED; goto done; }
+            eta = st.eta;
+        }
+    }
+done:
+    cfg->eta = eta;
+    for (int t = 0; reps && t < Tk; t++) F(rep_free)(&reps[t]);
+    fnn_free(reps);
+    fnn_free(P);
+    fnn_free(bar);
+    fnn_free(snap);
+    F(ws_free)(&ws);
+    return status;
+}
+
+
+/* Gradients of the cost summed over (X, Y): gW[l] (layer l's W shape) and gb[l] are
+ * overwritten; `cost` gets the cost sum (no regularization, no dropout). */
+static int F(fnn_gradient)(const fnn_net *net, const fnn_data *data, REAL **gW, REAL **gb,
+                           double *cost) {
+    const int L = net->L;
+    F(fnn_ws) ws;
+    if (F(ws_alloc)(&ws, net, FNN_EVAL_BATCH, 1, 1, 0, 0) != FNN_OK) return FNN_NOMEM;
+    for (int l = 0; l < L; l++) {
+        memset(gW[l], 0, sizeof(REAL) * (size_t)net->layer[l].n_w);
+        memset(gb[l], 0, sizeof(REAL) * (size_t)net->layer[l].n_b);
+    }
+    for (int64_t start = 0; start < data->n; start += ws.M) {
+        int m = (int)((data->n - start) < ws.M ? (data->n - start) : ws.M);
+        F(gather)(&ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, 0, m, 0, m, 0,
+                  net->sizes[0]);
+        F(forward)(net, &ws, 0.0, 0, 0, 0, 0, m);
+        F(output_phase)(net, &ws, (const REAL *)data->Y, 1, 1, 0, m, 0);
+        F(backward)(net, &ws, 0, m);
+        for (int l = 0; l < L; l++) F(layer_grad)(net, &ws, l, m, gW[l], gb[l]);
+    }
+    double c;
+    int64_t h;
+    F(reduce_acc)(&ws, &c, &h);
+    *cost = c;
+    F(ws_free)(&ws);
+    return FNN_OK;
+}

@@ -1,0 +1,123 @@
+/* workspace.h: the buffers of one engine call (per layer: pre-activations Z, activations A,
+ * deltas D, dropout multipliers K, gradients G), sized by the layers' flat sizes, and the
+ * gather of a mini-batch's input rows. */
+
+
+typedef struct {
+    int M;                        /* examples the buffers hold */
+    int T;                        /* threads the accumulators are sized for */
+    REAL *x;                      /* (M, n_0) gathered inputs */
+    int64_t *idx;                 /* (M) row of each slot in X / Y */
+    const REAL **rows;            /* (M) each slot's input row: in X itself when `direct`,
+                                   * else in x */
+    int direct;                   /* gather sets row pointers only, copies nothing */
+    REAL *Z[FNN_MAX_LAYERS];      /* (M, n_l) pre-activations, bias included */
+    REAL *A[FNN_MAX_LAYERS];      /* (M, n_l) activations, after dropout */
+    REAL *D[FNN_MAX_LAYERS];      /* (M, n_l) deltas dC/dz */
+    REAL *K[FNN_MAX_LAYERS];      /* (M, n_l) dropout multipliers, hidden layers */
+    REAL *G[FNN_MAX_LAYERS];      /* (n_out, n_in) mean weight gradient */
+    REAL *Wt0;                    /* (n_0, ldr0) W[0] transposed, for forward-only passes */
+    REAL *Zt;                     /* (M, ldr0) their first-layer products */
+    int ldr0;                     /* 0 when those passes go through forward() */
+    REAL *Dt;                     /* (T, max n_l * M) per-thread transposed delta slices */
+    int64_t dt_stride;
+    double *acc;                  /* (T, 8): cost, hits; padded against false sharing */
+} F(fnn_ws);
+
+static void F(ws_free)(F(fnn_ws) *ws) {
+    fnn_free(ws->x); fnn_free(ws->idx); fnn_free(ws->acc); fnn_free(ws->Dt);
+    fnn_free((void *)ws->rows); fnn_free(ws->Wt0); fnn_free(ws->Zt);
+    for (int l = 0; l < FNN_MAX_LAYERS; l++) {
+        fnn_free(ws->Z[l]); fnn_free(ws->A[l]); fnn_free(ws->D[l]); fnn_free(ws->K[l]);
+        fnn_free(ws->G[l]);
+    }
+    memset(ws, 0, sizeof(*ws));
+}
+
+static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need_D,
+                       int need_K, int need_G) {
+    memset(ws, 0, sizeof(*ws));
+    ws->M = M; ws->T = T;
+    const int *S = net->sizes;
+    ws->x = (REAL *)fnn_malloc(sizeof(REAL) * (size_t)M * S[0]);
+    ws->idx = (int64_t *)fnn_malloc(sizeof(int64_t) * (size_t)M);
+    ws->rows = (const REAL **)fnn_malloc(sizeof(REAL *) * (size_t)M);
+    ws->acc = (double *)fnn_calloc((size_t)T * 8, sizeof(double));
+    int nmax = 1;
+    for (int l = 1; l <= net->L; l++) nmax = S[l] > nmax ? S[l] : nmax;
+    ws->dt_stride = (int64_t)nmax * M + 16;
+    ws->Dt = need_D ? (REAL *)fnn_malloc(sizeof(REAL) * (size_t)T * ws->dt_stride) : NULL;
+    int ok = ws->x && ws->idx && ws->rows && ws->acc && (ws->Dt || !need_D);
+    for (int l = 0; ok && l < net->L; l++) {
+        size_t nl = (size_t)S[l + 1] * M;
+        ws->Z[l] = (REAL *)fnn_malloc(sizeof(REAL) * nl);
+        ws->A[l] = (REAL *)fnn_malloc(sizeof(REAL) * nl);
+        ok = ws->Z[l] && ws->A[l];
+        if (ok && need_D) ok = (ws->D[l] = (REAL *)fnn_malloc(sizeof(REAL) * nl)) != NULL;
+        if (ok && need_K && l < net->L - 1)
+            ok = (ws->K[l] = (REAL *)fnn_malloc(sizeof(REAL) * nl)) != NULL;
+        if (ok && need_G)
+            ok = (ws->G[l] = (REAL *)fnn_malloc(sizeof(REAL) * (size_t)net->layer[l].n_w)) != NULL;
+    }
+    if (!ok) { F(ws_free)(ws); return FNN_NOMEM; }
+    return FNN_OK;
+}
+
+/* the input of layer l as one (M, n_l) block: for l = 0 only when the gather copied */
+static inline const REAL *F(layer_in)(const F(fnn_ws) *ws, int l) {
+    return l == 0 ? ws->x : ws->A[l - 1];
+}
+
+/* calls on at most FNN_SMALL_M examples go to the small-batch kernels */
+static inline int F(small)(int64_t m) { return m <= FNN_SMALL_M; }
+
+/* Read the rows of X in place (no gather copy) when every call on these buffers goes to the
+ * small-batch kernels (calls on at most m_max examples) and the rows start on vector
+ * boundaries. */
+static inline void F(set_direct)(F(fnn_ws) *ws, const void *X, int n_in, int64_t m_max) {
+    ws->direct = F(small)(m_max) && (uintptr_t)X % FNN_VBYTES == 0 &&
+                 ((size_t)n_in * sizeof(REAL)) % FNN_VBYTES == 0;
+}
+
+/* row pointers to the inputs of layer l for examples [i0, i1), from column k0 on: the
+ * gathered rows for l = 0, else rows of A[l-1]; written into `ptr` (room for FNN_SMALL_M)
+ * unless they are ws->rows itself */
+static inline const REAL *const *F(in_rows)(const F(fnn_ws) *ws, int l, int n_in,
+                                            int64_t i0, int64_t i1, int64_t k0,
+                                            const REAL **ptr) {
+    if (l == 0 && k0 == 0) return ws->rows + i0;
+    for (int64_t i = i0; i < i1; i++)
+        ptr[i - i0] = (l == 0 ? ws->rows[i] : ws->A[l - 1] + i * n_in) + k0;
+    return ptr;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* per-sample phases: a thread runs them on its own rows [i0, i1) and touches no other row    */
+
+/* gather: slot i holds X[row], row = order[start + i] (or start + i when `order` is NULL):
+ * rows[i] points at it in X when ws->direct, else at its copy in x.  The rows of the
+ * mini-batch FNN_PREFETCH_BATCHES ahead (below n) are prefetched, slots [p0, p1): shuffled
+ * rows are cache misses.  Only columns [k0, k1) are copied and prefetched. */
+static void F(gather)(F(fnn_ws) *ws, const REAL *X, int n_in, const int32_t *order,
+                      int64_t start, int m, int64_t n, int64_t i0, int64_t i1, int64_t p0,
+                      int64_t p1, int64_t k0, int64_t k1) {
+    for (int64_t i = i0; i < i1; i++) {
+        int64_t row = order ? (int64_t)order[start + i] : start + i;
+        ws->idx[i] = row;
+        if (ws->direct) {
+            ws->rows[i] = X + row * n_in;
+        } else {
+            memcpy(ws->x + i * n_in + k0, X + row * n_in + k0, sizeof(REAL) * (size_t)(k1 - k0));
+            ws->rows[i] = ws->x + i * n_in;
+        }
+    }
+#if defined(__GNUC__)
+    for (int64_t i = p0; i < p1; i++) {
+        int64_t s = start + FNN_PREFETCH_BATCHES * (int64_t)m + i;
+        if (s >= n) break;
+        const char *p = (const char *)(X + (order ? (int64_t)order[s] : s) * n_in + k0);
+        for (size_t off = 0; off < sizeof(REAL) * (size_t)(k1 - k0); off += FNN_PF_STEP)
+            __builtin_prefetch(p + off, 0, FNN_PF_HINT);
+    }
+#endif
+}
