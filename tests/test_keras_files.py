@@ -14,7 +14,7 @@ import fastnn.keras as keras
 h5py = pytest.importorskip("h5py")
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "keras3")
-NAMES = ("classifier", "logits", "regression", "binary")
+NAMES = ("classifier", "logits", "regression", "binary", "rmsprop", "adagrad")
 
 
 def golden(name):
@@ -51,6 +51,22 @@ def test_load_files_keras_wrote(name):
     np.testing.assert_array_equal(fresh.predict(g["x"], verbose=0), out)
     # and it trains on (the compile settings came with it)
     model.fit(g["x"], g["y"], epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("name", ["rmsprop", "adagrad"])
+def test_keras_optimizer_state_is_read_as_keras_reads_it(name):
+    """One more full-batch epoch from Keras' file, in fastnn, gives the weights Keras got
+    (tests/data/keras3/<name>.npz next_*): RMSprop's velocities-then-momentums and Adagrad's
+    accumulators are read into the right slots."""
+    g = golden(name)
+    model = keras.models.load_model(os.path.join(DATA, f"{name}.keras"))
+    before = model.get_weights()
+    model.fit(g["x"], g["y"], epochs=1, batch_size=len(g["x"]), shuffle=False, verbose=0)
+    after = model.get_weights()
+    diff = max(float(np.abs(a - g[f"next_{i}"]).max()) for i, a in enumerate(after))
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(after, before))
+    print(f"\n{name}: one more epoch, max |fastnn - Keras| = {diff:.2e} (moved {moved:.2e})")
+    assert diff < 1e-5 and moved > 1e-3
 
 
 def test_what_the_loaded_models_are():
@@ -155,3 +171,36 @@ def test_real_keras_loads_fastnn_files(tmp_path):
     assert [type(l).__name__ for l in km.layers] == ["Flatten", "Dense", "Activation", "Dense"]
     km.load_weights(tmp_path / "f.weights.h5")
     assert np.abs(np.asarray(km.predict(x, verbose=0)) - m.predict(x)).max() < 1e-5
+
+
+@pytest.mark.parametrize("opt", ["adam", "momentum", "rmsprop", "adagrad"])
+def test_real_keras_continues_training_from_fastnn_state(tmp_path, opt):
+    """The optimizer state in fastnn's .keras file means to Keras what it means to fastnn:
+    one more full-batch epoch in Keras and in fastnn from the same file give the same weights
+    (runs where Keras 3 is installed)."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    real = pytest.importorskip("keras")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((24, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 24)
+    make = {"adam": lambda: keras.optimizers.Adam(0.01),
+            "momentum": lambda: keras.optimizers.SGD(0.05, momentum=0.9),
+            "rmsprop": lambda: keras.optimizers.RMSprop(0.01, momentum=0.5),
+            "adagrad": lambda: keras.optimizers.Adagrad(0.05)}[opt]
+    np.random.seed(6)
+    m = keras.Sequential([keras.Input(shape=(5,)), keras.layers.Dense(6, activation="elu"),
+                          keras.layers.Dense(3)])
+    m.compile(optimizer=make(),
+              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    m.fit(x, y, epochs=3, batch_size=8, verbose=0)
+    m.save(tmp_path / "f.keras")
+    km = real.models.load_model(tmp_path / "f.keras")
+    km.fit(x, y, epochs=1, batch_size=24, shuffle=False, verbose=0)
+    fm = keras.models.load_model(tmp_path / "f.keras")
+    fm.fit(x, y, epochs=1, batch_size=24, shuffle=False, verbose=0)
+    diff = max(float(np.abs(np.asarray(a) - b).max())
+               for a, b in zip(km.get_weights(), fm.get_weights()))
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(m.get_weights(), fm.get_weights()))
+    print(f"\n{opt}: one more epoch, max |Keras - fastnn| = {diff:.2e} (the step moved the "
+          f"weights by up to {moved:.2e})")
+    assert diff < 1e-5 and moved > 1e-3
