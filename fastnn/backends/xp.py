@@ -43,7 +43,9 @@ import math
 
 import numpy as np
 
-from fastnn import _engine
+from fastnn._config import import_engine
+
+_engine = import_engine()
 
 # the engine's tables (src_c/fnn_tables.h through fastnn._engine): the one source of every code
 ACTIVATIONS = _engine.ACTIVATIONS       # name -> code, with the aliases linear and swish
