@@ -1,9 +1,10 @@
 # The keras.io guide "Training & evaluation with the built-in methods" (Keras 3): its
 # sections that use only the built-in methods, in order, as written -- the API overview
 # (functional model, compile/fit/evaluate/predict), the compile() shortcuts, and the callbacks
-# (EarlyStopping, checkpointing).  The changes: the imports (`import keras` and
-# `from keras import layers`), and the guide's `from keras import ops`, which these sections do
-# not use, left out.  The epochs are the guide's.
+# (EarlyStopping, checkpointing); the sections on custom losses and metrics, multi-input
+# models, tf.data and TensorBoard are left out.  The changes: the imports (`import keras` and
+# `from keras import layers`; the guide's `from keras import ops` is not used by these
+# sections).  The epochs are the guide's.
 #
 #     python examples/lessons/keras_training.py
 #
@@ -53,7 +54,7 @@ history = model.fit(
     validation_data=(x_val, y_val),
 )
 
-print(history.history)
+history.history
 
 # Evaluate the model on the test data using `evaluate`
 print("Evaluate on test data")
@@ -65,6 +66,12 @@ print("test loss, test acc:", results)
 print("Generate predictions for 3 samples")
 predictions = model.predict(x_test[:3])
 print("predictions shape:", predictions.shape)
+
+model.compile(
+    optimizer=keras.optimizers.RMSprop(learning_rate=1e-3),
+    loss=keras.losses.SparseCategoricalCrossentropy(),
+    metrics=[keras.metrics.SparseCategoricalAccuracy()],
+)
 
 model.compile(
     optimizer="rmsprop",
