@@ -21,18 +21,24 @@ from fastnn._config import get_num_threads, set_num_threads, show_config  # noqa
 __all__ = ["__version__", "show_config", "get_num_threads", "set_num_threads",
            "network", "network2", "mnist_loader", "datasets",
            "Sequential", "layers", "losses", "optimizers", "load_model", "set_device",
-           "DivergenceError"]
+           "DivergenceError", "keras", "get_logger"]
 
 _LAZY = {
     "Sequential": ("fastnn.keras", "Sequential"),
     "load_model": ("fastnn.keras", "load_model"),
-    "layers": ("fastnn.layers", None),
-    "losses": ("fastnn.losses", None),
-    "optimizers": ("fastnn.optimizers", None),
+    "layers": ("fastnn.keras.layers", None),
+    "losses": ("fastnn.keras.losses", None),
+    "optimizers": ("fastnn.keras.optimizers", None),
     "set_device": ("fastnn._device", "set_device"),
     "get_device": ("fastnn._device", "get_device"),
     "DivergenceError": ("fastnn._core", "DivergenceError"),
 }
+
+
+def get_logger():
+    """The ``fastnn`` logger (``logging.getLogger('fastnn')``), as ``tf.get_logger()``."""
+    import logging
+    return logging.getLogger("fastnn")
 
 
 def __getattr__(name):
