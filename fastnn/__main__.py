@@ -3,6 +3,7 @@
     python -m fastnn train [--dataset fashion-mnist] [--sizes 784,30,10] [--epochs 30] ...
     python -m fastnn sweep --grid hidden=28,88,128,256 --seeds 0,1,2 ...
     python -m fastnn config
+    python -m fastnn expand-mnist [--source ../data/mnist.pkl.gz] [--target ...]
 """
 import argparse
 import random
@@ -104,10 +105,11 @@ def train_main(argv):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = ("train", "sweep", "config", "bench")
+    commands = ("train", "sweep", "config", "bench", "expand-mnist")
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(__doc__.strip())
-        print("\ncommands: train, sweep, config, bench (python -m fastnn COMMAND --help)")
+        print("\ncommands: train, sweep, config, bench, expand-mnist "
+              "(python -m fastnn COMMAND --help)")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     cmd, rest = argv[0], argv[1:]
     if cmd == "train":
@@ -116,6 +118,9 @@ def main(argv=None):
         from fastnn import show_config
         show_config()
         return 0
+    if cmd == "expand-mnist":
+        from fastnn import expand_mnist
+        return expand_mnist.main(rest)
     if cmd == "sweep":
         from fastnn import sweep
         return sweep.main(rest)
