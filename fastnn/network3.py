@@ -215,8 +215,9 @@ def _check_chain(layers, mini_batch_size):
         else:
             ok = int(np.prod(have)) == int(np.prod(want))
         if not ok:
-            raise ValueError(f"layers[{i}]: {_describe(layer)} takes inputs of shape {want}, but "
-                             f"layers[{i - 1}], {_describe(prev)}, gives outputs of shape {have}")
+            raise ValueError(f"layers[{i}]: {_describe(layer)} takes inputs of shape {want}, "
+                             f"but layers[{i - 1}], {_describe(prev)}, gives outputs of shape "
+                             f"{have}")
 
 
 # ---------------------------------------------------------------------------------------------
