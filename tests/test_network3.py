@@ -387,3 +387,21 @@ def test_expand_mnist_command(tmp_path, capsys):
     assert "10 training images" in capsys.readouterr().out
     (x, y), _, _ = n3.load_data_shared(str(dst))
     assert x.shape == (10, 784) and sorted(y.tolist()) == [3] * 5 + [8] * 5
+
+
+def test_the_chapter6_example_builds_every_run():
+    """examples/network3_chapter6.py: each of the book's six networks chains, and feeds
+    forward one mini-batch of MNIST-shaped images to probabilities."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "examples", "network3_chapter6.py")
+    spec = importlib.util.spec_from_file_location("network3_chapter6", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    x = np.random.default_rng(0).random((10, 784))
+    for run in example.RUNS:
+        net, (epochs, eta, lmbda) = example.build(run)
+        out = net.feedforward(x)
+        assert out.shape == (10, 10) and np.allclose(out.sum(axis=1), 1, atol=1e-5), run
+    assert (epochs, eta, lmbda) == (40, 0.03, 0.0)
