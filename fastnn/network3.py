@@ -255,6 +255,7 @@ class Network:
             layer.b = np.array(layer.b, dtype=self.dtype)
             layer.params = [layer.w, layer.b]
         self.params = [p for layer in self.layers for p in layer.params]
+        self._guard = _core.TrainingGuard()
         self._build()
         if len(self._specs) > _core._engine.MAX_LAYERS:
             raise ValueError(f"layers: expected at most {_core._engine.MAX_LAYERS} engine layers "
@@ -389,6 +390,10 @@ class Network:
         X, Y = self._data(training_data, "training_data")
         Xv, Yv = self._data(validation_data, "validation_data")
         test = self._data(test_data, "test_data") if test_data is not None else None
+        with self._guard:     # one training call at a time: the layers' arrays are shared
+            self._train(X, Y, Xv, Yv, test, epochs, m, eta, lmbda)
+
+    def _train(self, X, Y, Xv, Yv, test, epochs, m, eta, lmbda):
         nb = len(X) // m
         threads = resolve_threads(self.n_threads)
         print(f"Running on the CPU: fastnn's compiled engine, {threads} "

@@ -405,3 +405,31 @@ def test_the_chapter6_example_builds_every_run():
         out = net.feedforward(x)
         assert out.shape == (10, 10) and np.allclose(out.sum(axis=1), 1, atol=1e-5), run
     assert (epochs, eta, lmbda) == (40, 0.03, 0.0)
+
+
+def test_mini_batch_lines_follow_the_engines_counters(capsys):
+    """The live printer against counter states the engine goes through, 600 mini-batches per
+    epoch: iteration 1000 is epoch 1's mini-batch 400.  The state between the engine's two
+    stores (the new epoch, the old count 600) must not print ahead."""
+    lines = n3._MiniBatchLines(600, 2)
+    steps = [((0, 0), "poll", [0]), ((0, 599), "poll", []), ((0, 600), "poll", []),
+             ((0, 600), 0, []),                      # end of epoch 0
+             ((0, 600), "poll", []),                 # epoch 1 has not published yet
+             ((1, 600), "poll", []),                 # epoch stored, count not yet
+             ((1, 1), "poll", []), ((1, 399), "poll", []), ((1, 400), "poll", [1000]),
+             ((1, 500), "poll", []), ((1, 600), 1, [])]
+    for (epoch, done), action, printed in steps:
+        lines.progress[:] = (epoch, done)
+        if action == "poll":
+            lines.poll()
+        else:
+            lines.end_epoch(action)
+        out = capsys.readouterr().out
+        assert out == "".join(f"Training mini-batch number {i}\n" for i in printed), (
+            epoch, done, action)
+    jump = n3._MiniBatchLines(1500, 1)               # a poll that never saw mini-batch 1000
+    jump.poll()
+    jump.progress[:] = (0, 1500)
+    jump.end_epoch(0)
+    assert capsys.readouterr().out.split("\n")[:-1] == [
+        "Training mini-batch number 0", "Training mini-batch number 1000"]
