@@ -11,6 +11,7 @@ from scipy.signal import convolve2d
 
 from fastnn import network3 as n3
 from fastnn import reference_cnn as RC
+from fastnn.expand_mnist import expand
 from fastnn.network3 import ConvPoolLayer, FullyConnectedLayer, Network, SoftmaxLayer
 
 ACT = {n3.linear: lambda z: z, n3.ReLU: lambda z: np.maximum(z, 0.0),
@@ -126,7 +127,7 @@ def labelled(rng, n, n_in, n_out=4):
 
 
 @pytest.mark.parametrize("act", [n3.ReLU, n3.sigmoid], ids=["ReLU", "sigmoid"])
-def test_two_epochs_of_sgd_match_the_oracle(act, capsys):
+def test_two_epochs_of_sgd_match_the_oracle(act):
     """No shuffling, leftover examples dropped, L2 with n = num_training_batches: two epochs
     equal the oracle's two sgd_epoch calls on the first nb * m examples."""
     np.random.seed(4)
@@ -373,7 +374,7 @@ def test_expand_mnist_moves_each_image_one_pixel_four_ways(tmp_path):
     for (a, b), (c, d) in zip((val, test), parts[1:]):
         assert np.array_equal(a, c) and np.array_equal(b, d)
     # shuffled (the default): the same images, each with its label
-    xs, ys = n3.expand_mnist.__globals__["expand"](parts[0][0], parts[0][1], seed=3)
+    xs, ys = expand(parts[0][0], parts[0][1], seed=3)
     order = [next(i for i in range(10) if np.array_equal(xs[j], x[i])) for j in range(10)]
     assert sorted(order) == list(range(10)) and order != list(range(10))
     assert ys.tolist() == [y[i] for i in order]
