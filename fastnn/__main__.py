@@ -5,6 +5,7 @@
     fastnn config
     fastnn bench report RESULTS.json
     fastnn --version
+    fastnn expand-mnist [--source ../data/mnist.pkl.gz] [--target ...]
 """
 import argparse
 import contextlib
@@ -200,13 +201,13 @@ def _sweep(rest):
 def main(argv=None):
     from fastnn._version import __version__
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = ("train", "sweep", "config", "bench")
+    commands = ("train", "sweep", "config", "bench", "expand-mnist")
     if argv and argv[0] in ("-V", "--version"):
         print(f"fastnn {__version__}")
         return 0
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
-        print("\ncommands: train, sweep, config, bench (fastnn COMMAND --help)")
+        print("\ncommands: train, sweep, config, bench, expand-mnist (fastnn COMMAND --help)")
         return 0 if argv else 2
     if argv[0] not in commands:
         print(f"fastnn: unknown command {argv[0]!r}; choose from {', '.join(commands)} "
@@ -219,6 +220,9 @@ def main(argv=None):
         from fastnn import show_config
         show_config()
         return 0
+    if cmd == "expand-mnist":
+        from fastnn import expand_mnist
+        return expand_mnist.main(rest)
     if cmd == "sweep":
         return _sweep(rest)
     from fastnn import bench
