@@ -36,6 +36,11 @@ Dropout: the keep mask of hidden unit ``j`` of example slot ``i`` is the engine'
 hash of (seed, epoch, batch start + i, layer, j) (splitmix64, as in src_c/runtime.h), computed
 inside the activation kernels on the device: nothing is stored, and the masks are the CPU
 engine's bit for bit.
+
+Layer kinds: with ``TrainConfig.layers`` / ``layers=`` naming conv2d, maxpool2d or flatten
+layers, or dropout on a layer of its own, the network is fastnn/backends/xp_layers.py's
+``LayerNet`` (im2col + GEMM, pooling by strided slices), over the same kernels and the same
+training loop.
 """
 import collections
 import importlib.resources
