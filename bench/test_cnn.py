@@ -83,6 +83,7 @@ def data(wid):
 
 
 def run_fastnn(wid, threads, X, y):
+    """(train one round, accuracy on the round's images afterwards)"""
     from fastnn import _core
     rng = np.random.default_rng(0)
     layers, W, b, acts = fastnn_net(wid, rng)
@@ -94,7 +95,10 @@ def run_fastnn(wid, threads, X, y):
         cfg = _core.TrainConfig(acts=acts, cost="log_likelihood", epochs=1, batch=32, eta=1e-3,
                                 optimizer="adam", state=_core.new_state("adam", W, b),
                                 layers=layers, n_threads=threads)
-    return lambda: _core.train(W, b, X, Y, cfg)
+    def accuracy():
+        out = _core.predict(W, b, acts, X, n_threads=threads, layers=layers)
+        return float(np.mean(out.argmax(axis=1) == y))
+    return (lambda: _core.train(W, b, X, Y, cfg)), accuracy
 
 
 def run_torch(wid, threads, X, y):
@@ -123,7 +127,11 @@ def run_torch(wid, threads, X, y):
             opt.zero_grad()
             loss(net(Xt[i:i + m]), yt[i:i + m]).backward()
             opt.step()
-    return epoch
+
+    def accuracy():
+        with torch.no_grad():
+            return float((net(Xt).argmax(dim=1) == yt).float().mean())
+    return epoch, accuracy
 
 
 def gemm_gflops():
@@ -143,11 +151,15 @@ def test_cnn(benchmark, wid, impl):
     X, y = data(wid)
     name, threads = impl.rsplit("-", 1)
     threads = int(threads[:-1])
-    fn = (run_fastnn if name.startswith("fastnn") else run_torch)(wid, threads, X, y)
+    fn, accuracy = (run_fastnn if name.startswith("fastnn") else run_torch)(wid, threads, X, y)
     rounds = 1 if QUICK else 3
     benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0 if QUICK else 1)
     sec = benchmark.stats.stats.median
+    flops, gemm = FLOP[wid] * len(X), gemm_gflops() * 1e9
     benchmark.extra_info.update({
-        "images": len(X), "s_per_10k": sec / len(X) * 1e4,
-        "gflops": FLOP[wid] * len(X) / sec / 1e9, "gemm_f32_gflops": gemm_gflops(),
-        "threads": threads})
+        "impl": impl, "quick": QUICK, "dtype": "float32", "threads": threads,
+        "images": len(X), "s_per_10k": sec / len(X) * 1e4, "gflops": flops / sec / 1e9,
+        "flops": flops, "gemm_flops_per_s": gemm, "limit_s": flops / gemm,
+        "fraction_of_limit": flops / gemm / sec,
+        # on the round's own images after its training rounds (a check that it learns)
+        "accuracy": accuracy()})
