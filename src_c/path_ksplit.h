@@ -119,9 +119,9 @@ static void F(rep_copy)(F(fnn_rep) *r, fnn_net *net, fnn_train_cfg *cfg, int out
 static int F(ksplit_ok)(const fnn_net *net, int batch, int T) {
     const int n0 = net->sizes[0], n1 = net->sizes[1];
     const int64_t ka = FNN_VBYTES / (int64_t)sizeof(REAL);
-    /* the choice does not depend on T (the results must not): at least four vectors of
+    /* the choice does not depend on T (the results must not): at least two vectors of
      * inputs per block, and the later layers under a tenth of half the first layer */
-    if (T < 1 || batch < 1 || !F(small)(batch) || n0 < 4 * ka * FNN_KSPLIT_BLOCKS) return 0;
+    if (T < 1 || batch < 1 || !F(small)(batch) || n0 < 2 * ka * FNN_KSPLIT_BLOCKS) return 0;
     for (int l = 0; l < net->L; l++)   /* every thread runs the later layers on its copy */
         if (net->layer[l].kind != FNN_LAYER_DENSE) return 0;
     double first = (double)n0 * n1, rest = 4.0 * n1;
