@@ -267,6 +267,37 @@ def quadratic_delta(z, a, y, activation, cost_scale=1.0):
     return delta
 
 
+def _through_output(g, z, a, activation, cost_scale):
+    """``g`` = dC/da back through the output activation to dC/dz (softmax: its Jacobian)."""
+    if activation == "softmax":
+        delta = a * (g - np.sum(a * g, axis=0, keepdims=True))
+    else:
+        delta = g * DERIVATIVES[activation](z)
+    return delta * cost_scale if cost_scale != 1.0 else delta
+
+
+def mean_absolute_cost(a, y, cost_scale=1.0):
+    """Return ``cost_scale * sum |a - y|``."""
+    return cost_scale * np.sum(np.abs(a - y))
+
+
+def mean_absolute_delta(z, a, y, activation, cost_scale=1.0):
+    """``cost_scale * sign(a - y)`` (sign(0) = 0) back through the output activation."""
+    return _through_output(np.sign(a - y), z, a, activation, cost_scale)
+
+
+def huber_cost(a, y, cost_scale=1.0):
+    """Return ``cost_scale * sum h(a - y)``, h(e) = e^2/2 for |e| <= 1, else |e| - 1/2 (Keras'
+    Huber loss with delta 1)."""
+    e = np.abs(a - y)
+    return cost_scale * np.sum(np.where(e <= 1.0, 0.5 * e * e, e - 0.5))
+
+
+def huber_delta(z, a, y, activation, cost_scale=1.0):
+    """``cost_scale * clip(a - y, -1, 1)`` back through the output activation."""
+    return _through_output(np.clip(a - y, -1.0, 1.0), z, a, activation, cost_scale)
+
+
 def cross_entropy_cost(a, y, cost_scale=1.0):
     """Return ``cost_scale * sum nan_to_num(-y ln a - (1-y) ln(1-a))``."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -301,12 +332,16 @@ COSTS = {
     "quadratic": quadratic_cost,
     "cross_entropy": cross_entropy_cost,
     "log_likelihood": log_likelihood_cost,
+    "mean_absolute": mean_absolute_cost,
+    "huber": huber_cost,
 }
 
 COST_DELTAS = {
     "quadratic": quadratic_delta,
     "cross_entropy": cross_entropy_delta,
     "log_likelihood": log_likelihood_delta,
+    "mean_absolute": mean_absolute_delta,
+    "huber": huber_delta,
 }
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop", "adagrad")

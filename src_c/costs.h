@@ -3,7 +3,18 @@
  *   quadratic       0.5 ||a - y||^2            delta (a - y) act'(z)  (softmax: its Jacobian)
  *   cross_entropy   sum -y ln a - (1-y) ln(1-a)   delta a - y  (sigmoid output)
  *   log_likelihood  -sum y ln a                delta a - y  (softmax output; ln a from z)
- * Both are multiplied by net->cost_scale. */
+ *   mean_absolute   sum |a - y|                delta sign(a - y) act'(z)
+ *   huber           sum h(a - y), h(e) = e^2/2 for |e| <= 1, |e| - 1/2 beyond (Keras'
+ *                   delta 1)                   delta clip(a - y, -1, 1) act'(z)
+ * Both are multiplied by net->cost_scale.  The costs of a - y alone (quadratic,
+ * mean_absolute, huber) go back through the output activation (softmax: its Jacobian). */
+
+/* dC/da of the costs of a - y alone, for e = a - y */
+static inline REAL F(cost_grad)(int cost, REAL e) {
+    if (cost == FNN_COST_MEAN_ABSOLUTE) return (REAL)((e > 0) - (e < 0));
+    if (cost == FNN_COST_HUBER) return e > 1 ? (REAL)1 : e < -1 ? (REAL)-1 : e;
+    return e;
+}
 
 /* output: when want_stats the cost and hits of rows [i0, i1) into this thread's
  * accumulators, and when want_delta the output delta D[L-1] = cost_scale * dC/dz. */
@@ -26,6 +37,13 @@ static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, in
         double c = 0;
         if (cost == FNN_COST_QUADRATIC) {
             for (int j = 0; j < no; j++) { double e = (double)a[j] - y[j]; c += 0.5 * e * e; }
+        } else if (cost == FNN_COST_MEAN_ABSOLUTE) {
+            for (int j = 0; j < no; j++) c += fabs((double)a[j] - y[j]);
+        } else if (cost == FNN_COST_HUBER) {
+            for (int j = 0; j < no; j++) {
+                const double e = fabs((double)a[j] - y[j]);
+                c += e <= 1 ? 0.5 * e * e : e - 0.5;
+            }
         } else if (cost == FNN_COST_CROSS_ENTROPY) {
             for (int j = 0; j < no; j++) {
                 double aa = a[j], yy = y[j];
@@ -53,13 +71,19 @@ static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, in
         if (!want_delta) continue;
         REAL *d = ws->D[L - 1] + i * no;
         const REAL sc = (REAL)scale;
-        for (int j = 0; j < no; j++) d[j] = sc * (a[j] - y[j]);
-        if (cost == FNN_COST_QUADRATIC && act == FNN_ACT_SOFTMAX) {
+        const int through = cost == FNN_COST_QUADRATIC || cost == FNN_COST_MEAN_ABSOLUTE ||
+                            cost == FNN_COST_HUBER;
+        if (cost == FNN_COST_MEAN_ABSOLUTE || cost == FNN_COST_HUBER) {
+            for (int j = 0; j < no; j++) d[j] = sc * F(cost_grad)(cost, a[j] - y[j]);
+        } else {
+            for (int j = 0; j < no; j++) d[j] = sc * (a[j] - y[j]);
+        }
+        if (through && act == FNN_ACT_SOFTMAX) {
             /* softmax Jacobian product: d_j = a_j (g_j - sum_k a_k g_k) */
             double s = 0;
             for (int j = 0; j < no; j++) s += (double)a[j] * d[j];
             for (int j = 0; j < no; j++) d[j] = a[j] * (d[j] - (REAL)s);
-        } else if (cost == FNN_COST_QUADRATIC && act != FNN_ACT_IDENTITY) {
+        } else if (through && act != FNN_ACT_IDENTITY) {
             F(act_backward)(d, z, a, NULL, 0, 1, no, act);
         }
     }

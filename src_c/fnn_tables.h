@@ -27,10 +27,12 @@
     X(SOFTPLUS,   softplus,   10, 0)
 
 /* Costs: X(ENUM, name, code). */
-#define FNN_COSTS(X)                       \
-    X(QUADRATIC,      quadratic,      0)   \
-    X(CROSS_ENTROPY,  cross_entropy,  1)   \
-    X(LOG_LIKELIHOOD, log_likelihood, 2)
+#define FNN_COSTS(X)                         \
+    X(QUADRATIC,      quadratic,      0)     \
+    X(CROSS_ENTROPY,  cross_entropy,  1)     \
+    X(LOG_LIKELIHOOD, log_likelihood, 2)     \
+    X(MEAN_ABSOLUTE,  mean_absolute,  3)     \
+    X(HUBER,          huber,          4)
 
 /* Optimizers: X(ENUM, name, code, state slots).  Each slot is one array shaped like the
  * parameters (velocity, Adam's m and v, ...). */

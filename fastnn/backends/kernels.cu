@@ -236,6 +236,13 @@ extern "C" __global__ void fnn_output(const REAL* __restrict__ Z, int ldz,
                 double e = (double)a[j] - (double)y[j];
                 c += 0.5 * e * e;
             }
+        } else if (cost == FNN_COST_MEAN_ABSOLUTE) {
+            for (int j = 0; j < no; j++) c += fabs((double)a[j] - (double)y[j]);
+        } else if (cost == FNN_COST_HUBER) {
+            for (int j = 0; j < no; j++) {
+                double e = fabs((double)a[j] - (double)y[j]);
+                c += e <= 1 ? 0.5 * e * e : e - 0.5;
+            }
         } else if (cost == FNN_COST_CROSS_ENTROPY) {
             for (int j = 0; j < no; j++) {
                 double aa = a[j], yy = y[j];
@@ -262,8 +269,14 @@ extern "C" __global__ void fnn_output(const REAL* __restrict__ Z, int ldz,
         if (!has_d) continue;
         REAL* d = D + r * ldd;
         const REAL sc = (REAL)scale;
-        for (int j = 0; j < no; j++) d[j] = sc * (a[j] - y[j]);
-        if (cost == FNN_COST_QUADRATIC) {
+        for (int j = 0; j < no; j++) {
+            REAL e = a[j] - y[j];
+            if (cost == FNN_COST_MEAN_ABSOLUTE) e = (REAL)((e > 0) - (e < 0));
+            else if (cost == FNN_COST_HUBER) e = e > 1 ? (REAL)1 : e < -1 ? (REAL)-1 : e;
+            d[j] = sc * e;
+        }
+        if (cost == FNN_COST_QUADRATIC || cost == FNN_COST_MEAN_ABSOLUTE ||
+            cost == FNN_COST_HUBER) {
             if (act == FNN_ACT_SOFTMAX) {  // the softmax Jacobian: a * (g - sum(a g))
                 double dot = 0;
                 for (int j = 0; j < no; j++) dot += (double)a[j] * d[j];

@@ -73,6 +73,9 @@ _IDENTITY = ACTIVATIONS["identity"]
 _SOFTMAX = ACTIVATIONS["softmax"]
 _QUADRATIC = COSTS["quadratic"]
 _CROSS_ENTROPY = COSTS["cross_entropy"]
+_MEAN_ABSOLUTE = COSTS["mean_absolute"]
+_HUBER = COSTS["huber"]
+_THROUGH_ACT = (_QUADRATIC, _MEAN_ABSOLUTE, _HUBER)   # costs of a - y alone
 _ADAM = OPTIMIZERS["adam"]
 
 # rows per chunk when evaluating or predicting
@@ -412,6 +415,11 @@ class NumpyKernels:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if cost == _QUADRATIC:
                 c = 0.5 * np.sum((a64 - y64) ** 2)
+            elif cost == _MEAN_ABSOLUTE:
+                c = np.sum(np.abs(a64 - y64))
+            elif cost == _HUBER:
+                e = np.abs(a64 - y64)
+                c = np.sum(np.where(e <= 1, 0.5 * e * e, e - 0.5))
             elif cost == _CROSS_ENTROPY:
                 e = -y64 * np.log(a64) - (1 - y64) * np.log(1 - a64)
                 c = np.sum(np.nan_to_num(e, nan=0.0))
@@ -427,8 +435,13 @@ class NumpyKernels:
         acc[1] += hits
         if D is None:
             return
-        d = self.real(scale) * (a - Y)
-        if cost == _QUADRATIC:
+        e = a - Y
+        if cost == _MEAN_ABSOLUTE:
+            e = np.sign(e)
+        elif cost == _HUBER:
+            e = np.clip(e, -1, 1)
+        d = self.real(scale) * e
+        if cost in _THROUGH_ACT:
             if act == _SOFTMAX:      # the softmax Jacobian: a * (g - sum(a g)), summed in double
                 dot = (a.astype(np.float64) * d).sum(axis=1, keepdims=True)
                 d = a * (d - dot.astype(self.dtype))

@@ -11,11 +11,9 @@ Keras loss                                             engine
 ``BinaryCrossentropy()`` (sigmoid last ``Dense``)      ``cross_entropy``, ``cost_scale = 1/n_out``
 ``BinaryCrossentropy(from_logits=True)`` (linear)      the same, trained through a sigmoid output;
                                                        ``predict`` gives the logits
+``MeanAbsoluteError()``, ``'mae'``                     ``mean_absolute``, ``cost_scale = 1/n_out``
+``Huber()`` (delta 1)                                  ``huber``, ``cost_scale = 1/n_out``
 =====================================================  =============================================
-
-``MeanAbsoluteError`` (``'mae'``) and ``Huber`` need cost rows the engine does not have yet:
-naming them raises a ValueError that says so (they are metrics already, see
-``keras.metrics``).
 
 The engine's summed cost divided by the number of examples is then exactly Keras' loss (the
 mean over the examples; for ``mse`` also the mean over the outputs).  Each loss can also be
@@ -26,7 +24,7 @@ import numpy as np
 from fastnn import _core
 
 __all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy",
-           "MeanSquaredError", "BinaryCrossentropy", "get"]
+           "MeanSquaredError", "BinaryCrossentropy", "MeanAbsoluteError", "Huber", "get"]
 
 
 class Loss:
@@ -228,32 +226,72 @@ class BinaryCrossentropy(Loss):
 
 
 # Keras losses the engine cannot train yet (a cost row each in the engine's table)
-NEEDS_ENGINE = ("mean_absolute_error", "mae", "huber", "huber_loss", "log_cosh", "logcosh",
-                "mean_absolute_percentage_error", "mape", "mean_squared_logarithmic_error",
-                "msle", "hinge", "squared_hinge", "categorical_hinge", "kl_divergence",
-                "kld", "poisson", "cosine_similarity")
+NEEDS_ENGINE = ("log_cosh", "logcosh", "mean_absolute_percentage_error", "mape",
+                "mean_squared_logarithmic_error", "msle", "hinge", "squared_hinge",
+                "categorical_hinge", "kl_divergence", "kld", "poisson", "cosine_similarity")
 
 
 def _needs_engine(name):
     return ValueError(f"loss: {name!r} needs a cost the engine does not have yet (its table "
-                      f"has quadratic, cross_entropy and log_likelihood); use 'mse', "
+                      f"has {', '.join(_core.COSTS)}); use 'mse', 'mae', 'huber', "
                       f"'binary_crossentropy', 'categorical_crossentropy' or "
-                      f"'sparse_categorical_crossentropy', and report {name!r} as a metric "
-                      f"(metrics=['mae'])")
+                      f"'sparse_categorical_crossentropy'")
 
 
-class MeanAbsoluteError(Loss):
-    """Named so that ``keras.losses.MeanAbsoluteError()`` says what is missing."""
+class _Elementwise(MeanSquaredError):
+    """A mean over the outputs of a function of ``y_pred - y_true``, on the engine's cost row
+    ``cost`` (a sum over the outputs, hence ``cost_scale = 1/n_out``), through any elementwise
+    output activation; targets as for ``MeanSquaredError``."""
 
-    def __init__(self, *args, **kwargs):
-        raise _needs_engine("mean_absolute_error")
+    cost = None
+
+    def plan(self, last_activation, trailing_softmax, n_out):
+        if trailing_softmax or last_activation == "softmax":
+            raise ValueError(f"loss: {self.name} on a softmax output is not supported by the "
+                             f"engine; use a linear, sigmoid, tanh or relu last Dense")
+        return last_activation, self.cost, 1.0 / n_out
 
 
-class Huber(Loss):
-    """Named so that ``keras.losses.Huber()`` says what is missing."""
+class MeanAbsoluteError(_Elementwise):
+    """``mean(|y_pred - y_true|)`` over the outputs, then over the examples."""
 
-    def __init__(self, *args, **kwargs):
-        raise _needs_engine("huber")
+    name = "mean_absolute_error"
+    cost = "mean_absolute"
+
+    def __call__(self, y_true, y_pred):
+        """Return ``mean(|y_pred - y_true|)``."""
+        p = np.asarray(y_pred, dtype=np.float64)
+        if p.ndim == 1:
+            p = p.reshape(-1, 1)
+        Y = self.targets(y_true, p.shape[0], p.shape[1], np.float64, "y_true")
+        return float(np.mean(np.abs(p - Y))) if p.size else 0.0
+
+
+class Huber(_Elementwise):
+    """Keras' Huber loss: ``mean(h(y_pred - y_true))`` over the outputs, h(e) = e^2/2 for
+    |e| <= delta, else delta (|e| - delta/2).  The engine's row has delta 1 (Keras' default)."""
+
+    name = "huber"
+    cost = "huber"
+
+    def __init__(self, delta=1.0):
+        delta = _core.check_float(delta, "delta", 0.0)
+        if delta != 1.0:
+            raise ValueError(f"delta: the engine's Huber cost has delta 1.0 (Keras' default), "
+                             f"got {delta}")
+        self.delta = delta
+
+    def get_config(self):
+        return {"delta": self.delta}
+
+    def __call__(self, y_true, y_pred):
+        """Return ``mean(h(y_pred - y_true))`` with delta 1."""
+        p = np.asarray(y_pred, dtype=np.float64)
+        if p.ndim == 1:
+            p = p.reshape(-1, 1)
+        Y = self.targets(y_true, p.shape[0], p.shape[1], np.float64, "y_true")
+        e = np.abs(p - Y)
+        return float(np.mean(np.where(e <= 1, 0.5 * e * e, e - 0.5))) if p.size else 0.0
 
 
 LOSSES = {
@@ -262,9 +300,14 @@ LOSSES = {
     "mean_squared_error": MeanSquaredError,
     "mse": MeanSquaredError,
     "binary_crossentropy": BinaryCrossentropy,
+    "mean_absolute_error": MeanAbsoluteError,
+    "mae": MeanAbsoluteError,
+    "huber": Huber,
+    "huber_loss": Huber,
 }
 LOSS_CLASSES = {c.__name__: c for c in (SparseCategoricalCrossentropy, CategoricalCrossentropy,
-                                        MeanSquaredError, BinaryCrossentropy)}
+                                        MeanSquaredError, BinaryCrossentropy, MeanAbsoluteError,
+                                        Huber)}
 
 
 def get(loss):
