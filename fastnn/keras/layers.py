@@ -199,6 +199,15 @@ class Dense(Layer):
         if self.b.dtype != dtype or not self.b.flags.c_contiguous:
             self.b = np.ascontiguousarray(self.b, dtype=dtype)
 
+    @staticmethod
+    def _keras_kernel(w):
+        """An engine-layout ``(units, n_in)`` array (W, or optimizer state) in Keras' layout."""
+        return w.T
+
+    @staticmethod
+    def _engine_kernel(k):
+        return np.ascontiguousarray(k.T)
+
     @property
     def kernel(self):
         """The kernel ``(n_in, units)``, a view of ``W``."""
@@ -427,6 +436,15 @@ class Conv2D(Layer):
             self.W = np.ascontiguousarray(self.W, dtype=dtype)
         if self.b.dtype != dtype or not self.b.flags.c_contiguous:
             self.b = np.ascontiguousarray(self.b, dtype=dtype)
+
+    @staticmethod
+    def _keras_kernel(w):
+        """The engine's layout is Keras' ``(kh, kw, in, filters)``."""
+        return w
+
+    @staticmethod
+    def _engine_kernel(k):
+        return np.ascontiguousarray(k)
 
     @property
     def kernel(self):
