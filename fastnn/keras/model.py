@@ -252,7 +252,8 @@ class Sequential(Trainer):
                     acts.append("linear")
                     drops.append(0.0)
                 # two Dropouts in a row keep a value with probability (1-p1)(1-p2)
-                drops[-1] = 1.0 - (1.0 - drops[-1]) * (1.0 - layer.rate)
+                drops[-1] = layer.rate if drops[-1] == 0 else \
+                    1.0 - (1.0 - drops[-1]) * (1.0 - layer.rate)
             elif isinstance(layer, Softmax) or (isinstance(layer, Activation) and
                                                 layer.activation == "softmax"):
                 if not any(isinstance(u, Dense) for u in units):
