@@ -277,10 +277,12 @@ class Dense(Layer):
 
 
 class Dropout(Layer):
-    """Drop each input with probability ``rate`` while training; identity in predict.
+    """Drop each input with probability ``rate`` while training (the kept ones scaled by
+    ``1/(1-rate)``, Keras' rule); identity in predict.
 
-    The engine applies one dropout rate to every hidden layer, so in a model that is trained
-    every hidden ``Dense`` must be followed by a ``Dropout`` of the same rate (or none by any).
+    The engine applies it to the output of the layer before it (two in a row keep a value with
+    probability ``(1-p1)(1-p2)``); a Dropout right after the input goes on a flatten layer the
+    model puts in front, and one after the output layer is refused.
     """
 
     _base_name = "dropout"
@@ -365,7 +367,8 @@ def window_geometry(size, k, s, padding):
 class Conv2D(Layer):
     """A 2-D convolution over channels-last images: ``activation(conv(x, kernel) + bias)``.
 
-    ``kernel_size`` and ``strides`` are ints or pairs; ``padding`` is "valid" (windows inside
+    The arguments are Keras 3's, in its order.  ``kernel_size`` and ``strides`` are ints or
+    pairs; ``padding`` is "valid" (windows inside
     the image) or "same" (``ceil(size / stride)`` outputs, zeros around, Keras' split).  The
     kernel is ``(kh, kw, in_channels, filters)``, Keras' layout, glorot-uniform by default
     (fans ``kh kw in`` and ``kh kw filters``), the bias ``(filters,)``, zeros.
@@ -373,10 +376,10 @@ class Conv2D(Layer):
 
     _base_name = "conv2d"
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
-                 input_shape=None, name=None, *, data_format=None, dilation_rate=(1, 1),
-                 groups=1, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros"):
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", *,
+                 input_shape=None, name=None):
         super().__init__(name=name, input_shape=input_shape)
         if self.input_shape is not None and len(self.input_shape) != 3:
             raise ValueError(f"input_shape: Conv2D takes images (height, width, channels), got "

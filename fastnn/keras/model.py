@@ -16,9 +16,11 @@
 ``compile``/``fit``/``evaluate``/``predict`` live in ``trainer.py``, saving and loading in
 ``saving.py``.  What the engine can run, and therefore what this front door accepts:
 ``Input``/``Flatten`` first, then ``Dense`` layers (activations from
-``keras.activations.ACTIVATIONS``; softmax on the last one), ``Dropout`` after the hidden
-``Dense`` layers (one rate for all of them when training), and ``Softmax`` layers at the end.
-Anything else raises a ValueError saying why.
+``keras.activations.ACTIVATIONS``; softmax on the last one); or channels-last images through
+``Conv2D`` and ``MaxPooling2D`` layers, then ``Flatten`` and ``Dense`` layers; ``Dropout``
+anywhere but after the output (its rate goes on the engine layer before it, or on a flatten
+layer in front when it follows the input), and ``Softmax`` layers at the end.  Anything else
+raises a ValueError saying why.
 """
 import math
 
