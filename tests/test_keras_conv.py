@@ -378,3 +378,43 @@ def test_real_keras_continues_training_a_fastnn_conv_model(tmp_path):
     print(f"\nconv, Adam: one more epoch, max |Keras - fastnn| = {diff:.2e} (the step moved "
           f"the weights by up to {moved:.2e})")
     assert diff < 1e-5 and moved > 1e-3
+
+
+def test_float32_predict_matches_the_oracle():
+    case = CASES[3]
+    specs, _ = oracle_specs(case[0], case[1], 3, *case[2:])
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((9,) + case[0])
+    np.random.seed(13)
+    model = model_for(*case, dtype=np.float32)
+    model.build()
+    diff = np.abs(model.predict(x, verbose=0) - oracle_of(model, specs).feedforward(x)).max()
+    print(f"float32 predict: max |fastnn - oracle| = {diff:.3g}")
+    assert diff < 1e-5
+
+
+def test_batch_callbacks_train_a_conv_model_as_one_call():
+    """A batch-level callback makes fit run one engine call per mini-batch; the weights are
+    those of the single call."""
+    class Count(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.batches = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches += 1
+
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((13, 7, 6, 2))
+    y = rng.integers(0, 3, 13)
+    out = []
+    for callbacks in ([], [Count()]):
+        np.random.seed(14)
+        model = model_for((7, 6, 2), (3, 3), (1, 1), "same", (2, 2), (2, 2))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=callbacks)
+        out.append(model.get_weights())
+    assert callbacks[0].batches == 8
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(*out))
+    print(f"per-batch calls against one call: max diff {diff:.3g}")
+    assert diff < 1e-12
