@@ -81,30 +81,17 @@ def test_fit_one_epoch_and_predict_match_the_oracle(index):
     model.build()
     ref = oracle_of(model, specs)
     pred_diff = np.abs(model.predict(x, verbose=0) - ref.feedforward(x)).max()
+    start = model.get_weights()
     model.fit(x, y, epochs=1, batch_size=batch, shuffle=False, verbose=0)
     ref.sgd_epoch(x, np.eye(3)[y], np.arange(n), batch, lr)
     got = model.get_weights()
     want = [ref.weights[0], ref.biases[0], ref.weights[3].T, ref.biases[3], ref.weights[4].T,
             ref.biases[4]]
     diff = max(float(np.abs(g - w).max()) for g, w in zip(got, want))
-    print(f"{case}: predict {pred_diff:.3g}, one SGD epoch max |fastnn - oracle| = {diff:.3g}")
-    assert pred_diff < 1e-12 and diff < 1e-10
-
-
-def test_fit_moves_the_kernel_the_oracle_moves():
-    """A check that the comparison above is not vacuous: the epoch changes every array."""
-    case = CASES[3]
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((8,) + case[0])
-    y = rng.integers(0, 3, 8)
-    np.random.seed(4)
-    model = model_for(*case)
-    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
-    model.build()
-    before = model.get_weights()
-    model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
-    for a, b in zip(before, model.get_weights()):
-        assert np.abs(a - b).max() > 1e-6
+    moved = min(float(np.abs(g - w).max()) for g, w in zip(got, start))
+    print(f"{case}: predict {pred_diff:.3g}, one SGD epoch max |fastnn - oracle| = {diff:.3g} "
+          f"(every array moved by at least {moved:.3g})")
+    assert pred_diff < 1e-12 and diff < 1e-10 and moved > 1e-5
 
 
 def test_weights_use_keras_layout_and_round_trip():
