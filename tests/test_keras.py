@@ -518,14 +518,13 @@ def test_bad_inputs_raise():
             loss=SparseCategoricalCrossentropy(from_logits=True))
     with pytest.raises(ValueError, match="softmax output"):
         Sequential([Dense(4, activation="softmax", input_shape=(6,))]).compile(loss="mse")
-    with pytest.raises(ValueError, match="one dropout rate"):
-        Sequential([Dense(5), Dropout(0.2), Dense(5), Dropout(0.3), Dense(2)]).compile(
-            loss=CategoricalCrossentropy(from_logits=True))
-    with pytest.raises(ValueError, match="one dropout rate"):
-        Sequential([Dense(5), Dense(5), Dropout(0.3), Dense(2)]).compile(
-            loss=CategoricalCrossentropy(from_logits=True))
-    with pytest.raises(ValueError, match="one dropout rate"):
-        Sequential([Flatten(), Dropout(0.3), Dense(2)]).compile(
+    # Dropout anywhere but after the output (each engine layer carries its own rate)
+    for layers in ([Dense(5), Dropout(0.2), Dense(5), Dropout(0.3), Dense(2)],
+                   [Dense(5), Dense(5), Dropout(0.3), Dense(2)],
+                   [Flatten(), Dropout(0.3), Dense(2)]):
+        Sequential(layers).compile(loss=CategoricalCrossentropy(from_logits=True))
+    with pytest.raises(ValueError, match="Dropout after the output layer"):
+        Sequential([Dense(5), Dense(2), Dropout(0.3)]).compile(
             loss=CategoricalCrossentropy(from_logits=True))
     with pytest.raises(ValueError, match="softmax is only allowed on the last Dense"):
         Sequential([Dense(5, activation="softmax"), Dense(2)])

@@ -85,9 +85,20 @@ def test_what_the_loaded_models_are():
     assert type(b.loss).__name__ == "BinaryCrossentropy"
 
 
-def test_unsupported_layer_is_named():
-    with pytest.raises(ValueError, match=r"Conv2D.*supported: InputLayer, Flatten, Dense"):
-        keras.models.load_model(os.path.join(DATA, "conv.keras"))
+def test_unsupported_layer_is_named(tmp_path):
+    """conv.keras (Conv2D, Flatten, Dense) loads; the same file with its Conv2D renamed to a
+    layer fastnn lacks is refused, naming it."""
+    m = keras.models.load_model(os.path.join(DATA, "conv.keras"))
+    assert [w.shape for w in m.get_weights()] == [(3, 3, 1, 2), (2,), (8, 2), (2,)]
+    with zipfile.ZipFile(os.path.join(DATA, "conv.keras")) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members["config.json"] = members["config.json"].replace(b'"Conv2D"', b'"Conv3D"')
+    with zipfile.ZipFile(tmp_path / "conv3d.keras", "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    with pytest.raises(ValueError, match=r"Conv3D.*supported: InputLayer, Flatten, Dense, "
+                                         r"Conv2D, MaxPooling2D"):
+        keras.models.load_model(tmp_path / "conv3d.keras")
 
 
 def test_fastnn_writes_keras_layout(tmp_path):

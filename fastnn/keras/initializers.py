@@ -54,7 +54,8 @@ def class_name(name):
 
 
 def draw(name, shape):
-    """Return an array of ``shape`` ``(fan_in, fan_out)`` (or ``(n,)``) drawn by ``name``."""
+    """Return an array of ``shape`` ``(fan_in, fan_out)``, ``(kh, kw, in, out)`` (Keras' fans:
+    ``in`` and ``out`` times ``kh kw``) or ``(n,)``, drawn by ``name``."""
     rule = INITIALIZERS[name][1]
     if rule == "zeros":
         return np.zeros(shape)
@@ -65,7 +66,11 @@ def draw(name, shape):
     if rule == "random_uniform":
         return np.random.uniform(-0.05, 0.05, size=shape)
     scale, mode, dist = rule
-    fan_in, fan_out = (shape[0], shape[1]) if len(shape) == 2 else (shape[0], shape[0])
+    if len(shape) > 2:       # a conv kernel (kh, kw, in, out): each tap counts
+        taps = math.prod(shape[:-2])
+        fan_in, fan_out = shape[-2] * taps, shape[-1] * taps
+    else:
+        fan_in, fan_out = (shape[0], shape[1]) if len(shape) == 2 else (shape[0], shape[0])
     fan = {"fan_in": fan_in, "fan_avg": (fan_in + fan_out) / 2.0}[mode]
     if dist == "uniform":
         limit = math.sqrt(3.0 * scale / fan)

@@ -11,8 +11,8 @@ A ``.keras`` file is a zip of three members (checked against files Keras 3.15 wr
   ``[null, *example shape]``;
 - ``model.weights.h5``: one group per layer, ``layers/<snake-case class name>[_<k>]/vars``
   (``dense``, ``dense_1``, ... counted per class in layer order, the layer's own name in the
-  ``vars`` group's ``name`` attribute), holding ``0`` (kernel ``(n_in, units)``) and ``1``
-  (bias); then ``optimizer/vars``: ``0`` the step count, ``1`` the learning rate, then the
+  ``vars`` group's ``name`` attribute), holding ``0`` (kernel: a Dense's ``(n_in, units)``, a
+  Conv2D's ``(kh, kw, in, filters)``) and ``1`` (bias); then ``optimizer/vars``: ``0`` the step count, ``1`` the learning rate, then the
   optimizer's state in Keras' order (``KERAS_ORDER``): per trainable array (kernel 0, bias 0,
   kernel 1, ...) Adam's ``m`` and ``v`` side by side, SGD's momentum, Adagrad's
   accumulator; RMSprop's velocities of every array, then (momentum > 0) its momentums; and
@@ -35,12 +35,14 @@ from fastnn import _core
 from fastnn._version import __version__
 from fastnn.keras import (initializers as _initializers, losses as _losses,
                           optimizers as _optimizers)
-from fastnn.keras.layers import Activation, Dense, Dropout, Flatten, Input, Softmax
+from fastnn.keras.layers import (Activation, Conv2D, Dense, Dropout, Flatten, Input,
+                                 MaxPooling2D, Softmax)
 
 __all__ = ["save_keras", "load_keras", "save_weights_h5", "load_weights_h5"]
 
 KERAS_VERSION = "3.15.1"     # the Keras whose files these were checked against
-SUPPORTED = ("InputLayer", "Flatten", "Dense", "Dropout", "Softmax", "Activation")
+SUPPORTED = ("InputLayer", "Flatten", "Dense", "Conv2D", "MaxPooling2D", "Dropout", "Softmax",
+             "Activation")
 
 
 def _h5py():
@@ -79,6 +81,22 @@ def _layer_entry(layer, dtype, in_shape):
                    kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
                    bias_constraint=None)
         out = [layer.units]
+    elif isinstance(layer, Conv2D):
+        cls = "Conv2D"
+        cfg = dict(base, filters=layer.filters, kernel_size=list(layer.kernel_size),
+                   strides=list(layer.strides), padding=layer.padding,
+                   data_format="channels_last", dilation_rate=[1, 1], groups=1,
+                   activation=layer.activation, use_bias=True,
+                   kernel_initializer=_initializer(layer.kernel_initializer),
+                   bias_initializer=_initializer(layer.bias_initializer),
+                   kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                   kernel_constraint=None, bias_constraint=None)
+        out = None if in_shape is None else list(layer.output_geometry(tuple(in_shape))[0])
+    elif isinstance(layer, MaxPooling2D):
+        cls = "MaxPooling2D"
+        cfg = dict(base, pool_size=list(layer.pool_size), padding=layer.padding,
+                   strides=list(layer.strides), data_format="channels_last")
+        out = None if in_shape is None else list(layer.output_geometry(tuple(in_shape)))
     elif isinstance(layer, Dropout):
         cls, cfg, out = "Dropout", dict(base, rate=layer.rate, seed=None,
                                         noise_shape=None), in_shape
@@ -170,10 +188,13 @@ def _layer_paths(layers):
 
 
 def _snake(name):
+    """Keras' snake case: an underscore before each capital that starts a lower-case run
+    (not at the start) and between a lower-case letter and a capital; digits join the word
+    before them ('MaxPooling2D' -> 'max_pooling2d', 'Conv2D' -> 'conv2d')."""
     out = []
     for i, c in enumerate(name):
-        if c.isupper() and i and (not name[i - 1].isupper() or
-                                  (i + 1 < len(name) and name[i + 1].islower())):
+        if i and c.isupper() and (
+                (i + 1 < len(name) and name[i + 1].islower()) or name[i - 1].islower()):
             out.append("_")
         out.append(c.lower())
     return "".join(out)
@@ -188,7 +209,7 @@ def _write_h5(model, fh):
         for layer, path in zip(layers, _layer_paths(layers)):
             g = lg.create_group(path).create_group("vars")
             g.attrs["name"] = layer.name
-            if isinstance(layer, Dense) and layer.built:
+            if isinstance(layer, (Dense, Conv2D)) and layer.built:
                 g.create_dataset("0", data=layer.kernel)
                 g.create_dataset("1", data=layer.bias)
         if model.optimizer is not None and model.built:
@@ -218,10 +239,11 @@ def _keras_slots(opt):
     return k
 
 
-def _slot_positions(opt, n_layers):
-    """[(slot, layer, 0 kernel | 1 bias)] in Keras' order of the optimizer's variables."""
+def _slot_positions(opt, W):
+    """[(slot, engine layer, 0 kernel | 1 bias)] in Keras' order of the optimizer's variables
+    (the engine's layers with parameters only)."""
     k = _keras_slots(opt)
-    arrays = [(l, j) for l in range(n_layers) for j in range(2)]
+    arrays = [(l, j) for l in range(len(W)) if W[l] is not None for j in range(2)]
     if KERAS_ORDER[opt.engine_name] == "var":
         return [(q, l, j) for l, j in arrays for q in range(k)]
     return [(q, l, j) for q in range(k) for l, j in arrays]
@@ -241,8 +263,8 @@ def _optimizer_arrays(model, st):
     opt = model.optimizer
     W, b = model._params(st)
     state = _current_state(opt, W, b)
-    return [state[q][l][j].T if j == 0 else state[q][l][j].reshape(-1)
-            for q, l, j in _slot_positions(opt, len(W))]
+    return [st.units[l]._keras_kernel(state[q][l][j]) if j == 0 else state[q][l][j].reshape(-1)
+            for q, l, j in _slot_positions(opt, W)]
 
 
 def _h5_bytes(model):
@@ -299,6 +321,10 @@ def _from_keras_layer(spec, i, path):
         return Input(tuple(shape[1:]), name=name)
     if cls == "Flatten":
         return Flatten(name=name)
+    if cls == "MaxPooling2D":
+        return MaxPooling2D(pool_size=cfg.get("pool_size", (2, 2)), strides=cfg.get("strides"),
+                            padding=cfg.get("padding", "valid"),
+                            data_format=cfg.get("data_format"), name=name)
     if cls == "Dropout":
         return Dropout(cfg.get("rate", 0.0), name=name)
     if cls == "Softmax":
@@ -320,6 +346,12 @@ def _from_keras_layer(spec, i, path):
             inits[key] = _initializers.get_name(cfg.get(key), key)
         except (TypeError, ValueError):
             pass          # an initializer fastnn lacks: the weights come from the file anyway
+    if cls == "Conv2D":
+        return Conv2D(cfg["filters"], cfg["kernel_size"], strides=cfg.get("strides", (1, 1)),
+                      padding=cfg.get("padding", "valid"), activation=act,
+                      data_format=cfg.get("data_format"),
+                      dilation_rate=cfg.get("dilation_rate", (1, 1)),
+                      groups=cfg.get("groups", 1), name=name, **inits)
     return Dense(cfg["units"], activation=act, name=name, **inits)
 
 
@@ -328,7 +360,7 @@ def _read_h5_layers(model, f, path):
     if "layers" not in f:
         raise _bad(path, "no 'layers' group in the weights")
     for layer, key in zip(layers, _layer_paths(layers)):
-        if not isinstance(layer, Dense):
+        if not isinstance(layer, (Dense, Conv2D)):
             continue
         g = f["layers"].get(key + "/vars")
         if g is None or "0" not in g or "1" not in g:
@@ -357,20 +389,22 @@ def _load_h5_into(model, fh, path, optimizer=True):
 
 def _read_optimizer(model, og, path):
     opt = model.optimizer
-    W, b = model._params(model._structure())
-    positions = _slot_positions(opt, len(W))
+    st = model._structure()
+    W, b = model._params(st)
+    positions = _slot_positions(opt, W)
     arrays = [np.asarray(og[str(j)]) for j in range(2, len(og))]
     if len(arrays) != len(positions):
         return          # another optimizer's state: start afresh, as Keras warns and does
     state = [[list(pair) for pair in slot] for slot in
              _core.new_state(opt.engine_name, W, b, opt._initial_fill())]
     for n, ((q, l, j), a) in enumerate(zip(positions, arrays)):
-        want = W[l].T.shape if j == 0 else (b[l].size,)
+        want = st.units[l]._keras_kernel(W[l]).shape if j == 0 else (b[l].size,)
         if a.shape != want:
             raise _bad(path, f"optimizer variable {n + 2} has shape {a.shape}, expected {want}")
         if not np.isfinite(a).all():
             raise _bad(path, f"optimizer variable {n + 2} holds NaN or Inf")
-        state[q][l][j] = np.ascontiguousarray(a.T if j == 0 else a, dtype=W[l].dtype)
+        a = st.units[l]._engine_kernel(a) if j == 0 else a
+        state[q][l][j] = np.ascontiguousarray(a, dtype=W[l].dtype)
     opt.set_state(int(np.asarray(og["0"])), *[[tuple(pair) for pair in slot]
                                               for slot in state])
 
@@ -432,7 +466,7 @@ def load_keras(path, compile=True):
     if not isinstance(layers[0], Input) and shape:
         layers.insert(0, Input(tuple(shape[1:])))
     if len(layers) > 1 and isinstance(layers[0], Input) and len(layers[0].input_shape) > 1 \
-            and not any(isinstance(l, Flatten) for l in layers):
+            and not any(isinstance(l, (Flatten, Conv2D, MaxPooling2D)) for l in layers):
         raise _bad(path, f"input of shape {layers[0].input_shape} without a Flatten layer")
     try:
         model = Sequential(layers, name=mc.get("name"), dtype=dtype)

@@ -1,10 +1,12 @@
 """Keras-style layers for ``fastnn.keras.Sequential``: ``Input``, ``Flatten``, ``Dense``,
-``Dropout``, ``Softmax`` and ``Activation``.
+``Conv2D``, ``MaxPooling2D``, ``Dropout``, ``Softmax`` and ``Activation``.
 
 The layers only describe the network; ``Sequential`` turns the list into one engine call.
 A ``Dense`` layer owns its parameters in the engine's layout (DESIGN.md): ``W`` is
 ``(units, n_in)`` and ``b`` is ``(units, 1)``, trained in place.  ``get_weights()`` and
 ``set_weights()`` use Keras' layout instead: ``kernel (n_in, units)`` and ``bias (units,)``.
+A ``Conv2D`` kernel is ``(kh, kw, in, filters)`` in the engine and in Keras alike, its bias
+``(filters,)``; images are channels-last ``(height, width, channels)``.
 
 Initialization is Keras': by default a glorot-uniform kernel, ``U(-l, l)`` with
 ``l = sqrt(6 / (n_in + units))``, drawn from ``np.random`` (so ``np.random.seed`` makes it
@@ -18,8 +20,8 @@ import numpy as np
 from fastnn import _core
 from fastnn.keras import activations as _activations, initializers as _initializers
 
-__all__ = ["Layer", "Input", "InputLayer", "Flatten", "Dense", "Dropout", "Softmax",
-           "Activation"]
+__all__ = ["Layer", "Input", "InputLayer", "Flatten", "Dense", "Conv2D", "MaxPooling2D",
+           "MaxPool2D", "Dropout", "Softmax", "Activation"]
 
 _name_counts = {}
 
@@ -197,6 +199,15 @@ class Dense(Layer):
         if self.b.dtype != dtype or not self.b.flags.c_contiguous:
             self.b = np.ascontiguousarray(self.b, dtype=dtype)
 
+    @staticmethod
+    def _keras_kernel(w):
+        """An engine-layout ``(units, n_in)`` array (W, or optimizer state) in Keras' layout."""
+        return w.T
+
+    @staticmethod
+    def _engine_kernel(k):
+        return np.ascontiguousarray(k.T)
+
     @property
     def kernel(self):
         """The kernel ``(n_in, units)``, a view of ``W``."""
@@ -266,10 +277,12 @@ class Dense(Layer):
 
 
 class Dropout(Layer):
-    """Drop each input with probability ``rate`` while training; identity in predict.
+    """Drop each input with probability ``rate`` while training (the kept ones scaled by
+    ``1/(1-rate)``, Keras' rule); identity in predict.
 
-    The engine applies one dropout rate to every hidden layer, so in a model that is trained
-    every hidden ``Dense`` must be followed by a ``Dropout`` of the same rate (or none by any).
+    The engine applies it to the output of the layer before it (two in a row keep a value with
+    probability ``(1-p1)(1-p2)``); a Dropout right after the input goes on a flatten layer the
+    model puts in front, and one after the output layer is refused.
     """
 
     _base_name = "dropout"
@@ -316,4 +329,230 @@ class Activation(Layer):
         return {"name": self.name, "activation": self.activation}
 
 
-LAYER_CLASSES = {c.__name__: c for c in (Input, Flatten, Dense, Dropout, Softmax, Activation)}
+def _pair(value, name):
+    """Keras' int-or-pair arguments (``kernel_size=3`` is (3, 3)) as a pair of positive ints."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value, value)
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise TypeError(f"{name}: expected an int or a pair of ints such as (3, 3), got "
+                        f"{value!r}")
+    return (_core.check_int(value[0], f"{name}[0]", 1), _core.check_int(value[1], f"{name}[1]", 1))
+
+
+def _padding(padding, allowed):
+    p = padding.lower() if isinstance(padding, str) else padding
+    if p not in allowed:
+        raise ValueError(f"padding: expected {' or '.join(map(repr, allowed))}, got {padding!r}")
+    return p
+
+
+def _channels_last(data_format):
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"data_format: the engine's images are channels-last (height, width, "
+                         f"channels); expected 'channels_last', got {data_format!r}")
+
+
+def window_geometry(size, k, s, padding):
+    """One dimension of a window sliding over ``size`` pixels: (output size, padding before).
+    "valid": the whole windows only; "same": ``ceil(size / s)`` outputs, the padding Keras
+    adds split with the odd pixel after.  None when not even one window fits."""
+    if padding == "same":
+        out = (size + s - 1) // s
+        return out, max((out - 1) * s + k - size, 0) // 2
+    if k > size:
+        return None
+    return (size - k) // s + 1, 0
+
+
+class Conv2D(Layer):
+    """A 2-D convolution over channels-last images: ``activation(conv(x, kernel) + bias)``.
+
+    The arguments are Keras 3's, in its order.  ``kernel_size`` and ``strides`` are ints or
+    pairs; ``padding`` is "valid" (windows inside
+    the image) or "same" (``ceil(size / stride)`` outputs, zeros around, Keras' split).  The
+    kernel is ``(kh, kw, in_channels, filters)``, Keras' layout, glorot-uniform by default
+    (fans ``kh kw in`` and ``kh kw filters``), the bias ``(filters,)``, zeros.
+    """
+
+    _base_name = "conv2d"
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", *,
+                 input_shape=None, name=None):
+        super().__init__(name=name, input_shape=input_shape)
+        if self.input_shape is not None and len(self.input_shape) != 3:
+            raise ValueError(f"input_shape: Conv2D takes images (height, width, channels), got "
+                             f"{self.input_shape}")
+        self.filters = _core.check_int(filters, "filters", 1)
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.strides = _pair(strides, "strides")
+        self.padding = _padding(padding, ("valid", "same"))
+        _channels_last(data_format)
+        if _pair(dilation_rate, "dilation_rate") != (1, 1):
+            raise ValueError(f"dilation_rate: the engine's convolution is not dilated; "
+                             f"expected (1, 1), got {dilation_rate!r}")
+        if groups != 1:
+            raise ValueError(f"groups: the engine's convolution has one group; expected 1, "
+                             f"got {groups!r}")
+        if use_bias is not True:
+            raise ValueError(f"use_bias: the engine's Conv2D layers always have a bias, got "
+                             f"{use_bias!r}")
+        self.activation = _activations.get_name(activation)
+        self.kernel_initializer = _initializers.get_name(kernel_initializer,
+                                                         "kernel_initializer")
+        self.bias_initializer = _initializers.get_name(bias_initializer, "bias_initializer")
+        self.W = None          # (kh, kw, in, filters): the engine's layout is Keras'
+        self.b = None          # (filters,)
+
+    def output_geometry(self, in_shape):
+        """(output shape (OH, OW, filters), padding (top, left)) for images ``in_shape``
+        (H, W, C); ValueError when the kernel does not fit."""
+        H, W, _ = in_shape
+        rows = window_geometry(H, self.kernel_size[0], self.strides[0], self.padding)
+        cols = window_geometry(W, self.kernel_size[1], self.strides[1], self.padding)
+        if rows is None or cols is None:
+            raise ValueError(f"{self.name}: kernel_size {self.kernel_size} is larger than its "
+                             f"input {tuple(in_shape)} with padding='valid' (use a smaller "
+                             f"kernel or padding='same')")
+        return (rows[0], cols[0], self.filters), (rows[1], cols[1])
+
+    @property
+    def built(self):
+        return self.W is not None
+
+    @property
+    def in_channels(self):
+        return None if self.W is None else self.W.shape[2]
+
+    def build(self, in_channels, dtype=np.float32):
+        """Draw the kernel and the biases for ``in_channels`` input channels."""
+        c = _core.check_int(in_channels, "in_channels", 1)
+        shape = self.kernel_size + (c, self.filters)
+        self.W = np.ascontiguousarray(_initializers.draw(self.kernel_initializer, shape),
+                                      dtype=dtype)
+        self.b = np.ascontiguousarray(_initializers.draw(self.bias_initializer,
+                                                         (self.filters,)), dtype=dtype)
+
+    def _cast(self, dtype):
+        if self.W.dtype != dtype or not self.W.flags.c_contiguous:
+            self.W = np.ascontiguousarray(self.W, dtype=dtype)
+        if self.b.dtype != dtype or not self.b.flags.c_contiguous:
+            self.b = np.ascontiguousarray(self.b, dtype=dtype)
+
+    @staticmethod
+    def _keras_kernel(w):
+        """The engine's layout is Keras' ``(kh, kw, in, filters)``."""
+        return w
+
+    @staticmethod
+    def _engine_kernel(k):
+        return np.ascontiguousarray(k)
+
+    @property
+    def kernel(self):
+        """The kernel ``(kh, kw, in, filters)`` (the trained array itself)."""
+        return self.W
+
+    @property
+    def bias(self):
+        return self.b
+
+    def count_params(self):
+        return 0 if self.W is None else self.W.size + self.b.size
+
+    @property
+    def weights(self):
+        """``[kernel (kh, kw, in, filters), bias (filters,)]``, the trained arrays."""
+        return [] if self.W is None else [self.W, self.b]
+
+    trainable_weights = trainable_variables = weights
+
+    def get_weights(self):
+        return [] if self.W is None else [self.W.copy(), self.b.copy()]
+
+    def set_weights(self, weights):
+        """Set ``[kernel (kh, kw, in, filters), bias (filters,)]``; builds the layer if
+        needed."""
+        if not isinstance(weights, (list, tuple)) or len(weights) != 2:
+            raise ValueError(f"{self.name}: expected [kernel, bias], got "
+                             f"{type(weights).__name__} of length {len(weights)}")
+        kernel, bias = np.asarray(weights[0]), np.asarray(weights[1])
+        for arr, what in ((kernel, "kernel"), (bias, "bias")):
+            if arr.dtype == object or arr.dtype.kind not in "biuf":
+                raise TypeError(f"{self.name} {what}: expected a numeric array, got dtype "
+                                f"{arr.dtype}")
+            if arr.size and not np.isfinite(arr).all():
+                raise ValueError(f"{self.name} {what}: expected finite values, got NaN or Inf")
+        c = self.in_channels if self.W is not None else (kernel.shape[2] if kernel.ndim == 4
+                                                          else "in")
+        want = self.kernel_size + (c, self.filters)
+        if kernel.shape != want:
+            raise ValueError(f"{self.name} kernel: expected shape {want} (kh, kw, in, "
+                             f"filters), got {kernel.shape}")
+        if bias.shape != (self.filters,):
+            raise ValueError(f"{self.name} bias: expected shape ({self.filters},), got "
+                             f"{bias.shape}")
+        dtype = self.W.dtype if self.W is not None else (
+            kernel.dtype if kernel.dtype in (np.float32, np.float64) else np.float32)
+        if self.W is None:
+            self.W = np.ascontiguousarray(kernel, dtype=dtype)
+            self.b = np.ascontiguousarray(bias, dtype=dtype)
+        else:   # in place, so models sharing this layer see the new values
+            self.W[...] = kernel
+            self.b[...] = bias
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(filters=self.filters, kernel_size=list(self.kernel_size),
+                   strides=list(self.strides), padding=self.padding,
+                   activation=self.activation)
+        if self.kernel_initializer != "glorot_uniform":
+            cfg["kernel_initializer"] = self.kernel_initializer
+        if self.bias_initializer != "zeros":
+            cfg["bias_initializer"] = self.bias_initializer
+        return cfg
+
+
+class MaxPooling2D(Layer):
+    """The maximum of each ``pool_size`` window of channels-last images, windows
+    ``strides`` apart (default: ``pool_size``); padding "valid" only (the rows and columns no
+    whole window covers are left out, as Keras does)."""
+
+    _base_name = "max_pooling2d"
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None,
+                 name=None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        if self.input_shape is not None and len(self.input_shape) != 3:
+            raise ValueError(f"input_shape: MaxPooling2D takes images (height, width, "
+                             f"channels), got {self.input_shape}")
+        self.pool_size = _pair(pool_size, "pool_size")
+        self.strides = self.pool_size if strides is None else _pair(strides, "strides")
+        if isinstance(padding, str) and padding.lower() == "same":
+            raise ValueError("padding: the engine's max pooling has no padding; expected "
+                             "'valid', got 'same'")
+        self.padding = _padding(padding, ("valid",))
+        _channels_last(data_format)
+
+    def output_geometry(self, in_shape):
+        """The output shape (OH, OW, C) for images ``in_shape`` (H, W, C)."""
+        H, W, C = in_shape
+        rows = window_geometry(H, self.pool_size[0], self.strides[0], "valid")
+        cols = window_geometry(W, self.pool_size[1], self.strides[1], "valid")
+        if rows is None or cols is None:
+            raise ValueError(f"{self.name}: pool_size {self.pool_size} is larger than its input "
+                             f"{tuple(in_shape)}")
+        return (rows[0], cols[0], C)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(pool_size=list(self.pool_size), strides=list(self.strides),
+                   padding=self.padding)
+        return cfg
+
+
+MaxPool2D = MaxPooling2D
+
+LAYER_CLASSES = {c.__name__: c for c in (Input, Flatten, Dense, Conv2D, MaxPooling2D, Dropout,
+                                         Softmax, Activation)}

@@ -16,9 +16,11 @@
 ``compile``/``fit``/``evaluate``/``predict`` live in ``trainer.py``, saving and loading in
 ``saving.py``.  What the engine can run, and therefore what this front door accepts:
 ``Input``/``Flatten`` first, then ``Dense`` layers (activations from
-``keras.activations.ACTIVATIONS``; softmax on the last one), ``Dropout`` after the hidden
-``Dense`` layers (one rate for all of them when training), and ``Softmax`` layers at the end.
-Anything else raises a ValueError saying why.
+``keras.activations.ACTIVATIONS``; softmax on the last one); or channels-last images through
+``Conv2D`` and ``MaxPooling2D`` layers, then ``Flatten`` and ``Dense`` layers; ``Dropout``
+anywhere but after the output (its rate goes on the engine layer before it, or on a flatten
+layer in front when it follows the input), and ``Softmax`` layers at the end.  Anything else
+raises a ValueError saying why.
 """
 import math
 
@@ -26,23 +28,35 @@ import numpy as np
 
 from fastnn import _core
 from fastnn.keras import activations as _activations
-from fastnn.keras.layers import (Activation, Dense, Dropout, Flatten, Input, Layer, Softmax,
-                                 _auto_name)
+from fastnn.keras.layers import (Activation, Conv2D, Dense, Dropout, Flatten, Input, Layer,
+                                 MaxPooling2D, Softmax, _auto_name)
 from fastnn.keras.trainer import Trainer
 
 __all__ = ["Sequential"]
 
 class _Structure:
-    """The engine's reading of a layer list (see ``Sequential._structure``)."""
+    """The engine's reading of a layer list (see ``Sequential._structure``).
 
-    def __init__(self, input_shape, flatten, denses, dropouts, trailing_softmax, acts=None):
+    ``units`` are the engine's layers in order: the Dense layers, and in a model with
+    Conv2D/MaxPooling2D layers (``conv``) those and its Flatten layers too; ``INPUT_DROP`` in
+    front stands for a flatten layer that only carries a Dropout right after the input.
+    ``acts[u]`` is unit u's activation (Keras' name, an Activation layer right after it
+    included), ``drops[u]`` the dropout rate on its output."""
+
+    def __init__(self, input_shape, flatten, units, acts, drops, trailing_softmax, conv):
         self.input_shape = input_shape        # one example's shape, or None
-        self.flatten = flatten                # a Flatten (or Input) before the first Dense
-        self.denses = denses                  # the Dense layers in order
-        # each Dense's activation, an Activation layer right after it included
-        self.acts = acts if acts is not None else [d.activation for d in denses]
-        self.dropouts = dropouts              # [(index of the Dense before it, rate)]
+        self.flatten = flatten                # examples may be more than vectors
+        self.units = units
+        self.acts = acts
+        self.drops = drops
         self.trailing_softmax = trailing_softmax
+        self.conv = conv
+        self.denses = [u for u in units if isinstance(u, Dense)]
+        self.params = [u for u in units if isinstance(u, (Dense, Conv2D))]
+
+
+INPUT_DROP = "input dropout"
+_IMAGE_LAYERS = (Conv2D, MaxPooling2D)
 
 
 class Sequential(Trainer):
@@ -160,18 +174,29 @@ class Sequential(Trainer):
 
     def _structure(self):
         """Check the layer order and return a _Structure; ValueError names the problem."""
-        input_shape, flatten = None, False
-        denses, dropouts, trailing, acts = [], [], 0, []
+        flat_layers = self._flat_layers()
+        conv = any(isinstance(l, _IMAGE_LAYERS) for l in flat_layers)
+        input_shape, flatten = None, conv
+        units, acts, drops, trailing = [], [], [], 0
+        vectors = False          # (conv models) a Flatten or Dense has made vectors already
         prev = None
-        for pos, layer in enumerate(self._flat_layers()):
+        for pos, layer in enumerate(flat_layers):
             where = f"layers[{pos}] ({layer.name})"
+            if isinstance(layer, (Dense, Conv2D, MaxPooling2D)) or \
+                    (conv and isinstance(layer, Flatten)):
+                if trailing:
+                    raise ValueError(f"{where}: Softmax is only allowed after the last Dense")
+                if units and acts[-1] == "softmax":
+                    raise ValueError(f"layers: softmax is only allowed on the last Dense "
+                                     f"(the engine's softmax is an output activation), got it "
+                                     f"on {units[-1].name}")
             if isinstance(layer, Input):
                 if pos != 0:
                     raise ValueError(f"{where}: Input must be the first layer")
                 input_shape = layer.input_shape
                 flatten = True
             elif isinstance(layer, Flatten):
-                if denses:
+                if not conv and units:
                     raise ValueError(f"{where}: Flatten must come before the first Dense (the "
                                      f"engine's Dense layers work on vectors)")
                 if layer.input_shape is not None:
@@ -180,44 +205,76 @@ class Sequential(Trainer):
                                          f"match the earlier {input_shape}")
                     input_shape = layer.input_shape
                 flatten = True
+                if conv:
+                    units.append(layer)
+                    acts.append("linear")
+                    drops.append(0.0)
+                    vectors = True
+            elif isinstance(layer, _IMAGE_LAYERS):
+                if vectors:
+                    raise ValueError(f"{where}: {type(layer).__name__} takes images (height, "
+                                     f"width, channels), but the layer before it "
+                                     f"({prev.name}) gives vectors; put Conv2D and "
+                                     f"MaxPooling2D layers before Flatten and Dense")
+                if layer.input_shape is not None:
+                    if input_shape is not None and input_shape != layer.input_shape:
+                        raise ValueError(f"{where}: input_shape {layer.input_shape} does not "
+                                         f"match the earlier {input_shape}")
+                    if units:
+                        raise ValueError(f"{where}: input_shape is only allowed on the first "
+                                         f"layer, got {layer.input_shape}")
+                    input_shape = layer.input_shape
+                units.append(layer)
+                acts.append(layer.activation if isinstance(layer, Conv2D) else "linear")
+                drops.append(0.0)
             elif isinstance(layer, Dense):
-                if trailing:
-                    raise ValueError(f"{where}: Softmax is only allowed after the last Dense")
+                if conv and not vectors:
+                    raise ValueError(f"{where}: Dense takes vectors, but "
+                                     f"{prev.name if units else 'the input'} gives images; put "
+                                     f"a Flatten() before the first Dense")
+                denses = [u for u in units if isinstance(u, Dense)]
                 if layer.input_shape is not None:
                     n_prev = (denses[-1].units if denses else
-                              (math.prod(input_shape) if input_shape is not None else None))
+                              (math.prod(input_shape) if input_shape is not None and not conv
+                               else None))
                     if n_prev is not None and n_prev != layer.input_shape[0]:
                         raise ValueError(f"{where}: input_shape {layer.input_shape} does not "
                                          f"match the {n_prev} values coming in")
-                    if input_shape is None and not denses:
+                    if input_shape is None and not units:
                         input_shape = layer.input_shape
-                if denses and acts[-1] == "softmax":
-                    raise ValueError(f"layers: softmax is only allowed on the last Dense "
-                                     f"(the engine's softmax is an output activation), got it "
-                                     f"on {denses[-1].name}")
-                denses.append(layer)
+                units.append(layer)
                 acts.append(layer.activation)
+                drops.append(0.0)
+                vectors = True
             elif isinstance(layer, Dropout):
                 if trailing:
                     raise ValueError(f"{where}: Dropout after Softmax is not supported")
-                dropouts.append((len(denses) - 1, layer.rate))
+                if not units:             # a flatten layer in front carries it
+                    units.append(INPUT_DROP)
+                    acts.append("linear")
+                    drops.append(0.0)
+                # two Dropouts in a row keep a value with probability (1-p1)(1-p2)
+                drops[-1] = layer.rate if drops[-1] == 0 else \
+                    1.0 - (1.0 - drops[-1]) * (1.0 - layer.rate)
             elif isinstance(layer, Softmax) or (isinstance(layer, Activation) and
                                                 layer.activation == "softmax"):
-                if not denses:
+                if not any(isinstance(u, Dense) for u in units):
                     raise ValueError(f"{where}: Softmax needs a Dense layer before it")
                 trailing += 1
             elif isinstance(layer, Activation):
                 if layer.activation != "linear":
-                    if not isinstance(prev, Dense) or acts[-1] != "linear" or trailing:
+                    if not isinstance(prev, (Dense, Conv2D)) or acts[-1] != "linear" or \
+                            trailing:
                         raise ValueError(
                             f"{where}: Activation({layer.activation!r}) must come right after "
-                            f"a Dense without an activation of its own (the engine runs it as "
-                            f"that Dense's activation), or be Activation('softmax') at the end")
+                            f"a Dense or Conv2D without an activation of its own (the engine "
+                            f"runs it as that layer's activation), or be Activation('softmax') "
+                            f"at the end")
                     acts[-1] = layer.activation
             else:
                 raise TypeError(f"{where}: unsupported layer type {type(layer).__name__}")
             prev = layer
-        return _Structure(input_shape, flatten, denses, dropouts, trailing, acts)
+        return _Structure(input_shape, flatten, units, acts, drops, trailing, conv)
 
     def _known_input_shape(self, st=None):
         st = st or self._structure()
@@ -225,7 +282,8 @@ class Sequential(Trainer):
             return st.input_shape
         if self._data_input_shape is not None:
             return self._data_input_shape
-        if st.denses and st.denses[0].built and not st.flatten:
+        if st.denses and st.denses[0].built and not st.flatten and \
+                st.units[0] is st.denses[0]:
             return (st.denses[0].n_in,)
         return None
 
@@ -233,7 +291,7 @@ class Sequential(Trainer):
     @property
     def built(self):
         st = self._structure()
-        return bool(st.denses) and all(d.built for d in st.denses)
+        return bool(st.denses) and all(u.built for u in st.params)
 
     def build(self, input_shape=None):
         """Create the weights for examples of ``input_shape`` (e.g. (28, 28); a leading
@@ -258,21 +316,92 @@ class Sequential(Trainer):
         if shape is None:
             raise ValueError("input_shape: the input size is not known yet; pass "
                              "input_shape=..., give Flatten/Dense an input_shape, or call fit")
-        self._build_layers(st, math.prod(shape))
+        self._build_layers(st, shape)
         return self
 
-    def _build_layers(self, st, n_in):
+    def _build_layers(self, st, shape):
+        """Build (or check) every layer's parameters for examples of ``shape``."""
         if not st.denses:
             raise ValueError("layers: expected at least one Dense layer, got none")
+        if not isinstance(st.units[-1], Dense):
+            raise ValueError(f"layers: the last layer that computes must be a Dense (the "
+                             f"engine's outputs are vectors), got {st.units[-1].name}")
+        self._walk(st, shape, build=True)
+
+    def _walk(self, st, shape, build=False):
+        """Follow examples of ``shape`` through the layers, checking that each fits the one
+        before (and with ``build``, building or checking its parameters).  Return (the
+        engine's description of each unit, ``TrainConfig.layers``; each layer's output shape,
+        ``Input`` left out)."""
+        shape = tuple(int(v) for v in shape)
+        if st.conv and len(shape) != 3:
+            first = next(u for u in st.units if u != INPUT_DROP)
+            raise ValueError(f"input: {first.name} ({type(first).__name__}) takes images "
+                             f"(height, width, channels), got examples of shape {shape}; give "
+                             f"x as (n, height, width, channels), e.g. x[..., None], or declare "
+                             f"keras.Input(shape=(height, width, channels))")
         dtype = self._dtype_now()
-        for d in st.denses:
-            if not d.built:
-                d.build(n_in, dtype)
-            elif d.n_in != n_in:
-                raise ValueError(f"{d.name}: built for {d.n_in} inputs, but {n_in} values "
-                                 f"come in")
-            d._cast(dtype)
-            n_in = d.units
+
+        def image(sh):
+            return sh if len(sh) == 3 else (1, 1, math.prod(sh))
+
+        unit_ids = {id(u) for u in st.units}
+        k = 0
+        specs, outs = [], []
+        if st.units and st.units[0] == INPUT_DROP:
+            specs.append({"kind": "flatten", "in_shape": image(shape),
+                          "out_shape": image(shape), "dropout": st.drops[0]})
+            k = 1
+        cur = shape
+        for layer in self._flat_layers():
+            spec = None
+            if isinstance(layer, Input):
+                continue
+            if isinstance(layer, Conv2D):
+                out, (pt, pl) = layer.output_geometry(cur)
+                spec = {"kind": "conv2d", "in_shape": cur, "out_shape": out,
+                        "geom": layer.kernel_size + layer.strides + (pt, pl)}
+                if build:
+                    if not layer.built:
+                        layer.build(cur[2], dtype)
+                    elif layer.in_channels != cur[2]:
+                        raise ValueError(f"{layer.name}: built for {layer.in_channels} input "
+                                         f"channels, but {cur[2]} come in")
+                    layer._cast(dtype)
+            elif isinstance(layer, MaxPooling2D):
+                out = layer.output_geometry(cur)
+                spec = {"kind": "maxpool2d", "in_shape": cur, "out_shape": out,
+                        "geom": layer.pool_size + layer.strides}
+            elif isinstance(layer, Flatten):
+                out = (math.prod(cur),)
+                spec = {"kind": "flatten", "in_shape": image(cur), "out_shape": image(out)}
+            elif isinstance(layer, Dense):
+                n_in = math.prod(cur)
+                out = (layer.units,)
+                spec = {"kind": "dense"}
+                if build:
+                    if not layer.built:
+                        layer.build(n_in, dtype)
+                    elif layer.n_in != n_in:
+                        raise ValueError(f"{layer.name}: built for {layer.n_in} inputs, but "
+                                         f"{n_in} values come in")
+                    layer._cast(dtype)
+            else:
+                out = cur
+            if spec is not None and id(layer) in unit_ids:
+                spec["dropout"] = st.drops[k]
+                specs.append(spec)
+                k += 1
+            outs.append(out)
+            cur = out
+        return specs, outs
+
+    def _engine_layers(self, st):
+        """``TrainConfig.layers`` for this model, or None where the engine's dense-only
+        description (and its one dropout rate on every hidden layer) says it all."""
+        if not st.conv and self._dropout_rate(st) is not None:
+            return None
+        return self._walk(st, self._known_input_shape(st))[0]
 
     def _inputs(self, x, name, st):
         """Return x as a C-contiguous (n, n_in) array of the model's dtype; build the layers
@@ -303,7 +432,7 @@ class Sequential(Trainer):
             raise ValueError(f"{name}: expected examples of shape {tuple(shape)}, i.e. an "
                              f"array ({len(arr)}, {', '.join(map(str, shape))}), got "
                              f"{arr.shape}")
-        self._build_layers(st, int(math.prod(arr.shape[1:])))
+        self._build_layers(st, tuple(arr.shape[1:]))
         if shape is None:
             self._data_input_shape = tuple(int(s) for s in arr.shape[1:])
         X = np.ascontiguousarray(arr.reshape(arr.shape[0], -1), dtype=self._dtype_now())
@@ -313,7 +442,10 @@ class Sequential(Trainer):
 
     # -- the engine's view --------------------------------------------------------------------------
     def _params(self, st):
-        return [d.W for d in st.denses], [d.b.reshape(-1) for d in st.denses]
+        """The engine's W and flat b, one per unit (None for the layers without)."""
+        W = [u.W if isinstance(u, (Dense, Conv2D)) else None for u in st.units]
+        b = [u.b.reshape(-1) if isinstance(u, (Dense, Conv2D)) else None for u in st.units]
+        return W, b
 
     def _predict_acts(self, st):
         """(engine activations, Softmax layers left to apply in numpy)."""
@@ -332,20 +464,19 @@ class Sequential(Trainer):
         return acts, cost, scale
 
     def _dropout_rate(self, st):
-        drops = [(i, r) for i, r in st.dropouts if r > 0]
-        if not drops:
+        """The call's dropout rate when one rate on every hidden Dense says it all (0.0
+        without Dropout), None when the layers carry their own; a Dropout after the output is
+        refused."""
+        if st.drops and st.drops[-1] > 0:
+            raise ValueError(f"layers: a Dropout after the output layer "
+                             f"({st.units[-1].name}) is not supported; put it before the last "
+                             f"Dense")
+        if not any(r > 0 for r in st.drops):
             return 0.0
-        rates = sorted({r for _, r in drops})
-        hidden = list(range(len(st.denses) - 1))
-        if len(rates) != 1 or sorted(i for i, _ in drops) != hidden:
-            where = ", ".join(f"after {'the input' if i < 0 else st.denses[i].name} "
-                              f"(rate {r})" for i, r in drops)
-            raise ValueError(
-                f"layers: the engine applies one dropout rate to every hidden Dense layer, so "
-                f"each hidden Dense must be followed by exactly one Dropout of the same rate, "
-                f"and none may follow the input or the last Dense; got Dropout {where} with "
-                f"{len(hidden)} hidden Dense layer(s)")
-        return rates[0]
+        hidden = st.drops[:-1]
+        if not st.conv and st.units[0] != INPUT_DROP and len(set(hidden)) == 1:
+            return hidden[0]
+        return None
 
     # -- attributes (Keras' names) ------------------------------------------------------------------
     @property
@@ -386,31 +517,36 @@ class Sequential(Trainer):
         return sum(layer.count_params() for layer in self.layers)
 
     def get_weights(self):
-        """Return ``[kernel_0, bias_0, kernel_1, ...]`` in Keras' layout (copies)."""
+        """Return ``[kernel_0, bias_0, kernel_1, ...]`` in Keras' layout (copies): a Dense's
+        kernel ``(n_in, units)``, a Conv2D's ``(kh, kw, in, filters)``."""
         out = []
-        for d in self._structure().denses:
-            out += d.get_weights()
+        for layer in self._structure().params:
+            out += layer.get_weights()
         return out
 
     def set_weights(self, weights):
-        """Set all Dense kernels and biases from a list like ``get_weights()``'s."""
-        denses = self._structure().denses
-        if not isinstance(weights, (list, tuple)) or len(weights) != 2 * len(denses):
-            raise ValueError(f"weights: expected a list of {2 * len(denses)} arrays (kernel, "
-                             f"bias per Dense layer), got "
+        """Set all Dense and Conv2D kernels and biases from a list like ``get_weights()``'s."""
+        st = self._structure()
+        params = st.params
+        if not isinstance(weights, (list, tuple)) or len(weights) != 2 * len(params):
+            raise ValueError(f"weights: expected a list of {2 * len(params)} arrays (kernel, "
+                             f"bias per Dense/Conv2D layer), got "
                              f"{len(weights) if hasattr(weights, '__len__') else weights!r}")
+        shape = self._known_input_shape(st)
+        if st.conv and shape is not None and not self.built:
+            self._build_layers(st, shape)       # so each kernel is checked against its input
         n_in = None
-        shape = self._known_input_shape()
-        if shape is not None:
+        if shape is not None and not st.conv:
             n_in = math.prod(shape)
-        for k, d in enumerate(denses):
+        for k, layer in enumerate(params):
             kernel = np.asarray(weights[2 * k])
-            if n_in is not None and kernel.ndim == 2 and kernel.shape[0] != n_in:
-                raise ValueError(f"weights[{2 * k}] ({d.name} kernel): expected shape "
-                                 f"({n_in}, {d.units}), got {kernel.shape}")
-            d.set_weights([weights[2 * k], weights[2 * k + 1]])
-            d._cast(self._dtype_now())
-            n_in = d.units
+            if isinstance(layer, Dense):
+                if n_in is not None and kernel.ndim == 2 and kernel.shape[0] != n_in:
+                    raise ValueError(f"weights[{2 * k}] ({layer.name} kernel): expected shape "
+                                     f"({n_in}, {layer.units}), got {kernel.shape}")
+                n_in = layer.units
+            layer.set_weights([weights[2 * k], weights[2 * k + 1]])
+            layer._cast(self._dtype_now())
 
     # -- summary ------------------------------------------------------------------------------------
     def summary(self, print_fn=None):
@@ -418,35 +554,40 @@ class Sequential(Trainer):
         print_fn = print_fn or print
         st = self._structure()
         shape = self._known_input_shape(st)
-        size = None if shape is None else math.prod(shape)
-        rows, total = [], 0
-        for layer in self.layers:
-            if isinstance(layer, Input):
-                out, params = f"(None, {', '.join(map(str, layer.input_shape))})", 0
-            elif isinstance(layer, Flatten):
-                out, params = ("(None, ?)" if size is None else f"(None, {size})"), 0
-            elif isinstance(layer, Dense):
+        outs = None
+        if shape is not None:
+            try:
+                outs = self._walk(st, shape)[1]
+            except ValueError:
+                outs = None
+        rows, total, cur = [], 0, shape
+        for i, layer in enumerate(self.layers):
+            out = None if outs is None else outs[i]
+            if out is None and isinstance(layer, Dense):
+                out = (layer.units,)
+            params = 0
+            if isinstance(layer, (Dense, Conv2D)):
                 if layer.built:
                     params = layer.count_params()
-                elif size is not None:
-                    params = layer.units * (size + 1)
-                else:
+                elif cur is None:
                     params = None
-                size = layer.units
-                out = f"(None, {size})"
-            else:
-                out, params = ("(None, ?)" if size is None else f"(None, {size})"), 0
+                elif isinstance(layer, Dense):
+                    params = layer.units * (math.prod(cur) + 1)
+                else:
+                    params = (math.prod(layer.kernel_size) * cur[-1] + 1) * layer.filters
             total += params or 0
-            rows.append((f"{layer.name} ({type(layer).__name__})", out,
+            text = "(None, ?)" if out is None else f"(None, {', '.join(map(str, out))})"
+            rows.append((f"{layer.name} ({type(layer).__name__})", text,
                          "0 (unbuilt)" if params is None else f"{params:,}"))
+            cur = out
         itemsize = self._dtype_now().itemsize
-        width = 65
+        width = 69
         print_fn(f'Model: "{self.name}"')
         print_fn("_" * width)
-        print_fn(f" {'Layer (type)':<28}{'Output Shape':<26}Param #")
+        print_fn(f" {'Layer (type)':<32}{'Output Shape':<26}Param #")
         print_fn("=" * width)
         for name, out, params in rows:
-            print_fn(f" {name:<28}{out:<26}{params}")
+            print_fn(f" {name:<32}{out:<26}{params}")
         print_fn("=" * width)
         print_fn(f"Total params: {total:,} ({_format_bytes(total * itemsize)})")
         print_fn(f"Trainable params: {total:,} ({_format_bytes(total * itemsize)})")
@@ -510,6 +651,10 @@ class Sequential(Trainer):
         dropped (network2 takes dropout as an SGD option)."""
         from fastnn import network2
         st = self._structure()
+        if st.conv or st.units != st.denses:
+            raise ValueError("model: network2 has only dense layers; this model has "
+                             f"{', '.join(sorted({type(u).__name__ for u in st.units if not isinstance(u, Dense)}))} "
+                             "layers too (fastnn.network3 runs convolutional networks)")
         if not self.built:
             raise ValueError("model: build it (fit, predict or build) before converting")
         acts, left = self._predict_acts(st)

@@ -12,7 +12,9 @@
 
 An optimizer keeps its state (the velocity, or Adam's ``m``, ``v`` and step count
 ``iterations``) between ``fit`` calls, as Keras does, so a second ``fit`` continues the first.
-The state arrays are per Dense layer ``(W-shaped, b-shaped)`` pairs in the engine's layout.
+The state arrays are per engine layer ``(W-shaped, b-shaped)`` pairs in the engine's layout
+(a Dense's ``(units, n_in)``, a Conv2D's ``(kh, kw, in, filters)``), ``(None, None)`` for the
+layers without parameters (pooling, flatten).
 """
 
 from fastnn import _core
@@ -56,7 +58,9 @@ class Optimizer:
 
     def _matches(self, state, W, b):
         return (state is not None and len(state) == len(W) and
-                all(s[0].shape == w.shape and s[1].shape == x.shape and s[0].dtype == w.dtype
+                all((s[0] is None and w is None) or
+                    (s[0] is not None and w is not None and s[0].shape == w.shape and
+                     s[1].shape == x.shape and s[0].dtype == w.dtype)
                     for s, w, x in zip(state, W, b)))
 
     def engine_state(self, W, b):

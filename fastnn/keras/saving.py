@@ -16,8 +16,9 @@ atomically, that numpy reads without pickle:
   "layers": [{"class_name": "Dense", "config": {...}}, ...], "compile": null or
   {"optimizer": {"class_name", "config", "iterations"}, "loss": {"class_name", "config"},
   "metrics": [...]}}``
-- ``kernel_<l>`` ``(n_in, units)`` and ``bias_<l>`` ``(units,)`` of the l-th Dense layer (Keras'
-  layout, the model's dtype), present when the model is built;
+- ``kernel_<l>`` and ``bias_<l>`` of the l-th layer with parameters (Keras' layout, the
+  model's dtype: a Dense's ``(n_in, units)`` and ``(units,)``, a Conv2D's ``(kh, kw, in,
+  filters)`` and ``(filters,)``), present when the model is built;
 - ``optimizer_<s1|s2>_<kernel|bias>_<l>``: the optimizer state (momentum velocity, Adam's m
   and v) in the same layout, present when the model has been trained.
 """
@@ -30,7 +31,7 @@ import numpy as np
 from fastnn import _core, _safeio
 from fastnn._version import __version__
 from fastnn.keras import losses as _losses, optimizers as _optimizers
-from fastnn.keras.layers import LAYER_CLASSES
+from fastnn.keras.layers import LAYER_CLASSES, Conv2D, Dense
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "fastnn_config"]
 
@@ -132,17 +133,18 @@ def _save_npz(model, filepath):
     cfg = fastnn_config(model)
     arrays = {"config": np.array(json.dumps(cfg))}
     if cfg["built"]:
-        for l, d in enumerate(st.denses):
-            arrays[f"kernel_{l}"] = d.W.T
-            arrays[f"bias_{l}"] = d.b.reshape(-1)
+        for l, layer in enumerate(st.params):
+            arrays[f"kernel_{l}"] = layer._keras_kernel(layer.W)
+            arrays[f"bias_{l}"] = layer.b.reshape(-1)
         if model.optimizer is not None:
             W, b = model._params(st)
             state = model.optimizer.state_arrays()
             for key in ("s1", "s2"):
                 s = state.get(key)
                 if s is not None and model.optimizer._matches(s, W, b):
-                    for l, (sw, sb) in enumerate(s):
-                        arrays[f"optimizer_{key}_kernel_{l}"] = sw.T
+                    pairs = [pair for pair in s if pair[0] is not None]
+                    for l, (layer, (sw, sb)) in enumerate(zip(st.params, pairs)):
+                        arrays[f"optimizer_{key}_kernel_{l}"] = layer._keras_kernel(sw)
                         arrays[f"optimizer_{key}_bias_{l}"] = sb.reshape(-1)
     _atomic_savez(filepath, arrays)
 
@@ -231,8 +233,11 @@ def _read_npz(arrays, path, compile):
         if shape is None:
             raise _bad(path, "built model without an input_shape")
         weights = []
-        for l, d in enumerate(st.denses):
-            for key, want in ((f"kernel_{l}", d.W.T.shape), (f"bias_{l}", (d.units,))):
+        if not model.built:
+            raise _bad(path, "the layers do not build for the saved input_shape")
+        for l, d in enumerate(st.params):
+            for key, want in ((f"kernel_{l}", d._keras_kernel(d.W).shape),
+                              (f"bias_{l}", (d.b.size,))):
                 if key not in arrays:
                     raise _bad(path, f"missing array {key!r}")
                 got_shape, got_dtype = arrays.header(key)
@@ -264,11 +269,11 @@ def _read_npz(arrays, path, compile):
             if f"optimizer_{key}_kernel_0" not in arrays:
                 continue
             pairs = []
-            for l, d in enumerate(st.denses):
+            for l, d in enumerate(st.params):
                 kw = kb = None
                 names = (f"optimizer_{key}_kernel_{l}", f"optimizer_{key}_bias_{l}")
                 if all(k in arrays and arrays.header(k) == (want, dtype) for k, want in
-                       zip(names, (d.W.T.shape, (d.units,)))):
+                       zip(names, (d._keras_kernel(d.W).shape, (d.b.size,)))):
                     kw, kb = (arrays.read(k, kinds="f") for k in names)
                     used.update(names)
                 if kw is None or kb is None:
@@ -276,9 +281,10 @@ def _read_npz(arrays, path, compile):
                                      f"the wrong shape/dtype")
                 if not (np.isfinite(kw).all() and np.isfinite(kb).all()):
                     raise _bad(path, f"optimizer state {key} of layer {l} holds NaN or Inf")
-                pairs.append((np.ascontiguousarray(kw.T), np.ascontiguousarray(
-                    kb.reshape(-1))))
-            states[key] = pairs
+                pairs.append((d._engine_kernel(kw), np.ascontiguousarray(kb.reshape(-1))))
+            it = iter(pairs)        # one pair per engine layer, (None, None) for the others
+            states[key] = [next(it) if isinstance(u, (Dense, Conv2D)) else (None, None)
+                           for u in st.units]
         if compile:
             try:
                 model.compile(optimizer=opt, loss=lossobj, metrics=metrics)

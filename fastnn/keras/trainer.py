@@ -95,7 +95,8 @@ class Trainer:
         """The model's outputs for X (n, n_in), as ``predict`` gives them."""
         W, b = self._params(st)
         acts, left = self._predict_acts(st)
-        out = _core.predict(W, b, acts, X, n_threads=self.n_threads, device=self.device)
+        out = _core.predict(W, b, acts, X, n_threads=self.n_threads, device=self.device,
+                            layers=self._engine_layers(st))
         for _ in range(left):
             out = _softmax_rows(out)
         return out
@@ -160,8 +161,8 @@ class Trainer:
                     orders[e] = np.random.permutation(n)
             elif shuffle:                        # a chunk of epochs at a time (_orders.py)
                 orders = _core.permutation_orders(n, n_epochs)
-            dropout = self._dropout_rate(st)
-            seed = int(np.random.randint(0, 2 ** 62)) if dropout > 0 else 0
+            dropout = self._dropout_rate(st) or 0.0       # None: the layers carry theirs
+            seed = int(np.random.randint(0, 2 ** 62)) if any(r > 0 for r in st.drops) else 0
             run = _Run(self, st, X, Y, evald, cbs, hist, steps, epochs, initial_epoch, verbose)
             self.stop_training = False
             cbs.call("on_train_begin", {})
@@ -233,7 +234,8 @@ class Trainer:
                 acts=acts, cost=cost, epochs=run.n_epochs, batch=batch_size, cost_scale=scale,
                 step=opt.iterations, state=state, dropout=dropout, seed=seed, orders=orders,
                 eval_data=run.evald, run_stats=True, on_epoch=on_epoch, progress=run.counter,
-                n_threads=self.n_threads, device=self.device, **opt.engine_kwargs()))
+                n_threads=self.n_threads, device=self.device, layers=self._engine_layers(st),
+                **opt.engine_kwargs()))
         except BaseException:
             opt.iterations = start_t + run.done * run.steps
             raise
@@ -247,6 +249,7 @@ class Trainer:
         W, b = self._params(st)
         X, Y, n = run.X, run.Y, len(run.X)
         dtype = self._dtype_now()
+        layers = self._engine_layers(st)
         rng = np.random.default_rng(seed)
         run.bar.start()
         for k in range(run.n_epochs):
@@ -265,7 +268,7 @@ class Trainer:
                     step=opt.iterations, state=opt.engine_state(W, b), dropout=dropout,
                     seed=int(rng.integers(0, 2 ** 62)), run_stats=True,
                     on_epoch=stats.update, n_threads=self.n_threads, device=self.device,
-                    **opt.engine_kwargs()))
+                    layers=layers, **opt.engine_kwargs()))
                 opt.iterations = int(res["step"])
                 run_cost += stats["run_cost"]
                 run_hits += stats["run_correct"]
@@ -283,7 +286,7 @@ class Trainer:
             if run.evald is not None:
                 ec, eh = _core.evaluate(W, b, acts, cost, run.evald[0], run.evald[1],
                                         cost_scale=scale, n_threads=self.n_threads,
-                                        device=self.device)
+                                        device=self.device, layers=layers)
             r = run.end_epoch(e, run_cost, run_hits, seen, float(ec), int(eh))
             if r and r.get("stop"):
                 break
@@ -311,7 +314,8 @@ class Trainer:
         Y = self.loss.targets(y, len(X), st.denses[-1].units, self._dtype_now(), "y")
         W, b = self._params(st)
         c, hits = _core.evaluate(W, b, acts, cost, X, Y, cost_scale=scale,
-                                 n_threads=self.n_threads, device=self.device)
+                                 n_threads=self.n_threads, device=self.device,
+                                 layers=self._engine_layers(st))
         logs = self._logs(st, float(c), int(hits), len(X), X, Y)
         if verbose:
             steps = (len(X) + batch_size - 1) // batch_size
