@@ -125,6 +125,7 @@ cdef extern from "fastnn.h" nogil:
         int epochs_done
         int path
         int64_t *progress
+        int progress_n
 
     int fnn_openmp_enabled()
     int fnn_omp_max_threads()
@@ -552,6 +553,7 @@ def train(list W, list b, X, Y, config, int n_threads=1, int check_every=0):
         if progress.shape[0] < 2:
             raise ValueError(f"progress: expected an int64 array of 2, got shape {progress.shape}")
         cfg.progress = <int64_t *>_ptr(progress)
+        cfg.progress_n = progress.shape[0]
     cdef bint is64 = dtype == np.float64
     with blas_single_thread():
         with nogil:

@@ -89,5 +89,6 @@ static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, in
     }
     ws->acc[t * 8 + 0] += csum;
     ws->acc[t * 8 + 1] += hits;
+    if (want_stats) ws->acc[t * 8 + 2] += (double)(i1 - i0);   /* examples counted */
 }
 

@@ -107,6 +107,7 @@ static void F(reduce_acc)(F(fnn_ws) *ws, double *cost, int64_t *hits) {
         h += ws->acc[t * 8 + 1];
         ws->acc[t * 8 + 0] = 0;
         ws->acc[t * 8 + 1] = 0;
+        ws->acc[t * 8 + 2] = 0;
     }
     *cost = c;
     *hits = (int64_t)(h + 0.5);

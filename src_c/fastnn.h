@@ -208,8 +208,10 @@ typedef struct {
     int path;                       /* in: FNN_PATH_AUTO, or a path to take where it
                                      * applies (tests); out: the path taken */
     int64_t *progress;              /* out, or NULL: [0] the epoch running, [1] mini-batches
-                                     * done in it; thread 0 stores them (relaxed atomics) as
-                                     * it goes, for a progress bar read from another thread */
+                                     * done in it, [2..4] running statistics (train.h,
+                                     * publish); thread 0 stores them (atomics) as it goes,
+                                     * for a progress bar read from another thread */
+    int progress_n;                 /* its length */
 } fnn_train_cfg;
 
 /* how fnn_train runs each mini-batch: on one thread (path_rows.h), split by examples and

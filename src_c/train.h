@@ -47,16 +47,31 @@ static void F(snapshot)(const fnn_net *net, REAL *buf, int restore) {
 /* ------------------------------------------------------------------------------------------ */
 /* entry points, called without the GIL                                                       */
 
-/* the progress counters a front door may read while the engine runs */
-static inline void F(publish)(const fnn_train_cfg *cfg, int epoch, int64_t done) {
+/* The progress counters a front door may read while the engine runs: [0] the epoch, [1] the
+ * mini-batches done in it, and with run_stats and room for them, [2] the running cost sum (a
+ * double's bits), [3] the hits and [4] the examples they cover, as thread 0 has counted them
+ * so far (all the examples on the K split; its share on the rows path).  `a` and `b` are
+ * accumulators to add (the epoch's and thread 0's current chunk). */
+static inline void F(publish)(const fnn_train_cfg *cfg, int epoch, int64_t done,
+                              const double *a, const double *b) {
     if (cfg->progress == NULL) return;
+    int64_t v[5] = {epoch, done, 0, 0, 0};
+    int n = 2;
+    if (cfg->progress_n >= 5 && (cfg->monitor & FNN_MON_RUN) && a != NULL) {
+        const double c = a[0] + (b ? b[0] : 0);
+        memcpy(&v[2], &c, sizeof c);
+        v[3] = (int64_t)(a[1] + (b ? b[1] : 0) + 0.5);
+        v[4] = (int64_t)(a[2] + (b ? b[2] : 0) + 0.5);
+        n = 5;
+    }
+    /* the statistics first, the batch count last: a reader that sees the count sees them */
+    for (int k = n - 1; k >= 0; k--) {
 #if defined(__GNUC__)
-    __atomic_store_n(&cfg->progress[0], (int64_t)epoch, __ATOMIC_RELAXED);
-    __atomic_store_n(&cfg->progress[1], done, __ATOMIC_RELAXED);
+        __atomic_store_n(&cfg->progress[k], v[k], __ATOMIC_RELEASE);
 #else
-    cfg->progress[0] = epoch;
-    cfg->progress[1] = done;
+        cfg->progress[k] = v[k];
 #endif
+    }
 }
 
 /* The whole training call: every epoch, every mini-batch, the per-epoch evaluation. */
@@ -139,7 +154,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                         int m = (int)(n - start < batch ? n - start : batch);
                         F(train_batch_ksplit)(cfg, &reps[t], P, pstride, bar, epoch, start, m,
                                               eta, cfg->opt.t + bi + 1, t, TT, k0, k1);
-                        if (t == 0) F(publish)(cfg, epoch, bi + 1);
+                        if (t == 0) F(publish)(cfg, epoch, bi + 1, ws.acc, reps[0].ws.acc);
                     }
                     if (c1 == nb) F(rep_copy)(&reps[t], net, cfg, 1, t == 0);
                 } else {
@@ -156,16 +171,16 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                         int m = (int)(n - start < batch ? n - start : batch);
                         F(train_batch)(net, cfg, &ws, epoch, start, m, eta,
                                        cfg->opt.t + bi + 1, t, TT, TT > 1, bar, &gen);
-                        if (t == 0) F(publish)(cfg, epoch, bi + 1);
+                        if (t == 0) F(publish)(cfg, epoch, bi + 1, ws.acc, NULL);
                     }
                 }
             }
             live = ksplit && used == Tk && c1 < nb;
             if (ksplit) {
                 /* every copy saw the same examples: count thread 0's cost and hits */
-                ws.acc[0] += reps[0].ws.acc[0];
-                ws.acc[1] += reps[0].ws.acc[1];
-                for (int t = 0; t < Tk; t++) reps[t].ws.acc[0] = reps[t].ws.acc[1] = 0;
+                for (int k = 0; k < 3; k++) ws.acc[k] += reps[0].ws.acc[k];
+                for (int t = 0; t < Tk; t++)
+                    reps[t].ws.acc[0] = reps[t].ws.acc[1] = reps[t].ws.acc[2] = 0;
             }
             if (c1 < nb && cfg->check != NULL && cfg->check(cfg->ctx)) {
                 /* stopped inside the epoch: keep the last finished mini-batch's weights if

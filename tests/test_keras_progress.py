@@ -82,7 +82,11 @@ def test_fit_publishes_the_engine_counter(monkeypatch):
     real_end = progress.LiveBar.epoch_end
 
     def spy(self, epoch, seconds, logs):
-        seen.append((epoch, tuple(int(v) for v in self.counter), self.live))
+        seen.append((epoch, tuple(int(v) for v in self.counter[:2]), self.live))
+        # the running statistics the live line shows: at the epoch's end, all 50 examples,
+        # and the loss the epoch's line reports
+        assert int(self.counter[4]) == 50
+        assert self.running(self.counter)["loss"] == pytest.approx(logs["loss"], rel=1e-12)
         return real_end(self, epoch, seconds, logs)
     monkeypatch.setattr(progress.LiveBar, "epoch_end", spy)
     rng = np.random.default_rng(0)
@@ -126,3 +130,20 @@ def test_an_interrupted_epoch_ends_its_line():
     n = len(out.getvalue())
     bar.stop()
     assert len(out.getvalue()) == n
+
+
+def test_live_line_shows_the_running_loss_and_accuracy():
+    """The redrawn line carries Keras' running metrics from the engine's statistics: counter
+    [2] holds the cost sum's bits, [3] the hits, [4] the examples counted."""
+    counter = np.zeros(5, dtype=np.int64)
+    out = Tty()
+    bar = progress.LiveBar(counter, 1, 100, 1, stream=out, live=True,
+                           running=lambda c: {"accuracy": int(c[3]) / int(c[4]),
+                                              "loss": float(c[2:3].view(np.float64)[0]) /
+                                              int(c[4])})
+    bar.epoch_begin(0)
+    counter[2:3].view(np.float64)[0] = 12.5
+    counter[3], counter[4], counter[1] = 30, 50, 40
+    bar.redraw()
+    line = out.getvalue().split("\r")[-1]
+    assert line.startswith("40/100 ") and " - accuracy: 0.6000 - loss: 0.2500" in line, line

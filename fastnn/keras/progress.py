@@ -100,8 +100,10 @@ class LiveBar:
     thread redraws the running epoch's line every ``REFRESH_SECONDS`` from ``counter``.
     All writes go through one lock, so the thread never draws over a final line."""
 
-    def __init__(self, counter, epochs, steps, verbose, stream=None, live=None, headers=True):
+    def __init__(self, counter, epochs, steps, verbose, stream=None, live=None, headers=True,
+                 running=None):
         self.counter = counter
+        self.running = running      # counter -> the running logs shown on the live line
         self.epochs = epochs
         self.steps = steps
         self.verbose = verbose
@@ -183,6 +185,8 @@ class LiveBar:
                 tail = f" {eta:.0f}s {format_step_time(per)}"
             else:
                 tail = ""
+            logs = self.running(self.counter) if self.running is not None and done else {}
+            tail += "".join(f" - {k}: {format_value(v)}" for k, v in logs.items())
             self._write(f"\r{done:>{width}}/{self.steps} "
                         f"{draw_bar(done, self.steps, self.char, self.colour)}{tail}\x1b[K")
             self.redraws += 1

@@ -359,11 +359,25 @@ class _Run:
         self.model, self.st, self.X, self.Y, self.evald = model, st, X, Y, evald
         self.cbs, self.hist, self.steps = cbs, hist, steps
         self.first, self.n_epochs = first, epochs - first
-        self.counter = np.zeros(2, dtype=np.int64)
-        self.bar = LiveBar(self.counter, epochs, steps, verbose)
+        # the engine's progress: epoch, mini-batches, and the running cost (bits), hits and
+        # examples counted (src_c/train.h, publish)
+        self.counter = np.zeros(5, dtype=np.int64)
+        self.bar = LiveBar(self.counter, epochs, steps, verbose, running=self.running_logs)
         self.t_epoch = time.perf_counter()
         self.done = 0
         self.last_logs = None
+
+    def running_logs(self, counter):
+        """The live line's logs from the engine's running statistics (the engine's own metrics
+        only: the loss and argmax accuracy, as the epoch has gone so far)."""
+        n = int(counter[4])
+        if n <= 0:
+            return {}
+        logs = {"loss": float(counter[2:3].view(np.float64)[0]) / n}
+        for name, kind, _ in self.model._metric_specs:
+            if kind == "engine":
+                logs[name] = int(counter[3]) / n
+        return dict(sorted(logs.items()))
 
     def begin_epoch(self, e):
         self.bar.epoch_begin(e - self.first, label=e)
