@@ -146,4 +146,4 @@ def test_live_line_shows_the_running_loss_and_accuracy():
     counter[3], counter[4], counter[1] = 30, 50, 40
     bar.redraw()
     line = out.getvalue().split("\r")[-1]
-    assert line.startswith("40/100 ") and " - accuracy: 0.6000 - loss: 0.2500" in line, line
+    assert line.lstrip().startswith("40/100 ") and " - accuracy: 0.6000 - loss: 0.2500" in line, line
