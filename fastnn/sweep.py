@@ -518,6 +518,39 @@ def _run_dask(jobs, dataset, arrays, task, scheduler, client, n_threads, retries
             client.close()
 
 
+class JobBar:
+    """``fastnn sweep``'s progress, the way ``fit`` shows an epoch's: on a terminal (or in a
+    notebook) one line redrawn as each job ends, Keras' bar over the jobs with the elapsed time
+    and the last job's result; elsewhere one plain line per job."""
+
+    def __init__(self, total, stream=None):
+        from fastnn.keras import progress
+        self._p = progress
+        self.total, self.done = int(total), 0
+        self.stream = stream if stream is not None else sys.stdout
+        self.live = progress.dynamic_display(self.stream)
+        self.char = progress.bar_chars(self.stream) if self.live else None
+        self.t0 = time.perf_counter()
+
+    def row(self, row):
+        """Called with each finished job's row."""
+        self.done += 1
+        seconds = time.perf_counter() - self.t0
+        acc = row.get("final_accuracy")
+        what = f"{row.get('key', '')}: {row.get('status', '')}" + (
+            f", accuracy {float(acc):.4f}" if row.get("status") == "ok" and acc is not None
+            else "")
+        width = len(str(self.total))
+        if self.live:
+            bar = self._p.draw_bar(self.done, self.total, self.char, self.char == "━")
+            end = "\n" if self.done >= self.total else ""
+            self.stream.write(f"\r{self.done:>{width}}/{self.total} {bar} {seconds:.0f}s - "
+                              f"{what}\x1b[K{end}")
+        else:
+            self.stream.write(f"{self.done:>{width}}/{self.total} - {seconds:.0f}s - {what}\n")
+        self.stream.flush()
+
+
 def run_sweep(grid, data, *, backend="local", scheduler=None, client=None, n_jobs=None,
               n_threads=None, out="results.csv", seeds=(0,), params=None, dataset="",
               retries=1, on_row=None, task=None, verbose=False):
@@ -881,7 +914,8 @@ def main(argv=None):
           f"rows -> {out}")
     cluster = None
     kw = dict(out=out, seeds=seeds, params=params, dataset=name, n_threads=n_threads,
-              retries=retries, verbose=not args.quiet)
+              retries=retries, verbose=not args.quiet,
+              on_row=None if args.quiet else JobBar(n_jobs_total).row)
     t0 = time.perf_counter()
     try:
         if scheduler is None:

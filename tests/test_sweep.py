@@ -1,5 +1,7 @@
 """fastnn.sweep: grids, the results file, local (joblib) and Dask runs that agree, a killed
 worker survived, re-runs that skip finished rows, the plot and the command line."""
+import io
+import re
 import os
 import signal
 import sys
@@ -265,3 +267,26 @@ def test_example_config_is_the_issue_sweep():
     assert len(jobs) == 12 and cfg["dataset"] == "fashion-mnist"
     p = jobs[0][0]
     assert (p["activation"], p["cost"], p["optimizer"]) == ("relu", "log_likelihood", "adam")
+
+
+def test_cli_shows_job_progress(tmp_path, capsys):
+    """Without --quiet, one progress line per finished job (off a terminal), counting to the
+    total and naming each job's result; on a terminal one line redrawn with Keras' bar."""
+    pytest.importorskip("yaml")
+    out = tmp_path / "p.csv"
+    argv = ["--dataset", "sample", "--train-size", "200", "--test-size", "50", "--grid",
+            "hidden=4,8", "--seeds", "0", "--out", str(out), "--n-jobs", "1", "--epochs", "1"]
+    assert sweep.main(argv) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if re.match(r"^\d/2 - ", l)]
+    assert [l[:3] for l in lines] == ["1/2", "2/2"] and all(": ok, accuracy 0." in l
+                                                            for l in lines), lines
+    bar = sweep.JobBar(2, stream=_Tty())
+    bar.row({"key": "a", "status": "ok", "final_accuracy": 0.5})
+    bar.row({"key": "b", "status": "error"})
+    text = bar.stream.getvalue()
+    assert text.count("\r") == 2 and "2/2 " in text and "b: error" in text and text.endswith("\n")
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
