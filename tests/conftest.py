@@ -1,12 +1,20 @@
 """Shared fixtures: run Python code in a child process that imports the same fastnn as this
 one (the repository checkout or the installed package, whichever the tests import)."""
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
 import fastnn
+
+# A run started in the background by a shell without job control (`cmd &`, nohup, some CI
+# runners) inherits SIGINT ignored, and so would every child process: Python then installs no
+# KeyboardInterrupt handler, and the Ctrl-C tests cannot send one.  Take SIGINT back (a
+# Python handler here; children started with exec get the default, Python's own).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # the folder that holds the fastnn package this test run imports (the repo, or site-packages)
 FASTNN_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
