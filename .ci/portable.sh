@@ -42,18 +42,20 @@ if ! (cd "$TMP/src" && "$TMP/buildenv/bin/python" -m build -o "$TMP/dist" .) \
     tail -40 "$TMP/build.log"
     exit 1
 fi
-grep "fastnn: engine CPU levels" "$TMP/build.log" | head -1
+grep -m1 "fastnn: engine CPU levels" "$TMP/build.log"
 WHEEL=$(ls "$TMP"/dist/*.whl)
 SDIST=$(ls "$TMP"/dist/*.tar.gz)
 echo "wheel: $(basename "$WHEEL")"
 "$TMP/buildenv/bin/python" -m zipfile -l "$WHEEL" | awk 'NR > 1 {print "  " $1}'
-echo "sdist: $(basename "$SDIST") ($(tar tzf "$SDIST" | grep -vc '/$') files)"
-bad=$(tar tzf "$SDIST" | grep -E '_engine\.c$|_build_info\.py$|\.so$|\.o$|\.pyc$' || true)
+tar tzf "$SDIST" | grep -v '/$' | sed 's|^[^/]*/||' > "$TMP/sdist.txt"   # (no pipe into grep -q:
+echo "sdist: $(basename "$SDIST") ($(wc -l < "$TMP/sdist.txt") files)"  # pipefail, SIGPIPE)
+sed 's/^/  /' "$TMP/sdist.txt"
+bad=$(grep -E '_engine\.c$|_build_info\.py$|\.so$|\.o$|\.pyc$' "$TMP/sdist.txt" || true)
 if [ -n "$bad" ]; then
     echo "FAIL: generated files in the sdist:"; echo "$bad"; exit 1
 fi
 for f in LICENSE src_c/level.c src_c/dispatch.h src_c/engine.h fastnn/_engine.pyx; do
-    tar tzf "$SDIST" | grep -q "/$f\$" || { echo "FAIL: $f missing from the sdist"; exit 1; }
+    grep -qx "$f" "$TMP/sdist.txt" || { echo "FAIL: $f missing from the sdist"; exit 1; }
 done
 echo "sdist: sources only (no _engine.c, _build_info.py, objects); LICENSE and src_c/ present"
 
