@@ -41,8 +41,8 @@ print(json.dumps(out))
 """
 
 
-def run_one(tree, epochs):
-    res = subprocess.run([sys.executable, "-c", CHILD, json.dumps(CONFIGS), str(epochs)],
+def run_one(tree, configs, epochs):
+    res = subprocess.run([sys.executable, "-c", CHILD, json.dumps(configs), str(epochs)],
                          cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if res.returncode != 0:
         sys.exit(f"the run in {tree} failed:\n{res.stderr}")
@@ -55,13 +55,16 @@ def main(argv=None):
     ap.add_argument("tree_b")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--threads", type=int, help="only the configurations with this many "
+                    "threads (1 on a busy machine: the 2-thread ones wait for the other core)")
     args = ap.parse_args(argv)
+    configs = [c for c in CONFIGS if args.threads is None or c[2] == args.threads]
     trees = [os.path.abspath(args.tree_a), os.path.abspath(args.tree_b)]
     times = {t: {} for t in trees}
     levels = {}
     for r in range(args.rounds):
         for t in (trees if r % 2 == 0 else trees[::-1]):
-            out = run_one(t, args.epochs)
+            out = run_one(t, configs, args.epochs)
             levels[t] = out["level"]
             for k, v in out["times"].items():
                 times[t].setdefault(k, []).append(v)
