@@ -213,52 +213,67 @@ cdef tuple _feature_names(uint32_t bits):
                  if (bits >> i) & 1)
 
 
-cdef int _pick_level() except -1:
-    """Set _K and the CPU_* names; raise ImportError when no level this build holds can run
-    here (or the one asked for cannot), before any of its instructions runs."""
-    global _K, CPU_LEVEL, CPU_LEVELS, CPU_LEVELS_SUPPORTED, CPU_FEATURES, VECTOR_BYTES
-    cdef uint32_t have = fnn_cpu_features()
+def _levels_built():
+    """[(name, features its code uses)] of the levels this build holds, best first."""
     cdef int i = 0
-    built, missing = [], {}
+    out = []
     while fnn_levels[i] != NULL:
-        name = fnn_levels[i].name.decode("ascii")
-        built.append(name)
-        missing[name] = _feature_names(fnn_levels[i].needs & ~have)
+        out.append((fnn_levels[i].name.decode("ascii"), _feature_names(fnn_levels[i].needs)))
         i += 1
-    CPU_FEATURES = _feature_names(have)
-    CPU_LEVELS = tuple(built)
-    CPU_LEVELS_SUPPORTED = tuple(n for n in built if not missing[n])
-    want = os.environ.get("FASTNN_CPU_LEVEL", "").strip().lower()
+    return out
+
+
+def pick_level(cpu_features, want=""):
+    """Return the name of the level to run on a CPU with ``cpu_features`` (names as
+    dispatch.h spells them): ``want`` if given, else the best this CPU runs.  Raise
+    ImportError when ``want`` is not in this build or needs more than the CPU has, or when
+    the CPU is below every level (the module runs this at import on the CPU's own
+    features)."""
+    built = _levels_built()
+    names = [n for n, _ in built]
+    missing = {n: tuple(f for f in needs if f not in cpu_features) for n, needs in built}
+    runs = [n for n in names if not missing[n]]
     if want:
         if want not in missing:
             raise ImportError(f"fastnn: FASTNN_CPU_LEVEL={want!r}, but this build of the engine "
-                              f"holds the CPU levels {', '.join(built)}: name one of them, or "
+                              f"holds the CPU levels {', '.join(names)}: name one of them, or "
                               f"unset FASTNN_CPU_LEVEL to take the best this CPU runs")
         if missing[want]:
             raise ImportError(f"fastnn: FASTNN_CPU_LEVEL={want}, but this CPU lacks "
                               f"{', '.join(missing[want])}, which the {want} kernels use; the "
-                              f"levels it runs: {', '.join(CPU_LEVELS_SUPPORTED) or 'none'}")
-    elif CPU_LEVELS_SUPPORTED:
-        want = CPU_LEVELS_SUPPORTED[0]
-    else:
-        low = built[-1]
+                              f"levels it runs: {', '.join(runs) or 'none'}")
+        return want
+    if not runs:
+        low = names[-1]
         raise ImportError(f"fastnn: this CPU is below the engine's baseline: the lowest CPU "
                           f"level in this build ({low}) uses {', '.join(missing[low])}, which "
                           f"this CPU lacks.  Build fastnn from source on this machine (pip "
                           f"install --no-binary fastnn fastnn, with FASTNN_MARCH=none in the "
                           f"environment) to get kernels for it.")
-    _K = fnn_levels[built.index(want)]
-    CPU_LEVEL = want
-    VECTOR_BYTES = _K.vbytes
-    return 0
+    return runs[0]
 
 
+cdef int _use_level(str name) except -1:
+    global _K, CPU_LEVEL, VECTOR_BYTES
+    cdef int i = 0
+    while fnn_levels[i] != NULL:
+        if fnn_levels[i].name.decode("ascii") == name:
+            _K = fnn_levels[i]
+            CPU_LEVEL = name
+            VECTOR_BYTES = _K.vbytes
+            return 0
+        i += 1
+    raise ImportError(f"fastnn: no CPU level {name!r} in this build")
+
+
+CPU_FEATURES = _feature_names(fnn_cpu_features())   # the features of dispatch.h's list
+                                                    # this CPU has
+CPU_LEVELS = tuple(n for n, _ in _levels_built())   # the levels this build holds, best first
+CPU_LEVELS_SUPPORTED = tuple(n for n, needs in _levels_built()   # those this CPU runs
+                             if all(f in CPU_FEATURES for f in needs))
 CPU_LEVEL = None              # the level every call runs (its name)
-CPU_LEVELS = ()               # the levels this build holds, best first
-CPU_LEVELS_SUPPORTED = ()     # those this CPU runs
-CPU_FEATURES = ()             # the features of dispatch.h's list this CPU has
-VECTOR_BYTES = 0              # the chosen level's vector width
-_pick_level()
+VECTOR_BYTES = 0              # its vector width
+_use_level(pick_level(CPU_FEATURES, os.environ.get("FASTNN_CPU_LEVEL", "").strip().lower()))
 
 
 def c_code(str table, str name):
