@@ -1,14 +1,16 @@
-"""Time W1 and W2 epochs of two builds of fastnn against each other, in one run.
+"""Time W1 and W2 epochs of two or more builds of fastnn against each other, in one run.
 
-    python tools/compare_builds.py TREE_A TREE_B [--rounds 5] [--epochs 3]
+    python tools/compare_builds.py TREE_A TREE_B [TREE_C ...] [--rounds 5] [--epochs 3]
 
-TREE_A and TREE_B are source trees, each built in place (``python setup.py build_ext
---inplace``), for instance this tree with the default CPU-level build and a copy built with
-FASTNN_MARCH=native.  Each round runs one fresh process per tree, in turn, which times
-``--epochs`` epochs of every configuration below through the benchmarks' own engine call
-(bench/_harness.py, FastnnImpl) after one warm-up epoch; the table gives, per configuration,
-the median over the rounds of each process's median epoch, and the ratio B/A (above 1: A is
-faster).  Alternating the processes spreads a shared machine's noise over both builds.
+Each tree is a source tree built in place (``python setup.py build_ext --inplace``), for
+instance this tree with the default CPU-level build and a copy built with
+FASTNN_MARCH=native.  Each round runs one fresh process per tree, in turn (the order rotates),
+which times ``--epochs`` epochs of every configuration below through the benchmarks' own
+engine call (bench/_harness.py, FastnnImpl) after one warm-up epoch.  The table gives, per
+configuration and tree, the median over the rounds of each process's median epoch, in wall
+time and in CPU time of the process (on one thread the CPU time is the better measure on a
+busy machine: it leaves out the time spent waiting for a core), and each tree's ratio to
+TREE_A (above 1: TREE_A is faster).
 """
 import argparse
 import json
@@ -26,17 +28,19 @@ sys.path[:0] = [os.getcwd(), os.path.join(os.getcwd(), "bench")]
 import fastnn, _harness
 from fastnn import _engine
 ctx = _harness.Context()
-out = {"level": _engine.CPU_LEVEL, "file": _engine.__file__, "times": {}}
+out = {"level": _engine.CPU_LEVEL, "file": _engine.__file__, "times": {}, "cpu": {}}
 for wid, dtype, threads in json.loads(sys.argv[1]):
     wl = _harness.WORKLOADS[wid]
     impl = _harness.FastnnImpl(wl, ctx, dtype, threads)
     impl.epoch()
-    ts = []
+    ts, cs = [], []
     for _ in range(int(sys.argv[2])):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         impl.epoch()
         ts.append(time.perf_counter() - t0)
+        cs.append(time.process_time() - c0)
     out["times"]["%s %s %dt" % (wid, dtype, threads)] = statistics.median(ts)
+    out["cpu"]["%s %s %dt" % (wid, dtype, threads)] = statistics.median(cs)
 print(json.dumps(out))
 """
 
@@ -51,35 +55,41 @@ def run_one(tree, configs, epochs):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("tree_a")
-    ap.add_argument("tree_b")
+    ap.add_argument("trees", nargs="+")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, help="only the configurations with this many "
                     "threads (1 on a busy machine: the 2-thread ones wait for the other core)")
     args = ap.parse_args(argv)
     configs = [c for c in CONFIGS if args.threads is None or c[2] == args.threads]
-    trees = [os.path.abspath(args.tree_a), os.path.abspath(args.tree_b)]
-    times = {t: {} for t in trees}
+    trees = [os.path.abspath(t) for t in args.trees]
+    wall = {t: {} for t in trees}
+    cpu = {t: {} for t in trees}
     levels = {}
     for r in range(args.rounds):
-        for t in (trees if r % 2 == 0 else trees[::-1]):
+        for t in trees[r % len(trees):] + trees[:r % len(trees)]:
             out = run_one(t, configs, args.epochs)
             levels[t] = out["level"]
-            for k, v in out["times"].items():
-                times[t].setdefault(k, []).append(v)
+            for k in out["times"]:
+                wall[t].setdefault(k, []).append(out["times"][k])
+                cpu[t].setdefault(k, []).append(out["cpu"][k])
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-    a, b = trees
-    print(f"A: {a} (CPU level {levels[a]})")
-    print(f"B: {b} (CPU level {levels[b]})")
+    names = [chr(65 + i) for i in range(len(trees))]
+    for n, t in zip(names, trees):
+        print(f"{n}: {t} (CPU level {levels[t]})")
     print(f"load average at the end: {os.getloadavg()[0]:.2f}; {args.rounds} rounds, median "
           f"of {args.epochs} epochs per process")
     print()
-    print("| configuration | A s/epoch | B s/epoch | B/A (A's speed relative to B) |")
-    print("|---|---|---|---|")
-    for k in times[a]:
-        ma, mb = statistics.median(times[a][k]), statistics.median(times[b][k])
-        print(f"| {k} | {ma:.4f} | {mb:.4f} | {mb / ma:.3f} |")
+    print("| configuration | " + " | ".join(f"{n}: wall s, cpu s" for n in names) + " | "
+          + " | ".join(f"{n}/A: wall, cpu" for n in names[1:]) + " |")
+    print("|---" * (2 * len(trees)) + "|")
+    a = trees[0]
+    for k in wall[a]:
+        mw = [statistics.median(wall[t][k]) for t in trees]
+        mc = [statistics.median(cpu[t][k]) for t in trees]
+        cells = [f"{w:.4f}, {c:.4f}" for w, c in zip(mw, mc)]
+        ratios = [f"{mw[i] / mw[0]:.3f}, {mc[i] / mc[0]:.3f}" for i in range(1, len(trees))]
+        print(f"| {k} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
 
 
 if __name__ == "__main__":
