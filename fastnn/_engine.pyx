@@ -244,7 +244,7 @@ def pick_level(cpu_features, want=""):
                               f"levels it runs: {', '.join(runs) or 'none'}")
         return want
     if not runs:
-        low = names[-1]
+        low = names[len(names) - 1]    # (wraparound is off in this module)
         raise ImportError(f"fastnn: this CPU is below the engine's baseline: the lowest CPU "
                           f"level in this build ({low}) uses {', '.join(missing[low])}, which "
                           f"this CPU lacks.  Build fastnn from source on this machine (pip "
