@@ -170,13 +170,12 @@ def w2_fastnn(d, device="cuda"):
         Y = np.eye(10, dtype=np.float32)[ytr]
         W = [glorot(rng, 128, 784).astype(np.float32), glorot(rng, 10, 128).astype(np.float32)]
         b = [np.zeros(128, np.float32), np.zeros(10, np.float32)]
-        s1 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
-        s2 = [(np.zeros_like(w), np.zeros_like(x)) for w, x in zip(W, b)]
         orders = np.stack([rng.permutation(len(X)) for _ in range(epochs)]).astype(np.int32)
         acts = ["relu", "softmax"]
-        _core.train(W, b, acts, "log_likelihood", X, Y, epochs=epochs, batch=32, eta=1e-3,
-                    optimizer="adam", beta1=0.9, beta2=0.999, eps=1e-7, state1=s1,
-                    state2=s2, orders=orders, device=device)
+        _core.train(W, b, X, Y, _core.TrainConfig(
+            acts=acts, cost="log_likelihood", epochs=epochs, batch=32, eta=1e-3,
+            optimizer="adam", beta1=0.9, beta2=0.999, eps=1e-7,
+            state=_core.new_state("adam", W, b), orders=orders, device=device))
         t = time.perf_counter() - t
         out = _core.predict(W, b, acts, np.ascontiguousarray(xte, dtype=np.float32),
                             device=device)

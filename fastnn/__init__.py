@@ -15,16 +15,6 @@ import os as _os
 # before libgomp loads, which happens when the engine is first imported.
 _os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
-import importlib.util as _ilu  # noqa: E402
-
-if _ilu.find_spec("fastnn._engine") is None:
-    _root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
-    raise ImportError(
-        f"fastnn: {_root} is the uncompiled source tree: the engine (fastnn._engine) has not "
-        f"been built there.  Build it in place (cd {_root} && python setup.py build_ext "
-        f"--inplace, or pip install -e .), or run from another folder to use an installed "
-        f"fastnn (in this folder Python imports the source tree first).")
-
 from fastnn._version import __version__  # noqa: E402
 from fastnn._config import get_num_threads, set_num_threads, show_config  # noqa: E402
 

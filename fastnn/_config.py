@@ -14,6 +14,34 @@ _lock = threading.Lock()
 _num_threads = None          # set by set_num_threads; None: follow the environment
 
 
+def _no_engine_message(error):
+    """Why ``fastnn._engine`` did not import, and what to do about it."""
+    pkg = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(pkg)
+    if os.path.isfile(os.path.join(pkg, "_engine.pyx")) and \
+            os.path.isfile(os.path.join(root, "setup.py")):
+        return (f"fastnn's compiled engine (fastnn._engine) is not built: Python imported "
+                f"fastnn from its source folder {pkg}, which has _engine.pyx but no compiled "
+                f"module ({error}). Either build it in place, in {root}:\n"
+                f"    pip install -e .\n"
+                f"or\n"
+                f"    python setup.py build_ext --inplace\n"
+                f"or run Python from another folder, so that it imports the installed fastnn "
+                f"(install it with `pip install .` first).")
+    return (f"fastnn's compiled engine (fastnn._engine) could not be imported from {pkg} "
+            f"({error}); reinstall fastnn (`pip install --force-reinstall fastnn`).")
+
+
+def import_engine():
+    """Return the compiled module ``fastnn._engine``; if it cannot be imported, raise an
+    ImportError that says why and how to build it."""
+    try:
+        from fastnn import _engine
+    except ImportError as e:
+        raise ImportError(_no_engine_message(e), name="fastnn._engine") from e
+    return _engine
+
+
 def _cpu_quota():
     """CPUs allowed by the cgroup quota (v2 cpu.max or v1 cfs), or None."""
     try:
@@ -57,7 +85,7 @@ def _default_threads():
 
 def get_num_threads():
     """Return the number of threads the engine uses."""
-    from fastnn import _engine
+    _engine = import_engine()
     if not _engine.openmp_enabled():
         return 1
     if _num_threads is not None:
@@ -89,7 +117,7 @@ def resolve_threads(n_threads):
     n = int(n_threads)
     if n < 1:
         raise ValueError(f"n_threads: expected a positive int or None, got {n}")
-    from fastnn import _engine
+    _engine = import_engine()
     return n if _engine.openmp_enabled() else 1
 
 
@@ -220,7 +248,7 @@ def gpu_available():
 
 def show_config(print_=True):
     """Print and return what was built and what the engine will use."""
-    from fastnn import _engine
+    _engine = import_engine()
     from fastnn._version import __version__
     try:
         from fastnn._build_info import BUILD_INFO

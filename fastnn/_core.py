@@ -11,8 +11,9 @@ import threading
 
 import numpy as np
 
-from fastnn import _engine
-from fastnn._config import resolve_threads
+from fastnn._config import import_engine, resolve_threads
+
+_engine = import_engine()
 
 ACTIVATIONS = _engine.ACTIVATIONS
 COSTS = _engine.COSTS
@@ -349,7 +350,7 @@ class TrainingGuard:
 
 
 def finite_params(W, b):
-    return all(np.isfinite(w).all() for w in W) and all(np.isfinite(x).all() for x in b)
+    return all(np.isfinite(p).all() for p in list(W) + list(b) if p is not None)
 
 
 @dataclasses.dataclass
@@ -391,6 +392,7 @@ class TrainConfig:
     n_threads: object = None
     device: object = None
     path: object = None
+    layers: list = None
 
 
 # the state an optimizer starts from, where it is not zero (Keras' defaults)
@@ -402,8 +404,23 @@ def new_state(optimizer, W, b, fill=None):
     per slot, filled with ``fill`` (default: INITIAL_STATE's value, else zero)."""
     if fill is None:
         fill = INITIAL_STATE.get(optimizer, 0.0)
-    return [[(np.full_like(w, fill), np.full_like(x, fill)) for w, x in zip(W, b)]
-            for _ in range(OPT_SLOTS[optimizer])]
+    return [[(None, None) if w is None else (np.full_like(w, fill), np.full_like(x, fill))
+             for w, x in zip(W, b)] for _ in range(OPT_SLOTS[optimizer])]
+
+
+def multiply_adds(W, layers=None):
+    """Multiply-adds of one example's forward pass: each weight once per output position."""
+    total = 0
+    for l, w in enumerate(W):
+        if w is None:
+            continue
+        spec = layers[l] if layers is not None else None
+        if spec is not None and spec.get("kind") == "conv2d":
+            oh, ow, _ = spec["out_shape"]
+            total += w.size * oh * ow
+        else:
+            total += w.size
+    return total
 
 
 def _diverged(res):
@@ -427,7 +444,7 @@ def train(W, b, X, Y, config):
         res = xp_backend.train(W, b, X, Y, config, device="cuda")
     else:
         # interrupts are checked between chunks of about 2e8 multiply-adds
-        per_batch = 6.0 * config.batch * sum(w.size for w in W)
+        per_batch = 6.0 * config.batch * multiply_adds(W, config.layers)
         check_every = max(1, int(2e8 / max(per_batch, 1.0)))
         res = _engine.train(W, b, X, Y, config, resolve_threads(config.n_threads), check_every)
     if res["status"] == _engine.STATUS_DIVERGED:
@@ -468,26 +485,29 @@ def resolve_device(device):
     return device
 
 
-def predict(W, b, acts, X, n_threads=None, device=None):
-    """Network output (n, n_out) for X (n, n_in)."""
+def predict(W, b, acts, X, n_threads=None, device=None, layers=None):
+    """Network output (n, n_out) for X (n, n_in).  ``layers``: the descriptions of layers
+    other than dense ones (TrainConfig.layers)."""
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
-        return xp_backend.predict(W, b, acts, X, device="cuda")
-    return _engine.predict(W, b, act_codes(acts), X, resolve_threads(n_threads))
+        return xp_backend.predict(W, b, acts, X, device="cuda", layers=layers)
+    return _engine.predict(W, b, act_codes(acts), X, resolve_threads(n_threads), layers)
 
 
-def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, n_threads=None, device=None):
+def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, n_threads=None, device=None, layers=None):
     """(cost summed over the examples, argmax hits) for (X, Y)."""
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
-        return xp_backend.evaluate(W, b, acts, cost, X, Y, cost_scale=cost_scale, device="cuda")
+        return xp_backend.evaluate(W, b, acts, cost, X, Y, cost_scale=cost_scale, device="cuda",
+                                   layers=layers)
     return _engine.evaluate(W, b, act_codes(acts), cost_code(cost), float(cost_scale),
-                            X, Y, resolve_threads(n_threads))
+                            X, Y, resolve_threads(n_threads), layers)
 
 
-def gradient(W, b, acts, cost, X, Y, cost_scale=1.0):
+def gradient(W, b, acts, cost, X, Y, cost_scale=1.0, layers=None):
     """(gW, gb, cost): gradients of the cost summed over (X, Y), computed on the CPU engine."""
-    return _engine.gradient(W, b, act_codes(acts), cost_code(cost), float(cost_scale), X, Y)
+    return _engine.gradient(W, b, act_codes(acts), cost_code(cost), float(cost_scale), X, Y,
+                            layers)
 
 
 def atomic_write(filename, write):

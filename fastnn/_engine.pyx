@@ -63,6 +63,8 @@ cdef extern from "dispatch.h" nogil:
         int geom[8]
         void *W
         void *b
+        double dropout
+        int drop_book
         int n_in, n_out
         int64_t n_w, n_b
 
@@ -317,12 +319,15 @@ def omp_max_threads():
 cdef object _dtype_of(list W):
     if not W:
         raise ValueError("weights: expected at least one layer, got an empty list")
-    w0 = W[0]
-    if not isinstance(w0, np.ndarray):
-        raise TypeError(f"weights[0]: expected a numpy array, got {type(w0).__name__}")
-    if w0.dtype != np.float64 and w0.dtype != np.float32:
-        raise TypeError(f"weights[0]: expected float32 or float64, got {w0.dtype}")
-    return w0.dtype
+    for l, w in enumerate(W):
+        if w is None:
+            continue
+        if not isinstance(w, np.ndarray):
+            raise TypeError(f"weights[{l}]: expected a numpy array, got {type(w).__name__}")
+        if w.dtype != np.float64 and w.dtype != np.float32:
+            raise TypeError(f"weights[{l}]: expected float32 or float64, got {w.dtype}")
+        return w.dtype
+    raise ValueError("weights: expected at least one layer with parameters")
 
 
 cdef int _check_array(object a, str name, object dtype, int ndim, bint writeable) except -1:
@@ -343,15 +348,24 @@ cdef inline void* _ptr(cnp.ndarray a):
     return cnp.PyArray_DATA(a)
 
 
+# a layer's description (config.layers[l]): kind, shapes (height, width, channels), the
+# kind's integers, dropout on its output
+LAYER_GEOM = {"dense": 0, "conv2d": 6, "maxpool2d": 4, "flatten": 0}
+
+
 cdef int _fill_net(fnn_net *net, list W, list b, acts, int cost, double cost_scale,
-                   int n_threads, object dtype) except -1:
-    """A network of dense layers (the only kind so far) from weight matrices (n_out, n_in)."""
-    cdef int L = len(W), l, bad
+                   int n_threads, object dtype, list layers=None) except -1:
+    """The network from its parameters and, for layers other than dense ones, their
+    descriptions (``layers[l]``: a dict with kind, in_shape, out_shape, geom, dropout,
+    drop_book; None or a missing list: dense layers read off W's shapes)."""
+    cdef int L = len(W), l, bad, j
     cdef fnn_layer *ly
     if L < 1 or L > FNN_MAX_LAYERS:
         raise ValueError(f"weights: expected 1 to {FNN_MAX_LAYERS} layers, got {L}")
     if len(b) != L or len(acts) != L:
         raise ValueError(f"biases/activations: expected {L} layers, got {len(b)} and {len(acts)}")
+    if layers is not None and len(layers) != L:
+        raise ValueError(f"layers: expected {L} layer descriptions, got {len(layers)}")
     if cost < 0 or cost >= FNN_N_COST:
         raise ValueError(f"cost: unknown cost code {cost}")
     memset_bytes(<char *>net, sizeof(fnn_net))
@@ -360,27 +374,78 @@ cdef int _fill_net(fnn_net *net, list W, list b, acts, int cost, double cost_sca
     net.cost_scale = cost_scale
     net.n_threads = n_threads if n_threads > 0 else 1
     for l in range(L):
-        _check_array(W[l], f"weights[{l}]", dtype, 2, True)
-        _check_array(b[l], f"biases[{l}]", dtype, -1, True)
-        if W[l].shape[0] < 1 or W[l].shape[1] < 1:
-            raise ValueError(f"weights[{l}]: expected a non-empty matrix, got shape {W[l].shape}")
-        if l > 0 and W[l].shape[1] != W[l - 1].shape[0]:
-            raise ValueError(f"weights[{l}]: expected {W[l - 1].shape[0]} columns (the previous "
-                             f"layer's size), got shape {W[l].shape}")
-        if b[l].size != W[l].shape[0]:
-            raise ValueError(f"biases[{l}]: expected {W[l].shape[0]} entries, got shape "
-                             f"{b[l].shape}")
+        spec = layers[l] if layers is not None else None
+        kind = "dense" if spec is None else spec.get("kind", "dense")
+        if kind not in LAYER_KINDS:
+            raise ValueError(f"layers[{l}]: expected a kind from {', '.join(LAYER_KINDS)}, got "
+                             f"{kind!r}")
         a = int(acts[l])
         if a < 0 or a >= FNN_N_ACT or (a in _OUTPUT_ONLY_CODES and l != L - 1):
             raise ValueError(f"activations[{l}]: invalid activation code {a}")
         ly = &net.layer[l]
-        ly.kind = FNN_LAYER_DENSE
+        ly.kind = LAYER_KINDS[kind]
         ly.act = a
-        ly.in_shape[0] = W[l].shape[1]
-        ly.out_shape[0] = W[l].shape[0]
-        ly.in_shape[1] = ly.in_shape[2] = ly.out_shape[1] = ly.out_shape[2] = 1
-        ly.W = _ptr(W[l])
-        ly.b = _ptr(b[l])
+        if spec is not None:
+            ly.dropout = float(spec.get("dropout", 0.0))
+            ly.drop_book = 1 if spec.get("drop_book", False) else 0
+            if not (0.0 <= ly.dropout < 1.0):
+                raise ValueError(f"layers[{l}]: expected a dropout in [0, 1), got {ly.dropout}")
+        if kind == "dense":
+            _check_array(W[l], f"weights[{l}]", dtype, 2, True)
+            _check_array(b[l], f"biases[{l}]", dtype, -1, True)
+            if W[l].shape[0] < 1 or W[l].shape[1] < 1:
+                raise ValueError(f"weights[{l}]: expected a non-empty matrix, got shape "
+                                 f"{W[l].shape}")
+            if b[l].size != W[l].shape[0]:
+                raise ValueError(f"biases[{l}]: expected {W[l].shape[0]} entries, got shape "
+                                 f"{b[l].shape}")
+            ly.in_shape[0] = ly.in_shape[1] = ly.out_shape[0] = ly.out_shape[1] = 1
+            ly.in_shape[2] = W[l].shape[1]
+            ly.out_shape[2] = W[l].shape[0]
+            if l > 0 and W[l].shape[1] != net.layer[l - 1].n_out:
+                raise ValueError(f"weights[{l}]: expected {net.layer[l - 1].n_out} columns (the "
+                                 f"previous layer's size), got shape {W[l].shape}")
+        else:
+            ins, outs, geom = spec.get("in_shape"), spec.get("out_shape"), spec.get("geom", ())
+            if ins is None or outs is None or len(ins) != 3 or len(outs) != 3:
+                raise ValueError(f"layers[{l}]: expected in_shape and out_shape as (height, "
+                                 f"width, channels), got {ins!r} and {outs!r}")
+            if len(geom) != LAYER_GEOM[kind]:
+                raise ValueError(f"layers[{l}]: expected {LAYER_GEOM[kind]} geometry integers "
+                                 f"for {kind}, got {tuple(geom)!r}")
+            for j in range(3):
+                ly.in_shape[j] = int(ins[j])
+                ly.out_shape[j] = int(outs[j])
+            for j in range(len(geom)):
+                ly.geom[j] = int(geom[j])
+            if kind == "conv2d":
+                want = (ly.geom[0], ly.geom[1], ly.in_shape[2], ly.out_shape[2])
+                _check_array(W[l], f"weights[{l}]", dtype, 4, True)
+                _check_array(b[l], f"biases[{l}]", dtype, -1, True)
+                if tuple(W[l].shape) != want:
+                    raise ValueError(f"weights[{l}]: expected a conv2d kernel of shape {want} "
+                                     f"(kh, kw, in, out), got {W[l].shape}")
+                if b[l].size != ly.out_shape[2]:
+                    raise ValueError(f"biases[{l}]: expected {ly.out_shape[2]} entries, got "
+                                     f"shape {b[l].shape}")
+            else:
+                if W[l] is not None or b[l] is not None:
+                    raise ValueError(f"weights[{l}]/biases[{l}]: a {kind} layer has no "
+                                     f"parameters; expected None")
+                if a != ACTIVATIONS["identity"]:
+                    raise ValueError(f"activations[{l}]: a {kind} layer takes no activation "
+                                     f"(put it on the layer before), got code {a}")
+        if kind in ("dense", "conv2d"):
+            ly.W = _ptr(W[l])
+            ly.b = _ptr(b[l])
+        bad = fnn_net_finish(net)
+        if bad != 0 and bad - 1 <= l:
+            prev = (f"the previous layer's output {tuple(net.layer[l - 1].out_shape)}"
+                    if l > 0 else "the input")
+            raise ValueError(f"layers[{l}]: a {kind} layer with input {tuple(ly.in_shape)}, "
+                             f"output {tuple(ly.out_shape)} and geometry {tuple(ly.geom)[:LAYER_GEOM[kind]]} "
+                             f"does not fit itself or {prev}")
+    net.L = L
     bad = fnn_net_finish(net)
     if bad != 0:
         raise ValueError(f"layers: layer {bad - 1} does not chain with the one before it")
@@ -486,7 +551,8 @@ def train(list W, list b, X, Y, config, int n_threads=1, int check_every=0):
     cdef _Ctx ctx = _Ctx()
     dtype = _dtype_of(W)
     acts = [ACTIVATIONS[a] for a in config.acts]
-    _fill_net(&net, W, b, acts, COSTS[config.cost], float(config.cost_scale), n_threads, dtype)
+    _fill_net(&net, W, b, acts, COSTS[config.cost], float(config.cost_scale), n_threads, dtype,
+              config.layers)
     memset_bytes(<char *>&cfg, sizeof(fnn_train_cfg))
     path = config.path
     if path is None:
@@ -536,6 +602,8 @@ def train(list W, list b, X, Y, config, int n_threads=1, int check_every=0):
                 raise ValueError(f"state[{q}]: expected one (W, b) pair per layer ({net.L}), "
                                  f"got {len(state[q])}")
             for l in range(net.L):
+                if W[l] is None:
+                    continue
                 for k, like in ((0, W[l]), (1, b[l])):
                     s = state[q][l][k]
                     _check_array(s, f"state[{q}][{l}][{k}]", dtype, -1, True)
@@ -592,13 +660,13 @@ def train(list W, list b, X, Y, config, int n_threads=1, int check_every=0):
             "path": PATHS[cfg.path]}
 
 
-def predict(list W, list b, acts, X, int n_threads=1):
+def predict(list W, list b, acts, X, int n_threads=1, list layers=None):
     """Return the network's output (n, n_out) for X (n, n_in), computed in the engine."""
     cdef fnn_net net
     cdef int status
     cdef int64_t n
     dtype = _dtype_of(W)
-    _fill_net(&net, W, b, acts, 0, 1.0, n_threads, dtype)
+    _fill_net(&net, W, b, acts, 0, 1.0, n_threads, dtype, layers)
     _check_array(X, "X", dtype, 2, False)
     if X.shape[1] != net.layer[0].n_in:
         raise ValueError(f"X: expected {net.layer[0].n_in} columns, got shape {X.shape}")
@@ -620,7 +688,8 @@ def predict(list W, list b, acts, X, int n_threads=1):
     return out
 
 
-def evaluate(list W, list b, acts, int cost, double cost_scale, X, Y, int n_threads=1):
+def evaluate(list W, list b, acts, int cost, double cost_scale, X, Y, int n_threads=1,
+             list layers=None):
     """Return (cost summed over the examples, number of argmax hits) for (X, Y)."""
     cdef fnn_net net
     cdef fnn_data data
@@ -628,7 +697,7 @@ def evaluate(list W, list b, acts, int cost, double cost_scale, X, Y, int n_thre
     cdef int64_t hits = 0
     cdef int status
     dtype = _dtype_of(W)
-    _fill_net(&net, W, b, acts, cost, cost_scale, n_threads, dtype)
+    _fill_net(&net, W, b, acts, cost, cost_scale, n_threads, dtype, layers)
     _fill_data(&data, X, Y, &net, dtype, "data")
     if data.n == 0:
         return 0.0, 0
@@ -644,17 +713,17 @@ def evaluate(list W, list b, acts, int cost, double cost_scale, X, Y, int n_thre
     return c, hits
 
 
-def gradient(list W, list b, acts, int cost, double cost_scale, X, Y):
+def gradient(list W, list b, acts, int cost, double cost_scale, X, Y, list layers=None):
     """Return (gW, gb, cost): gradients of the cost summed over (X, Y), and the cost sum."""
     cdef fnn_net net
     cdef fnn_data data
     cdef double c = 0
     cdef int status, l
     dtype = _dtype_of(W)
-    _fill_net(&net, W, b, acts, cost, cost_scale, 1, dtype)
+    _fill_net(&net, W, b, acts, cost, cost_scale, 1, dtype, layers)
     _fill_data(&data, X, Y, &net, dtype, "data")
-    gW = [np.zeros_like(w) for w in W]
-    gb = [np.zeros(w.shape[0], dtype=dtype) for w in W]
+    gW = [None if w is None else np.zeros_like(w) for w in W]
+    gb = [None if x is None else np.zeros(x.size, dtype=dtype) for x in b]
     cdef bint is64 = dtype == np.float64
     cdef void **pw = <void **>malloc(sizeof(void *) * net.L)
     cdef void **pb = <void **>malloc(sizeof(void *) * net.L)
@@ -663,8 +732,8 @@ def gradient(list W, list b, acts, int cost, double cost_scale, X, Y):
         free(pb)
         raise MemoryError()
     for l in range(net.L):
-        pw[l] = _ptr(gW[l])
-        pb[l] = _ptr(gb[l])
+        pw[l] = _ptr(gW[l]) if gW[l] is not None else NULL
+        pb[l] = _ptr(gb[l]) if gb[l] is not None else NULL
     try:
         with blas_single_thread():
             with nogil:

@@ -14,6 +14,8 @@ images ``(n, 28, 28)`` uint8, labels ``(n,)`` uint8 -- the shapes and dtypes of
 Where the files are looked for when ``path`` is None, in order:
 
 1. ``$FASTNN_DATA/<dataset>/`` then ``$FASTNN_DATA/``;
+   (``fastnn.mnist_loader`` then tries the book's own default, ``../data/mnist.pkl.gz``
+   relative to the working directory, for MNIST only)
 2. the Debian folder of the dataset (``/usr/share/datasets/fashion-mnist/`` for Fashion-MNIST,
    from ``apt-get install dataset-fashion-mnist``);
 3. the cache ``~/.cache/fastnn/<dataset>/`` then ``~/.cache/fastnn/``;
@@ -21,8 +23,9 @@ Where the files are looked for when ``path`` is None, in order:
    each checked against its published MD5 (skipped with ``download=False`` or
    ``FASTNN_NO_DOWNLOAD=1``).
 
-Nothing here depends on the current directory, and nothing imports the compiled engine: this
-module is numpy and the standard library only.
+Apart from the book's default that ``mnist_loader`` asks for, nothing here depends on the
+current directory, and nothing imports the compiled engine: this module is numpy and the
+standard library only.
 """
 
 import gzip
@@ -98,6 +101,11 @@ ALIASES = {"fashion": "fashion-mnist", "fashion_mnist": "fashion-mnist", "fmnist
 # Folders installed by distribution packages (monkeypatch this in tests).
 DEBIAN_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
 APT_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
+
+# Where the book's mnist_loader.py, run from the book's src/ folder, opens the data: relative to
+# the working directory.  Searched only when asked (book=True, as fastnn.mnist_loader does), for
+# MNIST, after $FASTNN_DATA and before the Debian folder and the cache.
+BOOK_PICKLE = os.path.join(os.pardir, "data", "mnist.pkl.gz")
 
 SAMPLE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                            "fashion-mnist-sample.npz")
@@ -357,14 +365,18 @@ def _find_in_dir(directory, dataset, kinds):
     return None
 
 
-def _search_dirs(dataset):
-    """Return the folders searched when no path is given, in order, each with a flag saying
-    whether bare IDX files there count (not in the cache root, shared by both data sets)."""
+def _search_dirs(dataset, book=False):
+    """Return the places searched when no path is given, in order, each with a flag saying
+    whether bare IDX files there count (not in the cache root, shared by both data sets).
+    With ``book`` (MNIST only) the book's own file comes after ``$FASTNN_DATA``; its entry
+    is that file's absolute path, with the flag 'file'."""
     dirs = []
     env = os.environ.get("FASTNN_DATA")
     if env:
         env = os.path.expanduser(env)
         dirs += [(os.path.join(env, dataset), True), (env, True)]
+    if book and dataset == "mnist":
+        dirs.append((os.path.abspath(BOOK_PICKLE), "file"))
     if dataset in DEBIAN_DIRS:
         dirs.append((DEBIAN_DIRS[dataset], True))
     cache = _cache_root()
@@ -372,12 +384,13 @@ def _search_dirs(dataset):
     return dirs
 
 
-def find_source(dataset, path=None, kinds=("idx", "npz", "pickle")):
+def find_source(dataset, path=None, kinds=("idx", "npz", "pickle"), book=False):
     """Return ``(kind, path)`` of the files of ``dataset`` without downloading, or None.
 
     ``kind`` is 'idx' (path is a folder), 'npz' or 'pickle'; ``kinds`` gives the formats
     tried, in order, in each folder.  ``path`` may be a folder or a single .npz / .pkl.gz
-    file; when it is None the default places are searched.
+    file; when it is None the default places are searched (with ``book``, for MNIST, also
+    the book's ``../data/mnist.pkl.gz`` relative to the working directory).
     """
     dataset = _canonical(dataset)
     if dataset == "sample":
@@ -395,7 +408,11 @@ def find_source(dataset, path=None, kinds=("idx", "npz", "pickle")):
             if found:
                 return found
         return None
-    for d, idx_ok in _search_dirs(dataset):
+    for d, idx_ok in _search_dirs(dataset, book):
+        if idx_ok == "file":
+            if "pickle" in kinds and os.path.isfile(d):
+                return ("pickle", d)
+            continue
         found = _find_in_dir(d, dataset, [k for k in kinds if idx_ok or k != "idx"])
         if found:
             return found
@@ -466,7 +483,7 @@ def _download(dataset, timeout=DOWNLOAD_TIMEOUT):
     return folder
 
 
-def _not_found(dataset, path, why):
+def _not_found(dataset, path, why, book=False):
     spec = DATASETS[dataset]
     names = ", ".join(spec["md5"])
     if path is not None:
@@ -475,7 +492,9 @@ def _not_found(dataset, path, why):
         lines = ["%s was not found. Searched:" % spec["title"]]
         if not os.environ.get("FASTNN_DATA"):
             lines.append("  $FASTNN_DATA (not set)")
-        lines += ["  " + d for d, _ in _search_dirs(dataset)]
+        lines += ["  " + (d + "  (the book's ../data/mnist.pkl.gz, from the working directory)"
+                          if flag == "file" else d)
+                  for d, flag in _search_dirs(dataset, book)]
     if why:
         lines.append(why)
     lines.append("To fix, do one of:")
@@ -489,20 +508,20 @@ def _not_found(dataset, path, why):
     return DatasetNotFoundError("\n".join(lines))
 
 
-def _load_dataset(dataset, path=None, download=True):
+def _load_dataset(dataset, path=None, download=True, book=False):
     dataset = _canonical(dataset)
     if dataset == "sample":
         return load_sample()
-    found = find_source(dataset, path)
+    found = find_source(dataset, path, book=book)
     if found is None:
         if path is not None:
             raise _not_found(dataset, path, "")
         if not download or os.environ.get("FASTNN_NO_DOWNLOAD", "") not in ("", "0"):
-            raise _not_found(dataset, None, "Downloading is switched off.")
+            raise _not_found(dataset, None, "Downloading is switched off.", book)
         try:
             found = ("idx", _download(dataset))
         except OSError as e:
-            raise _not_found(dataset, None, "The download failed: %s" % e) from None
+            raise _not_found(dataset, None, "The download failed: %s" % e, book) from None
     train, test = _read_source(*found)
     return LoadedData(train, test, source=found[1])
 

@@ -6,9 +6,13 @@
 ``mnist.pkl.gz``.  ``load_data_wrapper()`` returns the same data as lists of ``(x, y)``
 pairs ready for ``network.Network.SGD``.
 
-Where the data come from: the ``path`` argument, else ``$FASTNN_DATA`` (and
-``$FASTNN_DATA/<dataset>/``), else ``~/.cache/fastnn`` (and ``~/.cache/fastnn/<dataset>/``);
-for Fashion-MNIST also ``/usr/share/datasets/fashion-mnist/``; never the current directory.
+Where the data come from, in order: the ``path`` argument; else ``$FASTNN_DATA/<dataset>/``
+and ``$FASTNN_DATA``; else, for MNIST, the book's own default ``../data/mnist.pkl.gz``
+relative to the working directory (so the book's ``load_data_wrapper()``, run from its
+``src/`` folder, reads the book's file); for Fashion-MNIST the Debian folder
+``/usr/share/datasets/fashion-mnist/``; then the cache ``~/.cache/fastnn/<dataset>/`` and
+``~/.cache/fastnn``; then a download into the cache.  When nothing is found, the error lists
+every place searched.
 ``mnist.pkl.gz`` is read as it is.  Any other format ``fastnn.datasets`` reads (the four IDX
 files, a Keras ``.npz``, or a download of the IDX files) is turned into the same form: the
 first 50000 training images for training, the last 10000 for validation, pixels as
@@ -44,16 +48,16 @@ def load_data(path=None, dataset="mnist", download=True):
     ``validation_data`` and ``test_data`` are the same with 10000 images each.
 
     ``path`` may name ``mnist.pkl.gz``, a Keras ``.npz`` or a folder holding either or the four
-    IDX files.  ``dataset`` is 'mnist', 'fashion-mnist' or 'sample' (the shipped 3000-image
-    Fashion-MNIST sample: 2500 / 500 / 1000).
-    """
-    found = datasets.find_source(dataset, path, kinds=("pickle", "idx", "npz"))
+    IDX files.  Without it, the places in the module docstring are searched, the book's
+    ``../data/mnist.pkl.gz`` among them.  ``dataset`` is 'mnist', 'fashion-mnist' or 'sample'
+    (the shipped 3000-image Fashion-MNIST sample: 2500 / 500 / 1000)."""
+    found = datasets.find_source(dataset, path, kinds=("pickle", "idx", "npz"), book=True)
     if found is not None and found[0] == "pickle":
         return datasets.read_nielsen_pickle(found[1])
     if found is not None:
         train, test = datasets._read_source(*found)
     else:
-        train, test = datasets._load_dataset(dataset, path, download)
+        train, test = datasets._load_dataset(dataset, path, download, book=True)
     return _from_keras(train, test)
 
 
@@ -61,16 +65,24 @@ def load_data_wrapper(path=None, dataset="mnist", download=True):
     """Return ``(training_data, validation_data, test_data)`` as lists of pairs.
 
     ``training_data`` is a list of 50000 ``(x, y)``: x a (784, 1) float32 column, y the
-    (10, 1) one-hot column of the digit.  ``validation_data`` and ``test_data`` are lists of
-    10000 ``(x, y)`` with y the digit as an int.  Lists, not zip iterators, so they can be
-    used more than once.  The x columns keep the float32 of the pickle (as Nielsen's
-    wrapper does); they are views into one array per part.
+    (10, 1) float64 one-hot column of the digit.  ``validation_data`` and ``test_data`` are
+    lists of 10000 ``(x, y)`` with y the digit as a ``numpy.int64`` (the book zips the
+    pickle's int64 label array, so its labels are numpy.int64 too).  Lists, not zip
+    iterators, so they can be used more than once.  The x columns keep the float32 of the
+    pickle (as Nielsen's wrapper does); they are views into one array per part.
     """
     tr_d, va_d, te_d = load_data(path, dataset, download)
     training_data = datasets.to_nielsen(tr_d[0], tr_d[1], vectorize=True, dtype=tr_d[0].dtype)
-    validation_data = datasets.to_nielsen(va_d[0], va_d[1], dtype=va_d[0].dtype)
-    test_data = datasets.to_nielsen(te_d[0], te_d[1], dtype=te_d[0].dtype)
+    validation_data = _labelled(*va_d)
+    test_data = _labelled(*te_d)
     return (training_data, validation_data, test_data)
+
+
+def _labelled(x, y):
+    """The book's validation and test form: ``(column, label)`` pairs, each label a
+    ``numpy.int64`` as iterating the int64 label array gives it."""
+    columns = [col for col, _ in datasets.to_nielsen(x, y, dtype=x.dtype)]
+    return list(zip(columns, np.asarray(y, dtype=np.int64)))
 
 
 def vectorized_result(j):

@@ -8,12 +8,18 @@ Same names, arguments, defaults, printed lines and random numbers as the book's 
 sigmoid network with the quadratic cost, stochastic gradient descent over mini-batches.
 ``weights[l]`` is ``(y, x)`` and ``biases[l]`` is ``(y, 1)``; they are plain numpy arrays that
 you may read or replace between calls.  Layer 0 is the input layer and has no biases.
+
+The book's exercises change this code: a subclass (or an instance) that overrides
+``update_mini_batch``, ``backprop``, ``cost_derivative``, ``feedforward`` or ``evaluate``, or a
+replaced ``network.sigmoid`` / ``sigmoid_prime``, is honoured: whatever would call the changed
+code runs the book's algorithm in Python instead of the compiled engine (``fastnn._book``),
+with a ``UserWarning`` saying so once.
 """
 import random
 
 import numpy as np
 
-from fastnn import _core
+from fastnn import _book, _core
 from fastnn._core import DivergenceError  # noqa: F401  (re-exported)
 
 
@@ -51,6 +57,31 @@ class Network(_core.EngineNetwork):
     def _cost_name(self):
         return self._cost
 
+    # -- the reader's own code: what the book's version of each method calls -----------------
+    _CALLS = {"SGD": ("update_mini_batch", "evaluate"),
+              "update_mini_batch": ("backprop",),
+              "backprop": ("cost_derivative", "network.sigmoid"),
+              "evaluate": ("feedforward",),
+              "feedforward": ("network.sigmoid",)}
+
+    def _reader_changes(self):
+        """The methods a subclass or the instance overrides, and 'network.sigmoid' if the
+        module's sigmoid or sigmoid_prime was replaced."""
+        out = _book.changed(self, _ORIGINAL)
+        if sigmoid is not _SIGMOID or sigmoid_prime is not _SIGMOID_PRIME:
+            out.add("network.sigmoid")
+        return out
+
+    def _layer_activations(self):
+        return [(sigmoid, sigmoid_prime)] * (self.num_layers - 1)
+
+    def _python_path(self, method):
+        """The reader's changes the book's ``method`` reaches (warned about once), or []."""
+        why = _book.python_reasons(self, method)
+        if why:
+            _book.warn_once(self, method, why)
+        return why
+
     # -- the book's API -------------------------------------------------------------------------
     def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None):
         """Train the network using mini-batch stochastic gradient descent.
@@ -62,6 +93,8 @@ class Network(_core.EngineNetwork):
         epochs = _core.check_int(epochs, "epochs", 0, _core.INT_MAX)
         mini_batch_size = _core.check_int(mini_batch_size, "mini_batch_size", 1)
         eta = _core.check_float(eta, "eta", 0.0)
+        if self._python_path("SGD"):
+            return _book.sgd(self, training_data, epochs, mini_batch_size, eta, test_data)
         with self._guard:
             caller_list = training_data if isinstance(training_data, list) else None
             pairs = _core.as_pairs(training_data, "training_data")
@@ -98,6 +131,8 @@ class Network(_core.EngineNetwork):
         """Update the weights and biases by one gradient-descent step on ``mini_batch``, a
         list of ``(x, y)`` tuples, with learning rate ``eta``."""
         eta = _core.check_float(eta, "eta", 0.0)
+        if self._python_path("update_mini_batch"):
+            return _book.update_mini_batch(self, mini_batch, eta)
         with self._guard:
             X, Y, n = self._arrays(mini_batch, "mini_batch")
             if n == 0:
@@ -109,6 +144,8 @@ class Network(_core.EngineNetwork):
     def evaluate(self, test_data):
         """Return the number of test inputs for which the network's output neuron with the
         highest activation is the correct label."""
+        if self._python_path("evaluate"):
+            return _book.evaluate(self, test_data)
         X, Y, n = self._arrays(test_data, "test_data", one_hot=False)
         if n == 0:
             return 0
@@ -117,9 +154,27 @@ class Network(_core.EngineNetwork):
                                  n_threads=self.n_threads, device=self.device)
         return int(hits)
 
+    def feedforward(self, a):
+        """Return the output of the network if ``a`` is input (a column, or columns)."""
+        if self._python_path("feedforward"):
+            return _book.feedforward(self, a)
+        return super().feedforward(a)
+
+    def backprop(self, x, y):
+        """Return ``(nabla_b, nabla_w)``, the gradient of the cost for one example, as lists
+        of arrays shaped like ``self.biases`` and ``self.weights``."""
+        if self._python_path("backprop"):
+            return _book.backprop(self, x, y, lambda z, a, t: self.cost_derivative(a, t) *
+                                  sigmoid_prime(z))
+        return super().backprop(x, y)
+
     def cost_derivative(self, output_activations, y):
         """Return the vector of partial derivatives dC_x/da for the output activations."""
         return output_activations - y
+
+
+_ORIGINAL = _book.originals(Network, ("update_mini_batch", "backprop", "cost_derivative",
+                                      "feedforward", "evaluate"))
 
 
 def sigmoid(z):
@@ -135,3 +190,6 @@ def sigmoid_prime(z):
     """Derivative of the sigmoid function."""
     s = sigmoid(z)
     return s * (1 - s)
+
+
+_SIGMOID, _SIGMOID_PRIME = sigmoid, sigmoid_prime

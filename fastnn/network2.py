@@ -10,6 +10,13 @@ in its JSON format) plus keyword-only extras: softmax output with ``LogLikelihoo
 ``activation='tanh' | 'relu'``, ``momentum``, ``dropout``, ``l1``, ``early_stopping_n`` and
 ``eta_schedule='halve-on-plateau'``.  Every option runs inside the engine's compiled
 per-epoch loop: one call per ``SGD``.
+
+The book's exercises are honoured: a cost class of your own (with ``fn(a, y)`` and
+``delta(z, a, y)``), an activation of your own (an object with ``fn(z)`` and ``prime(z)``), a
+replaced ``network2.sigmoid`` / ``sigmoid_prime``, or a subclass (or instance) overriding
+``update_mini_batch``, ``backprop``, ``feedforward``, ``accuracy`` or ``total_cost``: whatever
+would reach the changed code runs the book's algorithm in Python (``fastnn._book``), with a
+``UserWarning`` saying once that the compiled engine is not used.
 """
 import json
 import os
@@ -17,7 +24,8 @@ import random
 
 import numpy as np
 
-from fastnn import _core
+from fastnn import _book, _core
+from fastnn import reference as _reference
 from fastnn.network import sigmoid, sigmoid_prime  # noqa: F401  (the book's helpers)
 from fastnn._core import DivergenceError  # noqa: F401  (re-exported)
 
@@ -76,11 +84,42 @@ COSTS = {c.__name__: c for c in (QuadraticCost, CrossEntropyCost, LogLikelihoodC
 
 
 def _cost_class(cost):
+    """One of the costs above (as its class), or the reader's own cost: a class or an object
+    with ``fn(a, y)`` and ``delta(z, a, y)``, which the book's algorithm runs in Python."""
     cls = cost if isinstance(cost, type) else type(cost)
     if cls.__name__ in COSTS and COSTS[cls.__name__] is cls:
         return cls
-    raise TypeError(f"cost: expected QuadraticCost, CrossEntropyCost or LogLikelihoodCost "
-                    f"(the engine runs these), got {cost!r}")
+    if callable(getattr(cost, "fn", None)) and callable(getattr(cost, "delta", None)):
+        return cost
+    raise TypeError(f"cost: expected QuadraticCost, CrossEntropyCost, LogLikelihoodCost (the "
+                    f"engine runs these) or a class with fn(a, y) and delta(z, a, y), got "
+                    f"{cost!r}")
+
+
+def _engine_cost(cost):
+    """The built-in cost class of ``cost`` (a class or an instance), or None."""
+    cls = cost if isinstance(cost, type) else type(cost)
+    return cls if any(cls is c for c in COSTS.values()) else None
+
+
+def _is_engine_cost(cost):
+    return _engine_cost(cost) is not None
+
+
+def _cost_label(cost):
+    return cost.__name__ if isinstance(cost, type) else type(cost).__name__
+
+
+def _activation(act, argname, allow_softmax=False):
+    """An activation name the engine knows, or the reader's own object with ``fn(z)`` and
+    ``prime(z)`` (run in Python)."""
+    if isinstance(act, str):
+        return _core.check_activation(act, argname, allow_softmax)
+    if callable(getattr(act, "fn", None)) and callable(getattr(act, "prime", None)):
+        return act
+    names = _core.HIDDEN_ACTIVATIONS + (("softmax",) if allow_softmax else ())
+    raise TypeError(f"{argname}: expected one of {', '.join(names)} or an object with fn(z) "
+                    f"and prime(z), got {act!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,12 +136,14 @@ class Network(_core.EngineNetwork):
         self.sizes = _core.check_sizes(sizes)
         self.num_layers = len(self.sizes)
         self.cost = _cost_class(cost)
-        self.activation = _core.check_activation(activation, "activation")
+        self.activation = _activation(activation, "activation")
         if output_activation is None:
             output_activation = "softmax" if self.cost is LogLikelihoodCost else "sigmoid"
-        self.output_activation = _core.check_activation(output_activation, "output_activation",
-                                                        allow_softmax=True)
-        if self.cost is LogLikelihoodCost and self.output_activation != "softmax":
+        self.output_activation = _activation(output_activation, "output_activation",
+                                             allow_softmax=True)
+        if not isinstance(self.output_activation, str):
+            pass                   # the reader's own output activation: their cost's business
+        elif self.cost is LogLikelihoodCost and self.output_activation != "softmax":
             raise ValueError(f"output_activation: LogLikelihoodCost needs 'softmax', got "
                              f"{self.output_activation!r}")
         if self.cost is CrossEntropyCost and self.output_activation != "sigmoid":
@@ -141,7 +182,62 @@ class Network(_core.EngineNetwork):
         return [self.activation] * (self.num_layers - 2) + [self.output_activation]
 
     def _cost_name(self):
-        return self.cost.engine_name
+        # the reader's own cost never reaches the engine's cost code (python_reasons); where
+        # only the argmax is wanted (accuracy) any cost name will do
+        cost = _engine_cost(self.cost)
+        return cost.engine_name if cost is not None else "quadratic"
+
+    # -- the reader's own code: what the book's version of each method calls ---------------------
+    _CALLS = {"SGD": ("update_mini_batch", "total_cost", "accuracy"),
+              "update_mini_batch": ("backprop",),
+              "backprop": ("cost", "activation", "network2.sigmoid"),
+              "total_cost": ("feedforward", "cost"),
+              "accuracy": ("feedforward",),
+              "feedforward": ("activation", "network2.sigmoid")}
+
+    def _reader_changes(self):
+        """Overridden methods, 'cost' / 'activation' for ones the engine does not know, and
+        'network2.sigmoid' if the module's sigmoid or sigmoid_prime was replaced (and used)."""
+        out = _book.changed(self, _ORIGINAL)
+        if not _is_engine_cost(self.cost):
+            out.add("cost")
+        acts = (self.activation, self.output_activation)
+        if not all(isinstance(a, str) for a in acts):
+            out.add("activation")
+        if "sigmoid" in acts and (sigmoid is not _SIGMOID or sigmoid_prime is not _SIGMOID_PRIME):
+            out.add("network2.sigmoid")
+        return out
+
+    def _describe_change(self, name):
+        if name == "cost":
+            return f"the cost ({_cost_label(self.cost)}, not one of the engine's)"
+        if name == "activation":
+            return "the activation (an object of yours, not one of the engine's)"
+        return name
+
+    def _layer_activations(self):
+        """``(f, f')`` of each layer, the module's sigmoid looked up when called."""
+        def pair(act):
+            if not isinstance(act, str):
+                return (act.fn, act.prime)
+            if act == "sigmoid":
+                return (sigmoid, sigmoid_prime)
+            act = _ALIASES.get(act, act)
+            return (_reference.ACTIVATIONS[act], _reference.DERIVATIVES.get(act))
+        return [pair(self.activation)] * (self.num_layers - 2) + [pair(self.output_activation)]
+
+    def _output_delta(self, z, a, y):
+        """BP1: the cost's ``delta``; for our QuadraticCost with the output layer's own f'."""
+        if _engine_cost(self.cost) is QuadraticCost:
+            return (a - y) * self._layer_activations()[-1][1](z)
+        return self.cost.delta(z, a, y)
+
+    def _python_path(self, method):
+        """The reader's changes the book's ``method`` reaches (warned about once), or []."""
+        why = _book.python_reasons(self, method)
+        if why:
+            _book.warn_once(self, method, why)
+        return why
 
     def _reg(self, lmbda, l1, n):
         W, _ = self._params()
@@ -176,6 +272,22 @@ class Network(_core.EngineNetwork):
         if eta_schedule not in (None, "halve-on-plateau"):
             raise ValueError(f"eta_schedule: expected None or 'halve-on-plateau', got "
                              f"{eta_schedule!r}")
+        why = self._python_path("SGD")
+        if why:
+            for name, value in (("momentum", momentum), ("dropout", dropout), ("l1", l1)):
+                if value:
+                    raise ValueError(f"{name}: the book's algorithm, which runs because your "
+                                     f"code changes {', '.join(why)}, has no {name}; expected "
+                                     f"0, got {value}")
+            if (early_stopping_n or eta_schedule or monitor_evaluation_cost or
+                    monitor_evaluation_accuracy) and not evaluation_data:
+                raise ValueError("evaluation_data: expected at least one example to monitor or "
+                                 "to stop on, got none")
+            return _book.sgd2(self, training_data, epochs, mini_batch_size, eta, lmbda,
+                              evaluation_data, monitor_evaluation_cost,
+                              monitor_evaluation_accuracy, monitor_training_cost,
+                              monitor_training_accuracy, early_stopping_n, eta_schedule,
+                              plateau_n, verbose)
         with self._guard:
             caller_list = training_data if isinstance(training_data, list) else None
             pairs = _core.as_pairs(training_data, "training_data")
@@ -215,6 +327,7 @@ class Network(_core.EngineNetwork):
                 if monitor_training_cost:
                     c = st["train_cost"] / n + 0.5 * (lmbda / n) * st["sum_w2"] + \
                         (l1 / n) * st["sum_w1"]
+                    c = np.float64(c)            # the book's costs are numpy floats
                     training_cost.append(c)
                     if verbose:
                         print("Cost on training data: {}".format(c))
@@ -225,7 +338,7 @@ class Network(_core.EngineNetwork):
                             st["train_correct"], n))
                 if monitor_evaluation_cost:
                     reg = 0.5 * (lmbda / n_data) * st["sum_w2"] + (l1 / n_data) * st["sum_w1"]
-                    c = st["eval_cost"] / n_data + reg
+                    c = np.float64(st["eval_cost"] / n_data + reg)
                     evaluation_cost.append(c)
                     if verbose:
                         print("Cost on evaluation data: {}".format(c))
@@ -272,6 +385,8 @@ class Network(_core.EngineNetwork):
         eta = _core.check_float(eta, "eta", 0.0)
         lmbda = _core.check_float(lmbda, "lmbda", 0.0)
         n = _core.check_int(n, "n", 1)
+        if self._python_path("update_mini_batch"):
+            return _book.update_mini_batch(self, mini_batch, eta, lmbda, n)
         with self._guard:
             X, Y, m = self._arrays(mini_batch, "mini_batch")
             if m == 0:
@@ -287,11 +402,13 @@ class Network(_core.EngineNetwork):
         As in the book, ``convert=False`` is for validation/test data (``y`` an int label)
         and ``convert=True`` for training data (``y`` a one-hot vector); both are read
         correctly here whatever the flag says."""
+        if self._python_path("accuracy"):
+            return _book.accuracy(self, data, convert)
         X, Y, n = self._arrays(data, "data", one_hot=False)
         if n == 0:
             return 0
         W, b = self._params()
-        _, hits = _core.evaluate(W, b, self._acts(), self.cost.engine_name, X, Y,
+        _, hits = _core.evaluate(W, b, self._acts(), self._cost_name(), X, Y,
                                  n_threads=self.n_threads, device=self.device)
         return int(hits)
 
@@ -301,28 +418,67 @@ class Network(_core.EngineNetwork):
         As in the book, ``convert=False`` is for training data and ``convert=True`` for
         validation/test data; both label forms are read correctly either way."""
         lmbda = _core.check_float(lmbda, "lmbda", 0.0)
+        if self._python_path("total_cost"):
+            return _book.total_cost(self, data, lmbda, convert)
         X, Y, n = self._arrays(data, "data", one_hot=False)
         if n == 0:
             raise ValueError("data: expected at least one example, got 0")
         W, b = self._params()
         c, _ = _core.evaluate(W, b, self._acts(), self.cost.engine_name, X, Y,
                               n_threads=self.n_threads, device=self.device)
-        return c / n + self._reg(lmbda, 0.0, n)
+        return np.float64(c / n + self._reg(lmbda, 0.0, n))
+
+    def feedforward(self, a):
+        """Return the output of the network if ``a`` is input (a column, or columns)."""
+        if self._python_path("feedforward"):
+            return _book.feedforward(self, a)
+        return super().feedforward(a)
+
+    def backprop(self, x, y):
+        """Return ``(nabla_b, nabla_w)``, the gradient of the cost for one example, as lists
+        of arrays shaped like ``self.biases`` and ``self.weights``."""
+        if self._python_path("backprop"):
+            return _book.backprop(self, x, y, self._output_delta)
+        return super().backprop(x, y)
 
     def save(self, filename):
-        """Save the network to ``filename`` as JSON (the book's format), atomically: a
-        temporary file is written, flushed to disk, then renamed over ``filename``."""
-        cost = _cost_class(self.cost)   # a class or an instance
+        """Save the network to ``filename`` as JSON, atomically: a temporary file is written,
+        flushed to disk, then renamed over ``filename``.
+
+        A network the book's ``network2`` can run (sigmoid layers with QuadraticCost,
+        CrossEntropyCost or a cost class of your own) is saved exactly in the book's format:
+        ``sizes``, ``weights``, ``biases`` and ``cost``, the cost's class name.  Any other
+        (tanh, relu or identity layers, a softmax output, LogLikelihoodCost) is saved so that
+        the book's ``load`` fails loudly instead of running it as a sigmoid network: its
+        ``cost`` names no class of the book's module but says what the network is, and
+        ``fastnn_cost``, ``activation`` and ``output_activation`` hold what fastnn's ``load``
+        reads.  Dropout leaves no trace in the file: the kept activations are scaled while
+        training, so the trained network predicts as a plain one."""
+        acts = (self.activation, self.output_activation)
+        if not all(isinstance(a, str) for a in acts):
+            raise ValueError(f"activation: expected activation names to save (the file names "
+                             f"them), got an object of your own: {acts!r}")
+        name = _cost_label(self.cost)
         data = {"sizes": self.sizes,
                 "weights": [np.asarray(w, dtype=np.float64).tolist() for w in self.weights],
                 "biases": [np.asarray(b, dtype=np.float64).tolist() for b in self.biases],
-                "cost": str(cost.__name__)}
-        if self.activation != "sigmoid":
+                "cost": name}
+        if acts != ("sigmoid", "sigmoid") or _engine_cost(self.cost) is LogLikelihoodCost:
+            data["cost"] = (f"{name} with {self.activation} hidden and {self.output_activation} "
+                            f"output layers is not a network the book's network2 can run: "
+                            f"load it with fastnn.network2.load")
+            data["fastnn_cost"] = name
             data["activation"] = self.activation
-        default_out = "softmax" if cost is LogLikelihoodCost else "sigmoid"
-        if self.output_activation != default_out:
             data["output_activation"] = self.output_activation
         atomic_write_text(check_filename(filename), json.dumps(data))
+
+
+# the engine's other names for an activation, as the oracle's tables name it
+_ALIASES = {"linear": "identity", "swish": "silu"}
+
+_ORIGINAL = _book.originals(Network, ("update_mini_batch", "backprop", "feedforward",
+                                      "accuracy", "total_cost"))
+_SIGMOID, _SIGMOID_PRIME = sigmoid, sigmoid_prime
 
 
 def check_filename(filename):
@@ -361,10 +517,14 @@ def load(filename):
     for key in ("sizes", "weights", "biases", "cost"):
         if key not in data:
             raise ValueError(f"{filename}: missing key {key!r}")
-    cost_name = data["cost"]
-    if not isinstance(cost_name, str) or cost_name not in COSTS:
+    # files of networks the book cannot run keep their cost in fastnn_cost (Network.save)
+    cost_name = data.get("fastnn_cost", data["cost"])
+    cost = _saved_cost(cost_name)
+    if cost is None:
         raise ValueError(f"{filename}: unknown cost {cost_name!r}; expected one of "
-                         f"{', '.join(COSTS)}")
+                         f"{', '.join(COSTS)}, or a cost class of that name with fn and delta "
+                         f"set on fastnn.network2 (as the book's load finds a class added to "
+                         f"its module)")
     try:
         sizes = _core.check_sizes(data["sizes"])
     except (TypeError, ValueError) as e:
@@ -400,12 +560,26 @@ def load(filename):
         if key in data:
             kwargs[key] = data[key]
     try:
-        net = Network(sizes, cost=COSTS[cost_name], **kwargs)
+        net = Network(sizes, cost=cost, **kwargs)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{filename}: {e}") from None
     net.weights = weights
     net.biases = biases
     return net
+
+
+def _saved_cost(name):
+    """The cost class a file names: one of ours, or the reader's own class set on this module
+    (the book's ``load`` looks the name up in its module); None if there is none."""
+    if not isinstance(name, str):
+        return None
+    if name in COSTS:
+        return COSTS[name]
+    cost = globals().get(name)
+    if isinstance(cost, type) and callable(getattr(cost, "fn", None)) and \
+            callable(getattr(cost, "delta", None)):
+        return cost
+    return None
 
 
 def vectorized_result(j):

@@ -159,11 +159,13 @@ static void F(act_backward)(REAL *d, const REAL *z, const REAL *a, const REAL *k
 }
 
 
-/* dropout_forward: inverted dropout on rows [i0, i1), columns [j0, j1) of an (m, n)
- * activation block: k = keep/(1-p), a *= k.  `slot0` is the position in the epoch of row 0. */
+/* dropout_forward: dropout on rows [i0, i1), columns [j0, j1) of an (m, n) activation block:
+ * k = keep ? 1/(1-p) : 0 (inverted dropout), or keep ? 1 : 0 with `book` (network3's rule),
+ * a *= k.  `slot0` is the position in the epoch of row 0. */
 static void F(dropout_forward)(REAL *a, REAL *k, int64_t i0, int64_t i1, int j0, int j1, int n,
-                               double p, uint64_t seed, int epoch, int64_t slot0, int layer) {
-    const REAL keep = (REAL)(1.0 / (1.0 - p));
+                               double p, int book, uint64_t seed, int epoch, int64_t slot0,
+                               int layer) {
+    const REAL keep = book ? (REAL)1 : (REAL)(1.0 / (1.0 - p));
     for (int64_t i = i0; i < i1; i++) {
         REAL *ar = a + i * n, *kr = k + i * n;
         uint64_t slot = ((uint64_t)epoch << 40) ^ (uint64_t)(slot0 + i);

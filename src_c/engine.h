@@ -28,11 +28,15 @@
 #include "gemm.h"          /* GEMM through BLAS, and its plain-loop reference */
 #include "kernels_rows.h"  /* small-batch products, weights as rows (dot_rows, axpy_rows) */
 #include "kernels_t.h"     /* the same, weights transposed (dott_rows, axpyt_rows) */
+#include "kernels_conv.h"  /* direct convolution, channels-last (cfwd_rows, cgrad_rows) */
 #include "activations.h"   /* the activation table's functions, dropout */
 #include "optimizers.h"    /* the optimizer table's element-wise steps */
 #include "workspace.h"     /* per-call buffers, the gather of a mini-batch's rows */
 #include "costs.h"         /* the cost table's functions: the output phase */
 #include "layer_dense.h"   /* dense: forward, backward, gradient fused with the update */
+#include "layer_conv2d.h"  /* conv2d: im2col and GEMM, channels-last */
+#include "layer_maxpool2d.h" /* maxpool2d */
+#include "layer_flatten.h" /* flatten */
 #include "layers.h"        /* the layer-kind table's dispatch */
 #include "evaluate.h"      /* forward-only passes: evaluate, predict */
 #include "path_rows.h"     /* a mini-batch split by examples and neurons (or serial) */

@@ -27,6 +27,7 @@ static inline int F(ktile_eval)(int ldr, int K) {
  * the rows in place; without the vector kernels, for wide layers, or when the memory is not
  * there, the pass goes through forward() instead. */
 static void F(eval_prepare)(const fnn_net *net, F(fnn_ws) *ws) {
+    F(prepare)(net, ws);
     ws->ldr0 = 0;
     if (net->layer[0].kind != FNN_LAYER_DENSE) return;
     const int n0 = net->sizes[0], n1 = net->sizes[1], ldr = F(ldr_of)(n1);
@@ -45,6 +46,16 @@ static void F(eval_prepare)(const fnn_net *net, F(fnn_ws) *ws) {
     ws->direct = 1;   /* the transposed kernels read x one number at a time: any alignment */
 }
 
+/* examples per chunk of a forward-only pass */
+static int F(eval_rows)(const fnn_net *net) {
+    for (int l = 0; l < net->L; l++)
+        if (F(layer_aux)(net, l, 1, 0) > 0) return FNN_EVAL_BATCH_AUX;
+    return FNN_EVAL_BATCH;
+}
+
+/* a forward-only pass: no dropout masks */
+static const fnn_pass F(eval_pass) = {0, 0.0, 0, 0, 0};
+
 /* forward through every layer on the rows [i0, i1), no dropout: after eval_prepare */
 static void F(forward_eval)(const fnn_net *net, F(fnn_ws) *ws, int64_t i0, int64_t i1) {
     if (ws->ldr0 > 0) {
@@ -56,11 +67,12 @@ static void F(forward_eval)(const fnn_net *net, F(fnn_ws) *ws, int64_t i0, int64
             memcpy(ws->Z[0] + i * n1, ws->Zt + i * ldr, sizeof(REAL) * (size_t)n1);
         F(act_forward)(ws->A[0], ws->Z[0], (const REAL *)net->layer[0].b, i0, i1, 0, n1, n1,
                        net->layer[0].act);
+        F(layer_dropout)(net, ws, 0, &F(eval_pass), i0, i1, 0, n1);
         for (int l = 1; l < net->L; l++)
-            F(layer_forward)(net, ws, l, 0.0, 0, 0, 0, i0, i1, 0, net->sizes[l + 1]);
+            F(layer_forward)(net, ws, l, &F(eval_pass), i0, i1, 0, net->sizes[l + 1]);
         return;
     }
-    F(forward)(net, ws, 0.0, 0, 0, 0, i0, i1);
+    F(forward)(net, ws, &F(eval_pass), i0, i1);
 }
 
 /* Rows [i0, i1) of a chunk of m rows that thread t owns: the split of the full buffer (M
@@ -115,7 +127,7 @@ static void F(evaluate_set)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *d
 static int F(fnn_predict)(const fnn_net *net, const REAL *X, int64_t n, REAL *out) {
     const int T = net->n_threads > 0 ? net->n_threads : 1, L = net->L, no = net->sizes[L];
     F(fnn_ws) ws;
-    if (F(ws_alloc)(&ws, net, FNN_EVAL_BATCH, T, 0, 0, 0) != FNN_OK) return FNN_NOMEM;
+    if (F(ws_alloc)(&ws, net, F(eval_rows)(net), T, 0, 0, 0) != FNN_OK) return FNN_NOMEM;
     F(set_direct)(&ws, X, net->sizes[0], ws.M);
     F(eval_prepare)(net, &ws);
 #pragma omp parallel num_threads(T)
@@ -142,7 +154,7 @@ static int F(fnn_evaluate)(const fnn_net *net, const fnn_data *data, double *cos
                            int64_t *hits) {
     const int T = net->n_threads > 0 ? net->n_threads : 1;
     F(fnn_ws) ws;
-    if (F(ws_alloc)(&ws, net, FNN_EVAL_BATCH, T, 0, 0, 0) != FNN_OK) return FNN_NOMEM;
+    if (F(ws_alloc)(&ws, net, F(eval_rows)(net), T, 0, 0, 0) != FNN_OK) return FNN_NOMEM;
     F(evaluate_set)(net, &ws, data, T, cost, hits);
     F(ws_free)(&ws);
     return FNN_OK;

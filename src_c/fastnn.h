@@ -51,12 +51,12 @@
 #ifndef FNN_PREFETCH_BATCHES
 #define FNN_PREFETCH_BATCHES 2
 #endif
-/* The small-batch kernels (fastnn_engine_impl.h) take the dense layers whose calls have at
+/* The small-batch kernels (kernels_rows.h, kernels_t.h) take the dense layers whose calls have at
  * most FNN_SMALL_M examples; larger calls go to BLAS.  The evaluation chunks (FNN_EVAL_BATCH
  * examples shared by the threads) are above it: BLAS runs them 1.5-2x faster than the
  * small-batch kernels, which re-read the examples for every pair of neurons.  Their first
  * layer, up to FNN_EVALT_MAXN neurons, goes to the transposed kernels instead
- * (fastnn_engine_impl.h, forward_eval), faster than both. */
+ * (evaluate.h, forward_eval), faster than both. */
 #ifndef FNN_SMALL_M
 #define FNN_SMALL_M 64
 #endif
@@ -91,6 +91,11 @@
 #ifndef FNN_EVAL_BATCH
 #define FNN_EVAL_BATCH 256
 #endif
+/* the same for networks with layers that keep per-example buffers (conv2d's columns): fewer
+ * examples, so those buffers stay small */
+#ifndef FNN_EVAL_BATCH_AUX
+#define FNN_EVAL_BATCH_AUX 32
+#endif
 
 /* what to evaluate at the end of each epoch */
 /* (FNN_MON_RUN: the running cost and hits of the training mini-batches, before each update;
@@ -103,14 +108,25 @@ typedef void (*fnn_dgemm_t)(char *, char *, int *, int *, int *, double *, doubl
 typedef void (*fnn_sgemm_t)(char *, char *, int *, int *, int *, float *, float *, int *,
                             float *, int *, float *, float *, int *);
 
-/* One layer.  The shapes are (channels, height, width); a dense layer's are (n, 1, 1).  The
- * Cython layer fills kind, act, the shapes, geom, W and b; fnn_net_finish derives the rest. */
+/* One layer.  The shapes are (height, width, channels), the order of the activations in
+ * memory (channels-last, as Keras): a dense layer's are (1, 1, n).  The Cython layer fills
+ * kind, act, the shapes, geom, W, b and the dropout; fnn_net_finish derives the rest.
+ *   dense      W (n_out, n_in), b (n_out,)
+ *   conv2d     W (kh, kw, c_in, c_out) (Keras' kernel layout), b (c_out,);
+ *              geom = {kh, kw, stride_h, stride_w, pad_top, pad_left}
+ *   maxpool2d  no parameters; geom = {ph, pw, stride_h, stride_w}; borders ignored
+ *   flatten    no parameters: the same numbers, a new shape */
 typedef struct {
     int kind;                       /* FNN_LAYER_* */
     int act;                        /* FNN_ACT_* applied to the layer's output */
     int in_shape[3], out_shape[3];
-    int geom[8];                    /* the kind's own integers (dense: none) */
-    void *W, *b;                    /* parameters: dense W (n_out, n_in), b (n_out,) */
+    int geom[8];                    /* the kind's own integers */
+    void *W, *b;                    /* parameters, or NULL */
+    double dropout;                 /* dropout on this layer's output while training (0: the
+                                     * call's dropout, if this is a hidden layer) */
+    int drop_book;                  /* 1: the book's network3 rule (mask k in {0, 1} while
+                                     * training, outputs times 1 - p otherwise); 0: inverted
+                                     * dropout (k in {0, 1/(1-p)}, nothing otherwise) */
     int n_in, n_out;                /* derived: the products of the shapes */
     int64_t n_w, n_b;               /* derived: the parameters' sizes */
 } fnn_layer;
@@ -142,6 +158,16 @@ typedef struct {
     double eval_cost; int64_t eval_correct;                /* FNN_MON_EVAL, after the epoch */
     double sum_w2, sum_w1;          /* sum of w^2 and |w| over all weights, after the epoch */
 } fnn_epoch_stats;
+
+/* What a forward pass is for: training (dropout masks drawn from (seed, epoch, example slot
+ * slot0 + i, layer, unit)) or a forward-only pass (evaluation, prediction). */
+typedef struct {
+    int training;
+    double dropout;                 /* the call's dropout on hidden layers */
+    uint64_t seed;
+    int epoch;
+    int64_t slot0;                  /* the position in the epoch of the block's row 0 */
+} fnn_pass;
 
 typedef int (*fnn_epoch_cb)(void *ctx, fnn_epoch_stats *st);  /* 0: go on; else error */
 typedef int (*fnn_check_cb)(void *ctx);                       /* nonzero: interrupted */
@@ -197,10 +223,35 @@ static inline int fnn_net_finish(fnn_net *net) {
         fnn_layer *ly = &net->layer[l];
         ly->n_in = ly->in_shape[0] * ly->in_shape[1] * ly->in_shape[2];
         ly->n_out = ly->out_shape[0] * ly->out_shape[1] * ly->out_shape[2];
+        const int *g = ly->geom, *is = ly->in_shape, *os = ly->out_shape;
+        if (ly->n_in < 1 || ly->n_out < 1 || ly->dropout < 0 || ly->dropout >= 1) return l + 1;
         switch (ly->kind) {
         case FNN_LAYER_DENSE:
             ly->n_w = (int64_t)ly->n_out * ly->n_in;
             ly->n_b = ly->n_out;
+            break;
+        case FNN_LAYER_CONV2D:
+            /* every window starts inside the padded input and ends inside the input plus the
+             * bottom/right padding, which is at most the kernel size less one */
+            if (g[0] < 1 || g[1] < 1 || g[2] < 1 || g[3] < 1 || g[4] < 0 || g[5] < 0 ||
+                g[0] > 64 ||
+                g[4] >= g[0] || g[5] >= g[1] ||
+                (os[0] - 1) * g[2] - g[4] > is[0] - 1 || (os[1] - 1) * g[3] - g[5] > is[1] - 1 ||
+                (os[0] - 1) * g[2] - g[4] + g[0] > is[0] + g[0] - 1 ||
+                (os[1] - 1) * g[3] - g[5] + g[1] > is[1] + g[1] - 1)
+                return l + 1;
+            ly->n_w = (int64_t)g[0] * g[1] * is[2] * os[2];
+            ly->n_b = os[2];
+            break;
+        case FNN_LAYER_MAXPOOL2D:
+            if (g[0] < 1 || g[1] < 1 || g[2] < 1 || g[3] < 1 || os[2] != is[2] ||
+                (os[0] - 1) * g[2] + g[0] > is[0] || (os[1] - 1) * g[3] + g[1] > is[1])
+                return l + 1;
+            ly->n_w = ly->n_b = 0;
+            break;
+        case FNN_LAYER_FLATTEN:
+            if (ly->n_in != ly->n_out) return l + 1;
+            ly->n_w = ly->n_b = 0;
             break;
         default:
             return l + 1;

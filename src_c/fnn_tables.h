@@ -42,9 +42,13 @@
     X(ADAGRAD,  adagrad,  4, 1)
 #define FNN_MAX_SLOTS 2
 
-/* Layer kinds: X(ENUM, name, code). */
-#define FNN_LAYER_KINDS(X)   \
-    X(DENSE, dense, 0)
+/* Layer kinds: X(ENUM, name, code).  Each has a file layer_<name>.h (layers.h says what it
+ * defines). */
+#define FNN_LAYER_KINDS(X)          \
+    X(DENSE,     dense,     0)      \
+    X(CONV2D,    conv2d,    1)      \
+    X(MAXPOOL2D, maxpool2d, 2)      \
+    X(FLATTEN,   flatten,   3)
 
 /* Return codes of the entry points: X(ENUM, name, code). */
 #define FNN_STATUSES(X)                   \

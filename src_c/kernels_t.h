@@ -75,7 +75,6 @@ FNN_INLINE void F(axpyt_block)(const int G, const int VB, const REAL *const *x, 
 #define FNN_KERNELS_T4(G) FNN_KERNELS_T(G, 1) FNN_KERNELS_T(G, 2) FNN_KERNELS_T(G, 3) \
     FNN_KERNELS_T(G, 4)
 FNN_FOR_G(FNN_KERNELS_T4)
-#undef FNN_FOR_G
 #undef FNN_KERNELS_T4
 #undef FNN_KERNELS_T
 

@@ -1,6 +1,6 @@
 /* layer_dense.h: the dense layer kind.  Layer l maps n_in = sizes[l] to n_out = sizes[l+1]:
  * W (n_out, n_in), b (n_out,).
- *   dense_forward   Z = in @ W^T + b, A = act(Z) (and dropout) on a block of examples and
+ *   dense_forward   Z = in @ W^T + b, A = act(Z) on a block of examples and
  *                   neurons: the small-batch row kernels, or BLAS
  *   dense_backward  dIn = D @ W: the delta sent to the layer below, before its act'
  *   dense_update    the parameter gradient D^T @ in / m fused with the optimizer step, on a
@@ -11,8 +11,7 @@
 
 /* dense_forward of layer l on rows [i0, i1) (examples) and columns [o0, o1) (neurons):
  * Z[l] (m, n_out) = in (m, n_in) @ W[l]^T (n_in, n_out) + b, A[l] = act(Z[l]). */
-static void F(dense_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, double dropout,
-                             uint64_t seed, int epoch, int64_t slot0, int64_t i0, int64_t i1,
+static void F(dense_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t i0, int64_t i1,
                              int64_t o0, int64_t o1) {
     const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
     if (i1 <= i0 || o1 <= o0) return;
@@ -28,9 +27,12 @@ static void F(dense_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, double dr
     }
     F(act_forward)(ws->A[l], ws->Z[l], (const REAL *)net->layer[l].b, i0, i1, (int)o0, (int)o1, n_out,
                    net->layer[l].act);
-    if (dropout > 0 && l < net->L - 1)
-        F(dropout_forward)(ws->A[l], ws->K[l], i0, i1, (int)o0, (int)o1, n_out, dropout, seed,
-                           epoch, slot0, l);
+}
+
+static int F(dense_units)(const fnn_net *net, int l) { return net->sizes[l + 1]; }
+static size_t F(dense_aux)(const fnn_net *net, int l, int M, int training) {
+    (void)net; (void)l; (void)M; (void)training;
+    return 0;
 }
 
 /* dense_backward of layer l on rows [i0, i1): D[l-1] (m, n_in) = D[l] (m, n_out) @ W (n_out,
@@ -160,3 +162,6 @@ static void F(dense_update)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_
                     xr ? NULL : F(layer_in)(ws, l), n_in, ws->Dt + (int64_t)t * ws->dt_stride);
 }
 
+static void F(dense_prepare)(const fnn_net *net, F(fnn_ws) *ws, int l) {
+    (void)net; (void)ws; (void)l;
+}

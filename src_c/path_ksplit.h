@@ -62,7 +62,7 @@ static int F(rep_alloc)(F(fnn_rep) *r, const fnn_net *net, const fnn_train_cfg *
             r->cfg.opt.sb[l][q] = p; p += nb;
         }
     }
-    if (F(ws_alloc)(&r->ws, &r->net, M, 1, 1, cfg->dropout > 0, need_G) != FNN_OK) {
+    if (F(ws_alloc)(&r->ws, &r->net, M, 1, 1, cfg->dropout, need_G) != FNN_OK) {
         F(rep_free)(r);
         return FNN_NOMEM;
     }
@@ -120,7 +120,8 @@ static int F(ksplit_ok)(const fnn_net *net, int batch, int T) {
     const int n0 = net->sizes[0], n1 = net->sizes[1];
     const int64_t ka = FNN_VBYTES / (int64_t)sizeof(REAL);
     if (T < 1 || batch < 1 || !F(small)(batch) || n0 < 4 * ka * T) return 0;
-    if (net->layer[0].kind != FNN_LAYER_DENSE) return 0;
+    for (int l = 0; l < net->L; l++)   /* every thread runs the later layers on its copy */
+        if (net->layer[l].kind != FNN_LAYER_DENSE) return 0;
     double first = 2.0 * n0 * n1 / T, rest = 4.0 * n1;
     for (int l = 1; l < net->L; l++) rest += 3.0 * (double)net->layer[l].n_w;
     return rest <= 0.1 * first;
@@ -170,12 +171,9 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
         }
     }
     F(act_forward)(ws->A[0], Z, (const REAL *)net->layer[0].b, 0, m, 0, n1, n1, net->layer[0].act);
-    if (cfg->dropout > 0 && L > 1)
-        F(dropout_forward)(ws->A[0], ws->K[0], 0, m, 0, n1, n1, cfg->dropout, cfg->seed, epoch,
-                           start, 0);
-    for (int l = 1; l < L; l++)
-        F(layer_forward)(net, ws, l, cfg->dropout, cfg->seed, epoch, start, 0, m, 0,
-                         net->sizes[l + 1]);
+    const fnn_pass ps = {1, cfg->dropout, cfg->seed, epoch, start};
+    F(layer_dropout)(net, ws, 0, &ps, 0, m, 0, n1);
+    for (int l = 1; l < L; l++) F(layer_forward)(net, ws, l, &ps, 0, m, 0, net->sizes[l + 1]);
     F(output_phase)(net, ws, (const REAL *)cfg->train.Y, 1, cfg->monitor & FNN_MON_RUN, 0, m, 0);
     F(backward)(net, ws, 0, m);
     for (int l = L - 1; l >= 1; l--)

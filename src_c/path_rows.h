@@ -15,14 +15,17 @@ static void F(update_team)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
                            double eta, int64_t step, int t, int T) {
     int next = 0;
     for (int l = net->L - 1; l >= 0; l--) {
-        const int n_out = net->sizes[l + 1];
-        double work = (double)m * (double)net->layer[l].n_w;
+        const int units = F(layer_units)(net, l);   /* neurons, channels; 0: no parameters */
+        if (units <= 0) continue;
+        /* multiply-adds of the layer's gradient: each weight meets every output position */
+        const double work = (double)m * (double)net->layer[l].n_w *
+                            (double)(net->sizes[l + 1] / units);
         int64_t o0, o1;
-        if (F(row_layer)(net, l, m, T) || fnn_is_par(n_out, T, work)) {
-            fnn_split(n_out, t, T, work, 0, &o0, &o1);
+        if (F(row_layer)(net, l, m, T) || fnn_is_par(units, T, work)) {
+            fnn_split(units, t, T, work, 0, &o0, &o1);
         } else {
             o0 = 0;
-            o1 = (next == t) ? n_out : 0;
+            o1 = (next == t) ? units : 0;
             next = (next + 1) % T;
         }
         F(layer_update)(net, cfg, ws, l, m, eta, step, o0, o1, t);
@@ -45,16 +48,16 @@ static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
     const int all = par && F(row_layer)(net, 0, m, T);
     F(gather)(ws, (const REAL *)cfg->train.X, net->sizes[0], order, start, m, cfg->train.n, i0,
               i1, all ? 0 : i0, all ? m : i1, 0, net->sizes[0]);
+    const fnn_pass ps = {1, cfg->dropout, cfg->seed, epoch, start};
     for (int l = 0; l < net->L; l++) {
         if (par && F(row_layer)(net, l, m, T)) {
             int64_t o0, o1;
             fnn_split(net->sizes[l + 1], t, T, 1, 0, &o0, &o1);
             fnn_barrier();
-            F(layer_forward)(net, ws, l, cfg->dropout, cfg->seed, epoch, start, 0, m, o0, o1);
+            F(layer_forward)(net, ws, l, &ps, 0, m, o0, o1);
             fnn_barrier();
         } else {
-            F(layer_forward)(net, ws, l, cfg->dropout, cfg->seed, epoch, start, i0, i1, 0,
-                             net->sizes[l + 1]);
+            F(layer_forward)(net, ws, l, &ps, i0, i1, 0, net->sizes[l + 1]);
         }
     }
     F(output_phase)(net, ws, (const REAL *)cfg->train.Y, 1, cfg->monitor & FNN_MON_RUN, i0, i1,

@@ -21,6 +21,16 @@ static int64_t F(param_count)(const fnn_net *net) {
     return c;
 }
 
+/* multiply-adds of one example's forward pass: each weight once per output position */
+static double F(net_work)(const fnn_net *net) {
+    double w = 0;
+    for (int l = 0; l < net->L; l++) {
+        const int units = F(layer_units)(net, l);
+        if (units > 0) w += (double)net->layer[l].n_w * (double)(net->sizes[l + 1] / units);
+    }
+    return w;
+}
+
 static void F(snapshot)(const fnn_net *net, REAL *buf, int restore) {
     for (int l = 0; l < net->L; l++) {
         const size_t nw = (size_t)net->layer[l].n_w, nb = (size_t)net->layer[l].n_b;
@@ -55,17 +65,19 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     const int64_t n = cfg->train.n;
     const int batch = cfg->batch;
     int M = batch;
-    if ((cfg->monitor & (FNN_MON_TRAIN | FNN_MON_EVAL)) && M < FNN_EVAL_BATCH) M = FNN_EVAL_BATCH;
+    const int me = F(eval_rows)(net);
+    if ((cfg->monitor & (FNN_MON_TRAIN | FNN_MON_EVAL)) && M < me) M = me;
     F(fnn_ws) ws;
     int need_G = !F(plain_sgd)(cfg);
-    if (F(ws_alloc)(&ws, net, M, T, 1, cfg->dropout > 0, need_G) != FNN_OK) return FNN_NOMEM;
+    if (F(ws_alloc)(&ws, net, M, T, 1, cfg->dropout, need_G) != FNN_OK) return FNN_NOMEM;
+    F(prepare)(net, &ws);
     REAL *snap = (REAL *)fnn_malloc(sizeof(REAL) * (size_t)F(param_count)(net));
     if (snap == NULL) { F(ws_free)(&ws); return FNN_NOMEM; }
 
-    /* threads pay off only when a mini-batch has enough work */
+    /* threads pay off only when a mini-batch has enough work (path="rows" asks for them) */
     const int want = cfg->path;
     const int par = want != FNN_PATH_SERIAL && T > 1 && batch >= T &&
-                    (double)batch * F(param_count)(net) >= FNN_PAR_MIN;
+                    (want == FNN_PATH_ROWS || (double)batch * F(net_work)(net) >= FNN_PAR_MIN);
     const int Tk = par ? T : 1;   /* the K split's threads */
     const int ksplit = (want == FNN_PATH_AUTO || want == FNN_PATH_KSPLIT) &&
                        F(ksplit_ok)(net, batch, Tk);
@@ -202,7 +214,8 @@ static int F(fnn_gradient)(const fnn_net *net, const fnn_data *data, REAL **gW, 
                            double *cost) {
     const int L = net->L;
     F(fnn_ws) ws;
-    if (F(ws_alloc)(&ws, net, FNN_EVAL_BATCH, 1, 1, 0, 0) != FNN_OK) return FNN_NOMEM;
+    if (F(ws_alloc)(&ws, net, F(eval_rows)(net), 1, 1, 0, 0) != FNN_OK) return FNN_NOMEM;
+    F(prepare)(net, &ws);
     for (int l = 0; l < L; l++) {
         memset(gW[l], 0, sizeof(REAL) * (size_t)net->layer[l].n_w);
         memset(gb[l], 0, sizeof(REAL) * (size_t)net->layer[l].n_b);
@@ -211,7 +224,7 @@ static int F(fnn_gradient)(const fnn_net *net, const fnn_data *data, REAL **gW, 
         int m = (int)((data->n - start) < ws.M ? (data->n - start) : ws.M);
         F(gather)(&ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, 0, m, 0, m, 0,
                   net->sizes[0]);
-        F(forward)(net, &ws, 0.0, 0, 0, 0, 0, m);
+        F(forward)(net, &ws, &F(eval_pass), 0, m);
         F(output_phase)(net, &ws, (const REAL *)data->Y, 1, 1, 0, m, 0);
         F(backward)(net, &ws, 0, m);
         for (int l = 0; l < L; l++) F(layer_grad)(net, &ws, l, m, gW[l], gb[l]);

@@ -15,7 +15,8 @@ typedef struct {
     REAL *A[FNN_MAX_LAYERS];      /* (M, n_l) activations, after dropout */
     REAL *D[FNN_MAX_LAYERS];      /* (M, n_l) deltas dC/dz */
     REAL *K[FNN_MAX_LAYERS];      /* (M, n_l) dropout multipliers, hidden layers */
-    REAL *G[FNN_MAX_LAYERS];      /* (n_out, n_in) mean weight gradient */
+    REAL *G[FNN_MAX_LAYERS];      /* (n_w) mean weight gradient */
+    void *aux[FNN_MAX_LAYERS];    /* the kind's own buffer (layers.h, name_aux) */
     REAL *Wt0;                    /* (n_0, ldr0) W[0] transposed, for forward-only passes */
     REAL *Zt;                     /* (M, ldr0) their first-layer products */
     int ldr0;                     /* 0 when those passes go through forward() */
@@ -29,13 +30,20 @@ static void F(ws_free)(F(fnn_ws) *ws) {
     fnn_free((void *)ws->rows); fnn_free(ws->Wt0); fnn_free(ws->Zt);
     for (int l = 0; l < FNN_MAX_LAYERS; l++) {
         fnn_free(ws->Z[l]); fnn_free(ws->A[l]); fnn_free(ws->D[l]); fnn_free(ws->K[l]);
-        fnn_free(ws->G[l]);
+        fnn_free(ws->G[l]); fnn_free(ws->aux[l]);
     }
     memset(ws, 0, sizeof(*ws));
 }
 
+/* the bytes of layer l's own buffer for M examples (layers.h); `training`: for a training
+ * call, which also runs the backward pass */
+static size_t F(layer_aux)(const fnn_net *net, int l, int M, int training);
+
+/* Buffers for M examples and T threads; need_D: a training call (deltas, scratch); dropout:
+ * the call's dropout on hidden layers (the masks K[l] of the layers that may drop);
+ * need_G: the gradient buffers. */
 static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need_D,
-                       int need_K, int need_G) {
+                       double dropout, int need_G) {
     memset(ws, 0, sizeof(*ws));
     ws->M = M; ws->T = T;
     const int *S = net->sizes;
@@ -44,7 +52,8 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
     ws->rows = (const REAL **)fnn_malloc(sizeof(REAL *) * (size_t)M);
     ws->acc = (double *)fnn_calloc((size_t)T * 8, sizeof(double));
     int nmax = 1;
-    for (int l = 1; l <= net->L; l++) nmax = S[l] > nmax ? S[l] : nmax;
+    for (int l = 0; l < net->L; l++)   /* the dense update's transposed delta blocks */
+        if (net->layer[l].kind == FNN_LAYER_DENSE) nmax = S[l + 1] > nmax ? S[l + 1] : nmax;
     ws->dt_stride = (int64_t)nmax * M + 16;
     ws->Dt = need_D ? (REAL *)fnn_malloc(sizeof(REAL) * (size_t)T * ws->dt_stride) : NULL;
     int ok = ws->x && ws->idx && ws->rows && ws->acc && (ws->Dt || !need_D);
@@ -54,10 +63,12 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
         ws->A[l] = (REAL *)fnn_malloc(sizeof(REAL) * nl);
         ok = ws->Z[l] && ws->A[l];
         if (ok && need_D) ok = (ws->D[l] = (REAL *)fnn_malloc(sizeof(REAL) * nl)) != NULL;
-        if (ok && need_K && l < net->L - 1)
+        if (ok && need_D && (net->layer[l].dropout > 0 || (dropout > 0 && l < net->L - 1)))
             ok = (ws->K[l] = (REAL *)fnn_malloc(sizeof(REAL) * nl)) != NULL;
         if (ok && need_G)
             ok = (ws->G[l] = (REAL *)fnn_malloc(sizeof(REAL) * (size_t)net->layer[l].n_w)) != NULL;
+        const size_t aux = F(layer_aux)(net, l, M, need_D);
+        if (ok && aux > 0) ok = (ws->aux[l] = fnn_malloc(aux)) != NULL;
     }
     if (!ok) { F(ws_free)(ws); return FNN_NOMEM; }
     return FNN_OK;

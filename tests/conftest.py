@@ -12,6 +12,19 @@ import fastnn
 FASTNN_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
 
 
+# the book's real MNIST file (Nielsen's mnist.pkl.gz), where CI keeps it: ../shared/data
+# beside the clone.  Tests that use it skip when it is absent.
+REAL_MNIST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          os.pardir, "shared", "data", "mnist.pkl.gz")
+
+
+def real_mnist():
+    """The path of the real mnist.pkl.gz, or skip the test."""
+    if not os.path.isfile(REAL_MNIST):
+        pytest.skip(f"real MNIST not found at {REAL_MNIST}")
+    return os.path.abspath(REAL_MNIST)
+
+
 def child_env(**extra):
     """os.environ for a child Python that imports this fastnn first."""
     env = dict(os.environ)

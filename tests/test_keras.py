@@ -527,7 +527,7 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="Flatten must come before"):
         Sequential([Dense(5), Flatten()])
     with pytest.raises(ValueError, match="activation"):
-        Dense(3, activation="no-such-activation")
+        Dense(3, activation="hard_sigmoid")
     with pytest.raises(ValueError, match="rate"):
         Dropout(1.0)
     with pytest.raises(TypeError, match="layer"):

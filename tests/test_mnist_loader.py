@@ -64,6 +64,10 @@ def assert_parts_equal(got, want):
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
+    # run from tmp/book/src, as the book's sessions run from its src/ folder: its default
+    # file is then tmp/book/data/mnist.pkl.gz, absent unless a test writes it
+    (tmp_path / "book" / "src").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "book" / "src")
     monkeypatch.delenv("FASTNN_DATA", raising=False)
     monkeypatch.delenv("FASTNN_NO_DOWNLOAD", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -115,7 +119,7 @@ def test_wrapper_shapes_and_types(tmp_path, arrays):
     for data, labels in ((validation, arrays[1][15:]), (test, arrays[3])):
         for (x, y), label in zip(data, labels):
             assert x.shape == (784, 1)
-            assert type(y) is int and y == label
+            assert type(y) is np.int64 and y == label   # as the book zips its label array
     # lists, so they can be walked twice (network.SGD does len() and slicing)
     assert len(list(training)) == len(training)
 
@@ -126,7 +130,8 @@ def test_same_result_from_any_cwd(tmp_path, monkeypatch, arrays):
     data_dir.mkdir()
     write_pickle(data_dir / "mnist.pkl.gz", parts)
     monkeypatch.setenv("FASTNN_DATA", str(data_dir))
-    # decoys where Nielsen's code looks ("../data/mnist.pkl.gz") and in the cwd itself
+    # decoys where Nielsen's code looks ("../data/mnist.pkl.gz", after $FASTNN_DATA) and in
+    # the cwd itself (never searched)
     decoy = nielsen_parts(make_arrays(seed=9))
     work = tmp_path / "a" / "src"
     (tmp_path / "a" / "data").mkdir(parents=True)
@@ -144,6 +149,7 @@ def test_same_result_from_any_cwd(tmp_path, monkeypatch, arrays):
 def test_cache_then_not_found(tmp_path, arrays):
     with pytest.raises(FileNotFoundError, match="FASTNN_DATA"):
         mnist_loader.load_data(download=False)
+    # the book's default file, missing, is not the cache's business: the cache still works
     cache = tmp_path / "home" / ".cache" / "fastnn"
     cache.mkdir(parents=True)
     parts = nielsen_parts(arrays)
@@ -163,7 +169,7 @@ def test_fashion_wrapper_from_debian_folder(tmp_path, monkeypatch, arrays):
     monkeypatch.setattr(datasets, "DEBIAN_DIRS", {"fashion-mnist": folder})
     training, validation, test = mnist_loader.load_data_wrapper(dataset="fashion-mnist")
     assert (len(training), len(validation), len(test)) == (15, 3, 7)
-    assert training[0][1].shape == (10, 1) and type(test[0][1]) is int
+    assert training[0][1].shape == (10, 1) and type(test[0][1]) is np.int64
     with pytest.raises(FileNotFoundError):   # MNIST is not looked for in the Fashion folder
         mnist_loader.load_data(download=False)
 
@@ -174,3 +180,102 @@ def test_sample_split():
     assert test[0].shape == (1000, 784) and training[0].dtype == np.float32
     assert 0.0 <= training[0].min() and training[0].max() <= 1.0
     assert set(np.unique(test[1]).tolist()) <= set(range(10))
+
+
+# ---- the book's own call: load_data_wrapper() from src/ opens ../data/mnist.pkl.gz ------------
+
+def book_file(tmp_path):
+    folder = tmp_path / "book" / "data"
+    folder.mkdir(exist_ok=True)
+    return folder / "mnist.pkl.gz"
+
+
+def test_book_default_file_is_read(tmp_path, arrays):
+    parts = nielsen_parts(arrays)
+    write_pickle(book_file(tmp_path), parts)
+    assert_parts_equal(mnist_loader.load_data(), parts)
+    training, validation, test = mnist_loader.load_data_wrapper()
+    assert (len(training), len(validation), len(test)) == (15, 3, 7)
+    np.testing.assert_array_equal(training[4][0].ravel(), parts[0][0][4])
+    assert test[6][1] == parts[2][1][6]
+
+
+def test_search_order_path_env_book_cache(tmp_path, monkeypatch):
+    """Each place holds a different data set; each one wins over every place after it."""
+    sets = {k: nielsen_parts(make_arrays(seed=s)) for k, s in
+            (("path", 1), ("env", 2), ("book", 3), ("cache", 4))}
+    explicit = write_pickle(tmp_path / "explicit.pkl.gz", sets["path"])
+    (tmp_path / "env").mkdir()
+    write_pickle(tmp_path / "env" / "mnist.pkl.gz", sets["env"])
+    write_pickle(book_file(tmp_path), sets["book"])
+    cache = tmp_path / "home" / ".cache" / "fastnn"
+    cache.mkdir(parents=True)
+    write_pickle(cache / "mnist.pkl.gz", sets["cache"])
+    monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "env"))
+    assert_parts_equal(mnist_loader.load_data(explicit), sets["path"])
+    assert_parts_equal(mnist_loader.load_data(), sets["env"])
+    monkeypatch.delenv("FASTNN_DATA")
+    assert_parts_equal(mnist_loader.load_data(), sets["book"])
+    os.remove(book_file(tmp_path))
+    assert_parts_equal(mnist_loader.load_data(), sets["cache"])
+
+
+def test_book_default_is_relative_to_the_working_directory(tmp_path, monkeypatch, arrays):
+    parts = nielsen_parts(arrays)
+    write_pickle(book_file(tmp_path), parts)
+    monkeypatch.chdir(tmp_path / "book")          # ../data from here is tmp/data: absent
+    with pytest.raises(FileNotFoundError):
+        mnist_loader.load_data(download=False)
+    monkeypatch.chdir(tmp_path / "book" / "src")
+    assert_parts_equal(mnist_loader.load_data(download=False), parts)
+
+
+def test_not_found_lists_every_place_searched(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError) as err:
+        mnist_loader.load_data_wrapper(download=False)
+    msg = str(err.value)
+    print(msg)
+    book = str(tmp_path / "book" / "data" / "mnist.pkl.gz")
+    cache = str(tmp_path / "home" / ".cache" / "fastnn")
+    places = [str(tmp_path / "nowhere" / "mnist"), str(tmp_path / "nowhere"), book,
+              os.path.join(cache, "mnist"), cache]
+    lines = msg.splitlines()
+    found_at = [next(i for i, line in enumerate(lines) if line.strip().split()[0] == p)
+                for p in places]
+    assert found_at == sorted(found_at)             # listed in the order searched
+    assert "../data/mnist.pkl.gz" in lines[found_at[2]]
+
+
+def test_book_file_only_for_mnist(tmp_path, monkeypatch, arrays):
+    """The book's file is MNIST: Fashion-MNIST never reads it, and only that one file counts
+    in ../data (IDX files there are not the book's)."""
+    write_pickle(book_file(tmp_path), nielsen_parts(arrays))
+    with pytest.raises(FileNotFoundError) as err:
+        mnist_loader.load_data(dataset="fashion-mnist", download=False)
+    assert "../data" not in str(err.value)
+    os.remove(book_file(tmp_path))
+    write_idx_dir(tmp_path / "book" / "data", arrays)
+    with pytest.raises(FileNotFoundError):
+        mnist_loader.load_data(download=False)
+
+
+def test_fastnn_datasets_never_read_the_book_file(tmp_path, arrays):
+    """``fastnn.datasets.load_mnist`` (the Keras-style loader) keeps to its own places."""
+    write_pickle(book_file(tmp_path), nielsen_parts(arrays))
+    with pytest.raises(FileNotFoundError):
+        datasets.load_mnist(download=False)
+
+
+def test_real_mnist_as_the_book_opens_it(tmp_path):
+    """The book's session on the real file: 50,000 / 10,000 / 10,000 with the book's types."""
+    from conftest import real_mnist
+    os.symlink(real_mnist(), book_file(tmp_path))
+    training, validation, test = mnist_loader.load_data_wrapper()
+    assert (len(training), len(validation), len(test)) == (50000, 10000, 10000)
+    x, y = training[0]
+    assert x.shape == (784, 1) and x.dtype == np.float32 and y.shape == (10, 1)
+    assert int(np.argmax(y)) == 5                  # the first training digit of MNIST is a 5
+    assert test[0][1] == 7
+    tr, va, te = mnist_loader.load_data()
+    assert tr[1].dtype == np.int64 and isinstance(tr[1][0], np.int64)

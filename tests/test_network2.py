@@ -272,3 +272,116 @@ def test_engine_quadratic_cost_on_softmax_output_matches_oracle():
     diff = max(np.abs(a - c).max() for a, c in zip(Wc + bc, oracle.weights + oracle.biases))
     print(f"quadratic + softmax, engine vs oracle: {diff:.3g}")
     assert diff < 1e-12
+
+
+# ---- files the book's network2 reads (issue 15, item 4) --------------------------------------
+
+class BookModule:
+    """What the book's load needs of its module: the two cost classes it defines, looked up
+    by the file's ``cost`` name (getattr on the module)."""
+    QuadraticCost = type("QuadraticCost", (), {})
+    CrossEntropyCost = type("CrossEntropyCost", (), {})
+
+
+def book_feedforward(data, x):
+    """The book's network from a file: sigmoid layers over the stored weights and biases."""
+    a = x
+    for w, b in zip(data["weights"], data["biases"]):
+        a = 1.0 / (1.0 + np.exp(-(np.array(w) @ a + np.array(b))))
+    return a
+
+
+@pytest.mark.parametrize("kw", [
+    {"activation": "tanh"},
+    {"activation": "relu"},
+    {"cost": network2.LogLikelihoodCost},
+    {"cost": network2.QuadraticCost, "output_activation": "identity"},
+    {"activation": "relu", "cost": network2.LogLikelihoodCost},
+])
+def test_file_the_book_cannot_run_fails_in_the_books_loader(tmp_path, kw):
+    np.random.seed(2)
+    net = network2.Network([5, 4, 3], **kw)
+    path = tmp_path / "net.json"
+    net.save(str(path))
+    data = json.loads(path.read_text())
+    with pytest.raises(AttributeError):                # the book's load: loud, not wrong
+        getattr(BookModule, data["cost"])
+    assert "fastnn.network2.load" in data["cost"]
+    back = network2.load(str(path))
+    x = np.linspace(-1, 1, 10).reshape(5, 2)
+    np.testing.assert_array_equal(back.feedforward(x), net.feedforward(x))
+    assert (back.cost, back.activation, back.output_activation) == \
+        (net.cost, net.activation, net.output_activation)
+
+
+@pytest.mark.parametrize("cost", [network2.QuadraticCost, network2.CrossEntropyCost])
+def test_file_the_book_can_run_stays_the_books_format(tmp_path, cost):
+    """Sigmoid networks, also one trained with dropout: exactly the book's four keys, a cost
+    the book's module has, and the book's sigmoid forward pass on the file gives fastnn's
+    predictions."""
+    train, X, _ = make_data(40, 5, 3, seed=3)
+    random.seed(1)
+    np.random.seed(1)
+    net = network2.Network([5, 4, 3], cost=cost)
+    net.SGD(train, 2, 10, 0.5, dropout=0.3, verbose=False)
+    path = tmp_path / "net.json"
+    net.save(str(path))
+    data = json.loads(path.read_text())
+    assert set(data) == {"sizes", "weights", "biases", "cost"}
+    assert getattr(BookModule, data["cost"]).__name__ == cost.__name__
+    np.testing.assert_allclose(book_feedforward(data, X.T), net.feedforward(X.T), rtol=1e-13)
+
+
+def test_own_cost_class_saved_under_its_name(tmp_path, monkeypatch):
+    """As in the book: the file names the class; load finds it where the book's load would,
+    in the module."""
+    class MyCost:
+        @staticmethod
+        def fn(a, y):
+            return 0.5 * float(np.sum((a - y) ** 2))
+
+        @staticmethod
+        def delta(z, a, y):
+            return (a - y) * network2.sigmoid_prime(z)
+
+    np.random.seed(4)
+    net = network2.Network([3, 2], cost=MyCost)
+    path = tmp_path / "own.json"
+    net.save(str(path))
+    assert json.loads(path.read_text())["cost"] == "MyCost"
+    with pytest.raises(ValueError, match="unknown cost 'MyCost'"):
+        network2.load(str(path))
+    monkeypatch.setattr(network2, "MyCost", MyCost, raising=False)
+    assert network2.load(str(path)).cost is MyCost
+
+    class OwnTanh:
+        fn = staticmethod(np.tanh)
+
+        @staticmethod
+        def prime(z):
+            return 1 - np.tanh(z) ** 2
+
+    with pytest.raises(ValueError, match="activation"):
+        network2.Network([3, 2, 2], activation=OwnTanh).save(str(path))
+
+
+def test_return_types_are_the_books(capsys):
+    """Issue 15, item 5: accuracies are ints, costs numpy.float64 (the book's costs come from
+    np.linalg.norm and np.sum), in the monitors' lists and from the methods."""
+    from fastnn import network
+    train, _, _ = make_data(30, 6, 3, seed=5)
+    test, _, lab = make_data(20, 6, 3, seed=6, labels=True)
+    test = [(x, np.int64(y)) for x, y in test]          # the loader's labels
+    np.random.seed(0)
+    net = network2.Network([6, 4, 3])
+    ec, ea, tc, ta = net.SGD(train, 2, 10, 0.5, lmbda=1.0, evaluation_data=test,
+                             monitor_evaluation_cost=True, monitor_evaluation_accuracy=True,
+                             monitor_training_cost=True, monitor_training_accuracy=True)
+    assert all(type(c) is np.float64 for c in ec + tc)
+    assert all(type(a) is int for a in ea + ta)
+    assert type(net.total_cost(train, 1.0)) is np.float64
+    assert type(net.accuracy(test)) is int
+    out = capsys.readouterr().out
+    assert f"Cost on training data: {float(tc[-1])!r}\n" in out   # printed as a float prints
+    net1 = network.Network([6, 4, 3])
+    assert type(net1.evaluate(test)) is int

@@ -1,9 +1,9 @@
 """The array-API backend: the engine's training semantics written once against a module ``xp``.
 
 ``xp`` is numpy (on the CPU, the way CI tests this file) or CuPy (``device='cuda'``).  The
-semantics are DESIGN.md's, the same as the compiled engine's (fastnn/_engine.pyx,
-src_c/fastnn_engine_impl.h): the same tables, gradient, optimizers, per-epoch statistics,
-callback dict, status codes and divergence rule.
+semantics are DESIGN.md's, the same as the compiled engine's (fastnn/_engine.pyx, src_c/): the
+same tables (read from ``fastnn._engine``, never copied), gradient, optimizers, per-epoch
+statistics, callback dict, status codes and divergence rule.
 
 Layout on the device.  Every layer's weights and bias are stored side by side as one
 ``(n_out, n_in + 1)`` block ``[W | b]`` of a single flat parameter vector ``P``; every
@@ -12,52 +12,62 @@ activation buffer carries a trailing column of ones.  So
     Z   (m, n_out)      = A_in (m, n_in + 1) @ [W | b]^T     the forward GEMM adds the bias
     G   (n_out, n_in+1) = D (m, n_out)^T @ A_in (m, n_in + 1)  gW and gb in one GEMM
 
-and one optimizer kernel steps all layers at once over the flat ``P`` (a 0/1 mask keeps
-regularization off the biases).  The data go to the device once per call, with their column
-of ones; each epoch gathers its order once (two ``take`` kernels), so a mini-batch is a
-contiguous slice.
+and one optimizer kernel steps all layers at once over the flat ``P``, with the optimizer's
+state slots ``S`` (slots, len(P)) beside it (a 0/1 mask keeps regularization off the biases):
+one element-wise step per optimizer, for weights and biases alike, written once for numpy
+(``NP_STEPS``) and once for CUDA (``fnn_step_<name>`` in kernels.cu).  The data go to the
+device once per call, with their column of ones; each epoch gathers its order once (two
+``take`` kernels), so a mini-batch is a contiguous slice.
 
-Kernels per mini-batch, for L weight layers (with CuPy; numpy runs the same steps as plain
-numpy expressions):
+Kernels per mini-batch, for L weight layers (with CuPy, from fastnn/backends/kernels.cu;
+numpy runs the same steps as plain numpy expressions):
 
     forward    L GEMMs + (L-1) bias-free activation kernels (dropout fused in)
     output     1 kernel: activation, cost and hits (accumulated on the device), output delta
     backward   (L-1) GEMMs + (L-1) kernels delta * act'(z) (dropout fused in)
     gradient   L GEMMs (weights and biases together)
-    update     1 kernel for every parameter of every layer (sgd / momentum / adam, L1, L2)
+    update     1 kernel for every parameter of every layer (the optimizer's step, L1, L2)
 
 that is 3L-1 GEMMs and 2L elementwise kernels, 5L-1 launches: 9 for [784, 30, 10].  Nothing
 is copied between host and device inside an epoch; each epoch ends with one small read-back
 (the cost/hit accumulators and the weight norms).
 
 Dropout: the keep mask of hidden unit ``j`` of example slot ``i`` is the engine's counter-based
-hash of (seed, epoch, batch start + i, layer, j) (splitmix64, as in src_c/fastnn.h), computed
+hash of (seed, epoch, batch start + i, layer, j) (splitmix64, as in src_c/runtime.h), computed
 inside the activation kernels on the device: nothing is stored, and the masks are the CPU
 engine's bit for bit.
 """
+import collections
+import importlib.resources
 import math
 
 import numpy as np
 
-from fastnn import _engine
+from fastnn._config import import_engine
 
-ACT_CODES = {"identity": 0, "linear": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4}
-COST_CODES = {"quadratic": 0, "cross_entropy": 1, "log_likelihood": 2}
-OPT_CODES = {"sgd": 0, "momentum": 1, "adam": 2}
-IDENTITY, SIGMOID, TANH, RELU, SOFTMAX = 0, 1, 2, 3, 4
-QUADRATIC, CROSS_ENTROPY, LOG_LIKELIHOOD = 0, 1, 2
-SGD, MOMENTUM, ADAM = 0, 1, 2
+_engine = import_engine()
 
-# the engine's tables and status codes are the contract
-assert all(_engine.ACTIVATIONS[k] == v for k, v in ACT_CODES.items())
-assert all(_engine.COSTS[k] == v for k, v in COST_CODES.items())
-assert all(_engine.OPTIMIZERS[k] == v for k, v in OPT_CODES.items())
+# the engine's tables (src_c/fnn_tables.h through fastnn._engine): the one source of every code
+ACTIVATIONS = _engine.ACTIVATIONS       # name -> code, with the aliases linear and swish
+ACT_ROWS = _engine.ACT_ROWS             # name -> (code, output_only), one per table row
+OUTPUT_ONLY = _engine.OUTPUT_ONLY
+COSTS = _engine.COSTS
+OPTIMIZERS = _engine.OPTIMIZERS
+OPT_SLOTS = _engine.OPT_SLOTS           # name -> number of state slots
+STATUSES = _engine.STATUSES
 
-STATUS_OK = _engine.STATUS_OK
-STATUS_STOPPED = _engine.STATUS_STOPPED
-STATUS_INTERRUPTED = _engine.STATUS_INTERRUPTED
-STATUS_DIVERGED = _engine.STATUS_DIVERGED
-STATUS_CALLBACK_ERROR = _engine.STATUS_CALLBACK_ERROR
+STATUS_OK = STATUSES["ok"]
+STATUS_STOPPED = STATUSES["stopped"]
+STATUS_INTERRUPTED = STATUSES["interrupted"]
+STATUS_DIVERGED = STATUSES["diverged"]
+STATUS_CALLBACK_ERROR = STATUSES["callback_error"]
+
+# the rows the kernels treat apart from the others, looked up by name
+_IDENTITY = ACTIVATIONS["identity"]
+_SOFTMAX = ACTIVATIONS["softmax"]
+_QUADRATIC = COSTS["quadratic"]
+_CROSS_ENTROPY = COSTS["cross_entropy"]
+_ADAM = OPTIMIZERS["adam"]
 
 # rows per chunk when evaluating or predicting
 EVAL_ROWS = 8192
@@ -66,235 +76,71 @@ BLOCK = 256
 MAX_GRID = 65535
 
 __all__ = ["train", "predict", "evaluate", "resolve_xp", "dropout_keep", "cuda_source",
+           "cuda_defines", "cuda_options", "opt_consts", "NP_ACTIVATIONS", "NP_STEPS",
            "EVAL_ROWS"]
 
 
 # ---------------------------------------------------------------------------------------------
-# the CUDA kernels (CuPy RawModule; REAL is float or double, set with -DREAL=...)
-
-_CUDA_SOURCE = r"""
-// fastnn xp backend: the elementwise kernels of one mini-batch step.  REAL is float or double.
-// Every kernel is a grid-stride loop, so any launch shape (even one thread) computes all of it.
-// Matrices are row-major with a leading dimension ld (elements between rows).
-#ifndef REAL
-#define REAL float
-#endif
-#define FNN_IDENTITY 0
-#define FNN_SIGMOID 1
-#define FNN_TANH 2
-#define FNN_RELU 3
-#define FNN_SOFTMAX 4
-#define FNN_QUADRATIC 0
-#define FNN_CROSS_ENTROPY 1
-#define FNN_LOG_LIKELIHOOD 2
-#define FNN_SGD 0
-#define FNN_MOMENTUM 1
-#define FNN_ADAM 2
-#define FNN_DBL_MAX 1.7976931348623157e308
-
-typedef unsigned long long fnn_u64;
-
-#define FNN_LOOP(t, total) \
-    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < (total); \
-         t += (long long)blockDim.x * gridDim.x)
-
-__device__ __forceinline__ float fnn_exp(float x) { return expf(x); }
-__device__ __forceinline__ double fnn_exp(double x) { return exp(x); }
-__device__ __forceinline__ float fnn_fabs(float x) { return fabsf(x); }
-__device__ __forceinline__ double fnn_fabs(double x) { return fabs(x); }
-__device__ __forceinline__ float fnn_tanh(float x) { return tanhf(x); }
-__device__ __forceinline__ double fnn_tanh(double x) { return tanh(x); }
-__device__ __forceinline__ float fnn_sqrt(float x) { return sqrtf(x); }
-__device__ __forceinline__ double fnn_sqrt(double x) { return sqrt(x); }
-
-// the engine's sigmoid: exp of a non-positive number only
-__device__ __forceinline__ REAL fnn_sigmoid(REAL z) {
-    REAL e = fnn_exp(-fnn_fabs(z));
-    REAL r = (REAL)1 / ((REAL)1 + e);
-    return z >= 0 ? r : e * r;
-}
-
-__device__ __forceinline__ REAL fnn_act(REAL v, int act) {
-    switch (act) {
-    case FNN_SIGMOID: return fnn_sigmoid(v);
-    case FNN_TANH: return fnn_tanh(v);
-    case FNN_RELU: return v > 0 ? v : (REAL)0;
-    default: return v;
-    }
-}
-
-// d * act'(z), with a = act(z); relu'(0) = 0
-__device__ __forceinline__ REAL fnn_act_back(REAL d, REAL z, REAL a, int act) {
-    switch (act) {
-    case FNN_SIGMOID: return d * (a * ((REAL)1 - a));
-    case FNN_TANH: return d * ((REAL)1 - a * a);
-    case FNN_RELU: return z > 0 ? d : (REAL)0;
-    default: return d;
-    }
-}
-
-// splitmix64, the engine's dropout hash (src_c/fastnn.h)
-__device__ __forceinline__ fnn_u64 fnn_mix64(fnn_u64 x) {
-    x += 0x9E3779B97F4A7C15ULL;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
-
-// the dropout multiplier k/(1-p) of unit j of example slot slot0 + i of hidden layer `layer`
-__device__ __forceinline__ REAL fnn_keep(fnn_u64 seed, int epoch, long long slot0, long long i,
-                                         int layer, int j, double p) {
-    fnn_u64 slot = ((fnn_u64)epoch << 40) ^ (fnn_u64)(slot0 + i);
-    fnn_u64 h = fnn_mix64(seed ^ fnn_mix64(slot ^ fnn_mix64((fnn_u64)layer ^
-                                                            fnn_mix64((fnn_u64)j))));
-    double u = (double)(h >> 11) * (1.0 / 9007199254740992.0);
-    return u < p ? (REAL)0 : (REAL)(1.0 / (1.0 - p));
-}
-
-// act_forward: A (m, n; ld lda) = act(Z (m, n; ld ldz)) [* dropout multipliers]
-extern "C" __global__ void fnn_act_forward(REAL* __restrict__ A, int lda,
-                                           const REAL* __restrict__ Z, int ldz,
-                                           long long m, int n, int act, double p,
-                                           fnn_u64 seed, int epoch, long long slot0, int layer) {
-    FNN_LOOP(t, m * n) {
-        long long i = t / n;
-        int j = (int)(t - i * n);
-        REAL a = fnn_act(Z[i * ldz + j], act);
-        if (p > 0) a *= fnn_keep(seed, epoch, slot0, i, layer, j, p);
-        A[i * lda + j] = a;
-    }
-}
-
-// act_backward: D (m, n) = Dn (m, n; ld ldn) * act'(Z) [* dropout multipliers]
-extern "C" __global__ void fnn_act_backward(REAL* __restrict__ D, int ldd,
-                                            const REAL* __restrict__ Dn, int ldn,
-                                            const REAL* __restrict__ Z, int ldz,
-                                            long long m, int n, int act, double p,
-                                            fnn_u64 seed, int epoch, long long slot0,
-                                            int layer) {
-    FNN_LOOP(t, m * n) {
-        long long i = t / n;
-        int j = (int)(t - i * n);
-        REAL z = Z[i * ldz + j];
-        REAL d = fnn_act_back(Dn[i * ldn + j], z, fnn_act(z, act), act);
-        if (p > 0) d *= fnn_keep(seed, epoch, slot0, i, layer, j, p);
-        D[i * ldd + j] = d;
-    }
-}
-
-// output: one thread per example.  A (m, no) = act(Z); with Y: cost and hits added to
-// acc[0], acc[1]; with D: D = cost_scale * dC/dz.
-extern "C" __global__ void fnn_output(const REAL* __restrict__ Z, int ldz,
-                                      const REAL* __restrict__ Y, int ldy,
-                                      REAL* __restrict__ A, int lda,
-                                      REAL* __restrict__ D, int ldd,
-                                      double* acc, long long m, int no, int act, int cost,
-                                      double scale, int has_y, int has_d) {
-    double csum = 0, hits = 0;
-    FNN_LOOP(r, m) {
-        const REAL* z = Z + r * ldz;
-        REAL* a = A + r * lda;
-        if (act == FNN_SOFTMAX) {
-            REAL zmax = z[0];
-            for (int j = 1; j < no; j++) zmax = z[j] > zmax ? z[j] : zmax;
-            double s = 0;
-            for (int j = 0; j < no; j++) { a[j] = fnn_exp(z[j] - zmax); s += a[j]; }
-            const REAL inv = (REAL)(1.0 / s);
-            for (int j = 0; j < no; j++) a[j] *= inv;
-        } else {
-            for (int j = 0; j < no; j++) a[j] = fnn_act(z[j], act);
-        }
-        if (!has_y) continue;
-        const REAL* y = Y + r * ldy;
-        // hits: first maximum of a against first maximum of y
-        int ja = 0, jy = 0;
-        for (int j = 1; j < no; j++) {
-            if (a[j] > a[ja]) ja = j;
-            if (y[j] > y[jy]) jy = j;
-        }
-        hits += (ja == jy);
-        double c = 0;
-        if (cost == FNN_QUADRATIC) {
-            for (int j = 0; j < no; j++) {
-                double e = (double)a[j] - (double)y[j];
-                c += 0.5 * e * e;
-            }
-        } else if (cost == FNN_CROSS_ENTROPY) {
-            for (int j = 0; j < no; j++) {
-                double aa = a[j], yy = y[j];
-                double e = -yy * log(aa) - (1 - yy) * log(1 - aa);
-                if (isnan(e)) e = 0;
-                else if (isinf(e)) e = e > 0 ? FNN_DBL_MAX : -FNN_DBL_MAX;
-                c += e;
-            }
-        } else {  // log-likelihood; with a softmax output ln a_j = z_j - logsumexp(z)
-            double lse = 0;
-            if (act == FNN_SOFTMAX) {
-                double zm = z[0], s = 0;
-                for (int j = 1; j < no; j++) zm = (double)z[j] > zm ? (double)z[j] : zm;
-                for (int j = 0; j < no; j++) s += exp((double)z[j] - zm);
-                lse = zm + log(s);
-            }
-            for (int j = 0; j < no; j++) {
-                if (y[j] == 0) continue;
-                double la = (act == FNN_SOFTMAX) ? (double)z[j] - lse : log((double)a[j]);
-                c -= (double)y[j] * la;
-            }
-        }
-        csum += scale * c;
-        if (!has_d) continue;
-        REAL* d = D + r * ldd;
-        const REAL sc = (REAL)scale;
-        for (int j = 0; j < no; j++) d[j] = sc * (a[j] - y[j]);
-        if (cost == FNN_QUADRATIC) {
-            if (act == FNN_SOFTMAX) {  // the softmax Jacobian: a * (g - sum(a g))
-                REAL dot = 0;
-                for (int j = 0; j < no; j++) dot += a[j] * d[j];
-                for (int j = 0; j < no; j++) d[j] = a[j] * (d[j] - dot);
-            } else if (act != FNN_IDENTITY) {
-                for (int j = 0; j < no; j++) d[j] = fnn_act_back(d[j], z[j], a[j], act);
-            }
-        }
-    }
-    if (has_y && (csum != 0 || hits != 0)) {
-        atomicAdd(acc, csum);
-        atomicAdd(acc + 1, hits);
-    }
-}
-
-// update: every parameter of every layer, flat.  g = G/m (+ (lmbda/n) w + (l1/n) sign(w) where
-// mask is 1, i.e. on weights), then the sgd / momentum / adam step (DESIGN.md).
-extern "C" __global__ void fnn_update(REAL* __restrict__ P, const REAL* __restrict__ G,
-                                      REAL* __restrict__ S1, REAL* __restrict__ S2,
-                                      const REAL* __restrict__ mask, long long n, int opt,
-                                      int reg, REAL inv_m, REAL eta, REAL wd, REAL l1, REAL mu,
-                                      REAL c1, REAL c2, REAL eps, REAL lr) {
-    FNN_LOOP(t, n) {
-        REAL w = P[t];
-        REAL g = G[t] * inv_m;
-        if (reg && mask[t] != 0) g += wd * w + l1 * (REAL)((w > 0) - (w < 0));
-        if (opt == FNN_SGD) {
-            P[t] = w - eta * g;
-        } else if (opt == FNN_MOMENTUM) {
-            REAL v = mu * S1[t] - eta * g;
-            S1[t] = v;
-            P[t] = w + v;
-        } else {
-            REAL m1 = S1[t], v2 = S2[t];
-            m1 += c1 * (g - m1);
-            v2 += c2 * (g * g - v2);
-            S1[t] = m1;
-            S2[t] = v2;
-            P[t] = w - lr * m1 / (fnn_sqrt(v2) + eps);
-        }
-    }
-}
-"""
-
+# the CUDA kernels: fastnn/backends/kernels.cu, with the tables as -D options
 
 def cuda_source():
-    """Return the CUDA source of the fused kernels (compiled with -DREAL=float or double)."""
-    return _CUDA_SOURCE
+    """Return the CUDA source of the fused kernels (fastnn/backends/kernels.cu); compile it
+    with the options of ``cuda_options(dtype)``."""
+    return importlib.resources.files(__package__).joinpath("kernels.cu").read_text("utf-8")
+
+
+def _table_rows(names):
+    return " ".join(f"X({n.upper()},{n})" for n in names)
+
+
+def cuda_defines():
+    """The engine's tables as the CUDA source's -D options: one ``-DFNN_ACT_<NAME>=<code>``
+    per activation row (likewise ``FNN_COST_``, ``FNN_OPT_``), and the row lists
+    ``FNN_ACT_ROWS(X)`` and ``FNN_OPT_ROWS(X)`` from which kernels.cu generates its switches."""
+    opts = []
+    for prefix, table in (("FNN_ACT_", {k: v[0] for k, v in ACT_ROWS.items()}),
+                          ("FNN_COST_", COSTS), ("FNN_OPT_", OPTIMIZERS)):
+        opts += [f"-D{prefix}{name.upper()}={code}" for name, code in table.items()]
+    opts.append(f"-DFNN_ACT_ROWS(X)={_table_rows(ACT_ROWS)}")
+    opts.append(f"-DFNN_OPT_ROWS(X)={_table_rows(OPTIMIZERS)}")
+    return tuple(opts)
+
+
+def cuda_options(dtype, nvcc=False):
+    """All the options that compile cuda_source() for ``dtype`` (float32 or float64) with
+    NVRTC (CuPy), or with ``nvcc=True`` on nvcc's command line (which splits an option's value
+    at commas unless they are escaped)."""
+    try:
+        real = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}.get(
+            np.dtype(dtype))
+    except TypeError:
+        real = None
+    if real is None:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}")
+    opts = ("-DREAL=" + real,) + cuda_defines()
+    return tuple(o.replace(",", "\\,") for o in opts) if nvcc else opts
+
+
+# ---------------------------------------------------------------------------------------------
+# the optimizer's constants of one step (src_c/optimizers.h, opt_consts)
+
+OptConsts = collections.namedtuple(
+    "OptConsts", "opt wd l1 lr lr_t mu c1 c2 rho crho eps")
+OptConsts.__doc__ = """One mini-batch's optimizer constants, as ``REAL`` scalars (but ``opt``,
+the table code): wd = lmbda/n and l1 = l1/n (weights only), the learning rate lr, Adam's
+bias-corrected lr_t, momentum mu, c1 = 1 - beta1, c2 = 1 - beta2, rho, crho = 1 - rho, eps."""
+
+
+def opt_consts(config, eta, step, wd, l1, dtype):
+    """The constants of step number ``step`` (1-based) of ``config.optimizer`` with learning
+    rate ``eta``, in ``dtype``, as the engine computes them (double, then rounded)."""
+    r = np.dtype(dtype).type
+    opt = OPTIMIZERS[config.optimizer]
+    b1, b2, rho = float(config.beta1), float(config.beta2), float(config.rho)
+    lr_t = (eta * math.sqrt(1.0 - b2 ** float(step)) / (1.0 - b1 ** float(step))
+            if opt == _ADAM else eta)
+    return OptConsts(opt, r(wd), r(l1), r(eta), r(lr_t), r(config.momentum), r(1.0 - b1),
+                     r(1.0 - b2), r(rho), r(1.0 - rho), r(config.eps))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,7 +161,7 @@ _NO_DROP = (0.0, 0, 0, 0, 0)
 
 
 class RawKernels:
-    """The fused kernels of _CUDA_SOURCE, started through ``launch(name, grid, block, args)``.
+    """The fused kernels of kernels.cu, started through ``launch(name, grid, block, args)``.
 
     With CuPy, ``launch`` calls the RawModule's functions; the tests pass a launcher that runs
     the same source compiled for the CPU, on numpy arrays."""
@@ -358,37 +204,133 @@ class RawKernels:
                      np.int32(act), np.int32(cost), np.float64(scale), np.int32(has_y),
                      np.int32(has_d)))
 
-    def update(self, P, G, S1, S2, mask, opt, inv_m, eta, wd, l1, mu, beta1, beta2, eps, lr):
-        r = self.real
-        reg = mask is not None and (wd != 0 or l1 != 0)
+    def update(self, P, G, S, mask, inv_m, k):
+        # P (n,) parameters, G (n,) gradient sums, S (slots, n) state or None, mask (n,)
+        # 1 on weights, k the step's OptConsts
+        reg = mask is not None and (k.wd != 0 or k.l1 != 0)
         d = self._dummy
         self.launch("fnn_update", _grid(P.size), BLOCK,
-                    (P, G, d if S1 is None else S1, d if S2 is None else S2,
-                     mask if reg else d, np.int64(P.size), np.int32(opt), np.int32(reg),
-                     r(inv_m), r(eta), r(wd), r(l1), r(mu), r(1.0 - beta1), r(1.0 - beta2),
-                     r(eps), r(lr)))
+                    (P, G, d if S is None else S, mask if reg else d, np.int64(P.size),
+                     np.int32(k.opt), np.int32(reg), self.real(inv_m), k.wd, k.l1, k.lr,
+                     k.lr_t, k.mu, k.c1, k.c2, k.rho, k.crho, k.eps))
+
+
+# ---------------------------------------------------------------------------------------------
+# the numpy kernels' tables: per activation a value f(z) and a derivative df(z, a), a = f(z)
+# (src_c/activations.h); per optimizer one element-wise step (src_c/optimizers.h)
+
+_SQRT1_2 = 0.70710678118654752440          # 1 / sqrt(2)
+_INV_SQRT_2PI = 0.39894228040143267794     # 1 / sqrt(2 pi)
+_SELU_SCALE = 1.0507009873554804934193349852946
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_LEAKY_SLOPE = 0.2
+
+
+def _erf(x):
+    from scipy.special import erf     # numpy has no erf; scipy is a dependency
+    return erf(x).astype(x.dtype, copy=False)
+
+
+def _sigmoid(z):
+    # never overflows: exp of a non-positive number only
+    e = np.exp(-np.abs(z))
+    r = 1 / (1 + e)
+    return np.where(z >= 0, r, e * r)
+
+
+def _gelu_cdf(z):
+    return 0.5 * (1 + _erf(z * z.dtype.type(_SQRT1_2)))
+
+
+def _dsilu(z):
+    s = _sigmoid(z)
+    return s * (1 + z * (1 - s))
+
+
+def _one(z):
+    return np.ones_like(z)
+
+
+NP_ACTIVATIONS = {
+    "identity": (lambda z: z.copy(), lambda z, a: _one(z)),
+    "sigmoid": (_sigmoid, lambda z, a: a * (1 - a)),
+    "tanh": (np.tanh, lambda z, a: 1 - a * a),
+    "relu": (lambda z: np.where(z > 0, z, z.dtype.type(0)),          # relu'(0) = 0
+             lambda z, a: (z > 0).astype(z.dtype)),
+    # element-wise, softmax is exp's argument; output() normalizes the rows
+    "softmax": (lambda z: z.copy(), lambda z, a: _one(z)),
+    "gelu": (lambda z: z * _gelu_cdf(z),
+             lambda z, a: _gelu_cdf(z) + z * (z.dtype.type(_INV_SQRT_2PI)
+                                               * np.exp(z.dtype.type(-0.5) * z * z))),
+    "silu": (lambda z: z * _sigmoid(z), lambda z, a: _dsilu(z)),
+    # min(z, 0): the branch not taken never overflows
+    "elu": (lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
+            lambda z, a: np.where(z > 0, z.dtype.type(1), np.exp(np.minimum(z, 0)))),
+    "selu": (lambda z: z.dtype.type(_SELU_SCALE) * np.where(
+                 z > 0, z, z.dtype.type(_SELU_ALPHA) * np.expm1(np.minimum(z, 0))),
+             lambda z, a: z.dtype.type(_SELU_SCALE) * np.where(
+                 z > 0, z.dtype.type(1), z.dtype.type(_SELU_ALPHA) * np.exp(np.minimum(z, 0)))),
+    "leaky_relu": (lambda z: np.where(z > 0, z, z.dtype.type(_LEAKY_SLOPE) * z),
+                   lambda z, a: np.where(z > 0, z.dtype.type(1), z.dtype.type(_LEAKY_SLOPE))),
+    "softplus": (lambda z: np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))),
+                 lambda z, a: _sigmoid(z)),
+}
+
+
+# w, s (the state slots: s[0], s[1] ...), g: flat arrays of one dtype; k: OptConsts in it.
+# Each step updates w and s in place, exactly as the C step of the same name.
+def _step_sgd(w, s, g, k):
+    w -= k.lr * g
+
+
+def _step_momentum(w, s, g, k):
+    v = k.mu * s[0] - k.lr * g
+    s[0][...] = v
+    w += v
+
+
+def _step_adam(w, s, g, k):
+    s[0] += k.c1 * (g - s[0])
+    s[1] += k.c2 * (g * g - s[1])
+    w -= k.lr_t * s[0] / (np.sqrt(s[1]) + k.eps)
+
+
+def _step_rmsprop(w, s, g, k):
+    s[0][...] = k.rho * s[0] + k.crho * (g * g)
+    u = k.lr * g / np.sqrt(s[0] + k.eps)
+    if k.mu > 0:
+        s[1][...] = k.mu * s[1] + u
+        w -= s[1]
+    else:
+        w -= u
+
+
+def _step_adagrad(w, s, g, k):
+    s[0] += g * g
+    w -= k.lr * g / np.sqrt(s[0] + k.eps)
+
+
+NP_STEPS = {"sgd": _step_sgd, "momentum": _step_momentum, "adam": _step_adam,
+            "rmsprop": _step_rmsprop, "adagrad": _step_adagrad}
+
+# every row of the engine's tables has its numpy kernel: a new row without one fails here,
+# at import, not at the first training call that uses it
+for _table, _have, _what in ((ACT_ROWS, NP_ACTIVATIONS, "activation"),
+                             (OPTIMIZERS, NP_STEPS, "optimizer step")):
+    _missing = sorted(set(_table) - set(_have))
+    if _missing:
+        raise ImportError(f"fastnn.backends.xp: no numpy {_what} for the engine's table rows "
+                          f"{_missing} (add them to fastnn/backends/xp.py and kernels.cu)")
+_ACT_FN = {ACT_ROWS[name][0]: fns for name, fns in NP_ACTIVATIONS.items()}
+_STEP_FN = {OPTIMIZERS[name]: fn for name, fn in NP_STEPS.items()}
 
 
 def _np_act(z, act):
-    if act == SIGMOID:
-        e = np.exp(-np.abs(z))
-        r = 1 / (1 + e)
-        return np.where(z >= 0, r, e * r)
-    if act == TANH:
-        return np.tanh(z)
-    if act == RELU:
-        return np.where(z > 0, z, z.dtype.type(0))
-    return z.copy()
+    return _ACT_FN[act][0](z)
 
 
 def _np_act_back(d, z, a, act):
-    if act == SIGMOID:
-        return d * (a * (1 - a))
-    if act == TANH:
-        return d * (1 - a * a)
-    if act == RELU:
-        return np.where(z > 0, d, d.dtype.type(0))
-    return d.copy()
+    return d * _ACT_FN[act][1](z, a)
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -442,7 +384,7 @@ class NumpyKernels:
         D[...] = d
 
     def output(self, Z, Y, A, D, acc, act, cost, scale):
-        if act == SOFTMAX:
+        if act == _SOFTMAX:
             e = np.exp(Z - Z.max(axis=1, keepdims=True))
             s = e.sum(axis=1, dtype=np.float64, keepdims=True)
             a = e * (1.0 / s).astype(self.dtype)
@@ -454,13 +396,13 @@ class NumpyKernels:
         hits = int(np.count_nonzero(np.argmax(a, axis=1) == np.argmax(Y, axis=1)))
         a64, y64 = a.astype(np.float64), Y.astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if cost == QUADRATIC:
+            if cost == _QUADRATIC:
                 c = 0.5 * np.sum((a64 - y64) ** 2)
-            elif cost == CROSS_ENTROPY:
+            elif cost == _CROSS_ENTROPY:
                 e = -y64 * np.log(a64) - (1 - y64) * np.log(1 - a64)
                 c = np.sum(np.nan_to_num(e, nan=0.0))
             else:
-                if act == SOFTMAX:
+                if act == _SOFTMAX:
                     z64 = Z.astype(np.float64)
                     zm = z64.max(axis=1, keepdims=True)
                     la = z64 - (zm + np.log(np.exp(z64 - zm).sum(axis=1, keepdims=True)))
@@ -472,27 +414,21 @@ class NumpyKernels:
         if D is None:
             return
         d = self.real(scale) * (a - Y)
-        if cost == QUADRATIC:
-            if act == SOFTMAX:
-                d = a * (d - (a * d).sum(axis=1, keepdims=True))
-            elif act != IDENTITY:
+        if cost == _QUADRATIC:
+            if act == _SOFTMAX:      # the softmax Jacobian: a * (g - sum(a g)), summed in double
+                dot = (a.astype(np.float64) * d).sum(axis=1, keepdims=True)
+                d = a * (d - dot.astype(self.dtype))
+            elif act != _IDENTITY:
                 d = _np_act_back(d, Z, a, act)
         D[...] = d
 
-    def update(self, P, G, S1, S2, mask, opt, inv_m, eta, wd, l1, mu, beta1, beta2, eps, lr):
-        r = self.real
-        g = G * r(inv_m)
-        if mask is not None and (wd != 0 or l1 != 0):
-            g = g + np.where(mask != 0, r(wd) * P + r(l1) * np.sign(P), r(0))
-        if opt == SGD:
-            P -= r(eta) * g
-        elif opt == MOMENTUM:
-            S1[...] = r(mu) * S1 - r(eta) * g
-            P += S1
-        else:
-            S1 += r(1.0 - beta1) * (g - S1)
-            S2 += r(1.0 - beta2) * (g * g - S2)
-            P -= r(lr) * S1 / (np.sqrt(S2) + r(eps))
+    def update(self, P, G, S, mask, inv_m, k):
+        # P (n,) parameters, G (n,) gradient sums, S (slots, n) state or None, mask (n,)
+        # 1 on weights, k the step's OptConsts
+        g = G * self.real(inv_m)
+        if mask is not None and (k.wd != 0 or k.l1 != 0):
+            g = g + np.where(mask != 0, k.wd * P + k.l1 * np.sign(P), self.real(0))
+        _STEP_FN[k.opt](P, S, g, k)
 
 
 _MODULES = {}
@@ -504,8 +440,7 @@ def _cupy_launcher(cupy, dtype):
     key = (np.dtype(dtype).char, cupy.cuda.runtime.getDevice())
     entry = _MODULES.get(key)
     if entry is None:
-        real = "double" if np.dtype(dtype) == np.float64 else "float"
-        module = cupy.RawModule(code=_CUDA_SOURCE, options=("-DREAL=" + real,))
+        module = cupy.RawModule(code=cuda_source(), options=cuda_options(dtype))
         entry = _MODULES[key] = (module, {})
     module, funcs = entry
 
@@ -588,13 +523,12 @@ def _check_net(W, b, acts, cost=None):
             raise ValueError(f"biases[{l}]: expected {W[l].shape[0]} entries, got shape "
                              f"{b[l].shape}")
         a = acts[l]
-        if a not in ACT_CODES or (a == "softmax" and l != L - 1):
-            allowed = ", ".join(ACT_CODES) if l == L - 1 else ", ".join(
-                k for k in ACT_CODES if k != "softmax")
+        if not isinstance(a, str) or a not in ACTIVATIONS or (a in OUTPUT_ONLY and l != L - 1):
+            allowed = ", ".join(k for k in ACTIVATIONS if l == L - 1 or k not in OUTPUT_ONLY)
             raise ValueError(f"activations[{l}]: expected one of {allowed}, got {a!r}")
-        codes.append(ACT_CODES[a])
-    if cost is not None and cost not in COST_CODES:
-        raise ValueError(f"cost: expected one of {', '.join(COST_CODES)}, got {cost!r}")
+        codes.append(ACTIVATIONS[a])
+    if cost is not None and (not isinstance(cost, str) or cost not in COSTS):
+        raise ValueError(f"cost: expected one of {', '.join(COSTS)}, got {cost!r}")
     return dtype, sizes, codes
 
 
@@ -632,6 +566,8 @@ class _DeviceNet:
         self.WbT = [w.T for w in self.Wb]
         self.rows = 0
         self.brows = 0
+        self.S = None           # optimizer state (slots, len(P)), while training
+        self.mask = None        # 1 on weights, 0 on biases, while training
 
     # -- packing between the host layout (W[l], b[l]) and the flat [W | b] layout ----------
     def pack(self, pairs):
@@ -651,6 +587,17 @@ class _DeviceNet:
             blk = flat[self.offsets[l]:self.offsets[l + 1]].reshape(r, c)
             np.copyto(w, blk[:, :c - 1].reshape(w.shape))
             np.copyto(bb, blk[:, c - 1].reshape(bb.shape))
+
+    def pack_state(self, state):
+        """Host (slots, len(P)) array from state[q][l] = (W-like, b-like) host arrays."""
+        out = np.empty((len(state), self.offsets[-1]), dtype=self.dtype)
+        for q, pairs in enumerate(state):
+            out[q] = self.pack(pairs)
+        return out
+
+    def unpack_state(self, flat, state):
+        for q, pairs in enumerate(state):
+            self.unpack(flat[q], pairs)
 
     def views(self, flat):
         return [flat[self.offsets[l]:self.offsets[l + 1]].reshape(self.shapes[l])
@@ -720,7 +667,7 @@ class _DeviceNet:
                 a = v["A"][l]
         return v["Z"][L - 1]
 
-    def train_batch(self, inp, y, m, acc, cost, scale, drop, opt):
+    def train_batch(self, inp, y, m, acc, cost, scale, drop, k):
         """One mini-batch: forward, output delta, backward, one update of all parameters."""
         xp, kern, L = self.xp, self.kern, self.L
         v = self.cut(m)
@@ -733,7 +680,7 @@ class _DeviceNet:
                               dl)
         for l in range(L):
             xp.matmul(v["DT"][l], inp if l == 0 else v["A"][l - 1], out=self.Gv[l])
-        kern.update(self.P, self.G, *opt[:3], inv_m=1.0 / m, **opt[3])
+        kern.update(self.P, self.G, self.S, self.mask, 1.0 / m, k)
 
     def evaluate_set(self, Xe, Ye, acc, cost, scale):
         """Cost sum and hits over device data (Xe with its ones column) into acc (2,)."""
@@ -756,54 +703,77 @@ class _DeviceNet:
 # ---------------------------------------------------------------------------------------------
 # the entry points
 
-def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0.0, l1=0.0,
-          reg_n=None, optimizer="sgd", momentum=0.0, beta1=0.9, beta2=0.999, eps=1e-7,
-          adam_t=0, state1=None, state2=None, dropout=0.0, seed=0, orders=None,
-          eval_data=None, monitor_train=False, run_stats=False, on_epoch=None, device="cuda",
-          xp=None):
-    """Train W, b (host numpy lists, W[l] (n_out, n_in), b[l] (n_out,)) in place.
+def _check_state(state, optimizer, W, b, dtype):
+    """state[q][l] = (W-like, b-like) writeable host arrays of ``dtype``, OPT_SLOTS[optimizer]
+    slots (the engine's check, the engine's messages); returns the slots used."""
+    n_slots = OPT_SLOTS[optimizer]
+    if not n_slots:
+        return []
+    if state is None or len(state) < n_slots:
+        raise ValueError(f"state: expected {n_slots} slot(s) of optimizer state for "
+                         f"{optimizer!r}, got {0 if state is None else len(state)}")
+    L = len(W)
+    for q in range(n_slots):
+        if len(state[q]) != L:
+            raise ValueError(f"state[{q}]: expected one (W, b) pair per layer ({L}), got "
+                             f"{len(state[q])}")
+        for l in range(L):
+            for k, like in ((0, W[l]), (1, b[l])):
+                s = state[q][l][k]
+                if not isinstance(s, np.ndarray) or s.dtype != dtype:
+                    raise TypeError(f"state[{q}][{l}][{k}]: expected a numpy array of dtype "
+                                    f"{dtype}, got {type(s).__name__}"
+                                    f"{' of dtype ' + str(s.dtype) if hasattr(s, 'dtype') else ''}")
+                if not s.flags.writeable:
+                    raise ValueError(f"state[{q}][{l}][{k}]: expected a writeable array")
+                if s.size != like.size:
+                    raise ValueError(f"state[{q}][{l}][{k}]: expected {like.size} entries, "
+                                     f"got {s.size}")
+    return list(state[:n_slots])
 
-    Same arguments, callback dict and result as the engine's ``train`` (fastnn/_engine.pyx),
-    with names instead of table codes.  The parameters, data, orders and evaluation data are
-    copied to the device once; all epochs run there; the parameters (and the optimizer state
-    in state1/state2) come back at the end, also when training stops, diverges (the last
-    finite epoch's weights, status DIVERGED) or is interrupted by an exception.
 
-    Returns a dict: status, epochs_done, diverged_epoch, adam_t, eta.
+def _check_config(config):
+    from fastnn._core import TrainConfig
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config: expected a fastnn._core.TrainConfig, got "
+                        f"{type(config).__name__}")
+
+
+def train(W, b, X, Y, config, device="cuda", xp=None):
+    """Train W, b (host numpy lists, W[l] (n_out, n_in), b[l] (n_out,)) in place as
+    ``config`` (a fastnn._core.TrainConfig) says.
+
+    The engine's ``train`` (fastnn/_engine.pyx): the same config fields (``n_threads`` and
+    ``path`` aside), callback dict and result.  The parameters, optimizer state, data, orders
+    and evaluation data are copied to the device once; all epochs run there; the parameters
+    and the state (``config.state``, updated in place) come back at the end, also when
+    training stops, diverges (the last finite epoch's weights, status DIVERGED) or is
+    interrupted by an exception.  ``config.progress``, when given, is kept up to date as in
+    the engine: [0] the epoch running, [1] the mini-batches done in it.
+
+    Returns a dict: status, epochs_done, diverged_epoch, step (the optimizer's step count, one
+    per mini-batch, continuing from ``config.step``), eta, path ('xp').
     """
-    dtype, sizes, act_codes = _check_net(W, b, acts, cost)
+    _check_config(config)
+    dtype, sizes, act_codes = _check_net(W, b, config.acts, config.cost)
     _check_data(X, Y, dtype, sizes, "training data")
     n = int(X.shape[0])
     if n < 1:
         raise ValueError("training data: expected at least one example, got 0")
-    epochs, batch = int(epochs), int(batch)
+    epochs, batch = int(config.epochs), int(config.batch)
     if epochs < 0:
         raise ValueError(f"epochs: expected a non-negative int, got {epochs}")
     if batch < 1:
         raise ValueError(f"mini_batch_size: expected a positive int, got {batch}")
-    if optimizer not in OPT_CODES:
-        raise ValueError(f"optimizer: expected one of {', '.join(OPT_CODES)}, got {optimizer!r}")
-    opt = OPT_CODES[optimizer]
-    dropout = float(dropout)
+    optimizer = config.optimizer
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got "
+                         f"{optimizer!r}")
+    dropout = float(config.dropout)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout: expected a value in [0, 1), got {dropout}")
-    L = len(W)
-    for name, st, need in (("state1", state1, opt != SGD), ("state2", state2, opt == ADAM)):
-        if not need:
-            continue
-        if st is None or len(st) != L:
-            what = "Adam state" if name == "state2" else "optimizer state"
-            raise ValueError(f"{name}: expected one (W, b) pair of {what} per layer")
-        for l in range(L):
-            for k, like in ((0, W[l]), (1, b[l])):
-                s = st[l][k]
-                if not isinstance(s, np.ndarray) or s.dtype != dtype:
-                    raise TypeError(f"{name}[{l}][{k}]: expected a numpy array of dtype {dtype}")
-                if not s.flags.writeable:
-                    raise ValueError(f"{name}[{l}][{k}]: expected a writeable array")
-                if s.size != like.size:
-                    raise ValueError(f"{name}[{l}][{k}]: expected {like.size} entries, got "
-                                     f"{s.size}")
+    state = _check_state(config.state, optimizer, W, b, dtype)
+    orders = config.orders
     if orders is not None:
         orders = np.asarray(orders)
         if orders.dtype != np.int32 or orders.ndim != 2:
@@ -814,14 +784,23 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
         if orders.size and (orders.min() < 0 or orders.max() >= n):
             raise ValueError("orders: indices out of range")
     ex = ey = None
-    if eval_data is not None:
-        ex, ey = eval_data
+    if config.eval_data is not None:
+        ex, ey = config.eval_data
         _check_data(ex, ey, dtype, sizes, "evaluation data")
+    progress = config.progress
+    if progress is not None and (not isinstance(progress, np.ndarray)
+                                 or progress.dtype != np.int64 or progress.ndim != 1
+                                 or progress.shape[0] < 2 or not progress.flags.writeable):
+        raise ValueError(f"progress: expected a writeable int64 array of 2, got "
+                         f"{getattr(progress, 'dtype', type(progress).__name__)} with shape "
+                         f"{getattr(progress, 'shape', None)}")
     xp = resolve_xp(xp, device)
 
-    cost_code = COST_CODES[cost]
-    reg_n = float(reg_n) if reg_n is not None else float(n)
-    wd, l1c = float(lmbda) / reg_n, float(l1) / reg_n
+    cost_code = COSTS[config.cost]
+    cost_scale = float(config.cost_scale)
+    reg_n = float(config.reg_n) if config.reg_n is not None else float(n)
+    wd, l1c = float(config.lmbda) / reg_n, float(config.l1) / reg_n
+    monitor_train, run_stats, on_epoch = config.monitor_train, config.run_stats, config.on_epoch
     nb = (n + batch - 1) // batch
     m_full = min(batch, n)
     m_last = n - (nb - 1) * batch
@@ -829,20 +808,19 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
     eval_rows = min(EVAL_ROWS, max(n_eval))
     kern = _kernels_for(xp, dtype)
     net = _DeviceNet(xp, kern, W, b, sizes, act_codes, dtype)
-    host_pairs = [(W[l], b[l]) for l in range(L)]
-    state_pairs = [st for st in (state1, state2)]
-    S = [None, None]
-    result = {"status": STATUS_OK, "epochs_done": 0, "diverged_epoch": -1,
-              "adam_t": int(adam_t), "eta": float(eta), "path": "xp"}
+    host_pairs = [(W[l], b[l]) for l in range(len(W))]
+    eta = float(config.eta)
+    step = int(config.step)
+    result = {"status": STATUS_OK, "epochs_done": 0, "diverged_epoch": -1, "step": step,
+              "eta": eta, "path": "xp"}
     if epochs == 0:
         return result
 
     # everything goes to the device once
     net.alloc(max(m_full, eval_rows), m_full)
-    for k in range(1 + (opt == ADAM)):
-        if opt != SGD:
-            S[k] = xp.asarray(net.pack(state_pairs[k]))
-    mask = net.weight_mask()
+    if state:
+        net.S = xp.asarray(net.pack_state(state))
+    net.mask = mask = net.weight_mask()
     Xd, Yd = net.upload_ext(X), xp.asarray(Y)
     if orders is not None:
         ord_d = xp.asarray(orders[:epochs])
@@ -853,9 +831,7 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
         Xe, Ye = net.upload_ext(ex), xp.asarray(ey)
     acc = xp.zeros(6, dtype=np.float64)
     snap = xp.empty_like(net.P)
-    eta = float(eta)
     status = STATUS_OK
-    t0 = int(adam_t)
     done = 0                    # mini-batches run in the current epoch
     # numpy: a diverging run overflows quietly, as in the engine; divergence is reported
     with np.errstate(over="ignore", invalid="ignore"):
@@ -866,24 +842,19 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
                 if orders is not None:
                     xp.take(Xd, ord_d[epoch], axis=0, out=Xp)
                     xp.take(Yd, ord_d[epoch], axis=0, out=Yp)
-                drop = (dropout, int(seed), epoch) if dropout > 0 else None
-                opt_kw = {"opt": opt, "eta": eta, "wd": wd, "l1": l1c, "mu": float(momentum),
-                          "beta1": float(beta1), "beta2": float(beta2), "eps": float(eps),
-                          "lr": eta}
-                opt_args = (S[0], S[1], mask, opt_kw)
+                drop = (dropout, int(config.seed), epoch) if dropout > 0 else None
                 done = 0
                 for bi in range(nb):
                     start = bi * batch
                     m = m_full if bi < nb - 1 else m_last
-                    if opt == ADAM:
-                        step = t0 + bi + 1
-                        opt_kw["lr"] = eta * math.sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step)
+                    k = opt_consts(config, eta, step + bi + 1, wd, l1c, dtype)
                     net.train_batch(Xp[start:start + m], Yp[start:start + m], m, acc[0:2],
                                     cost_code, cost_scale,
-                                    None if drop is None else drop + (start,), opt_args)
+                                    None if drop is None else drop + (start,), k)
                     done = bi + 1
-                if opt == ADAM:
-                    t0 += nb
+                    if progress is not None:
+                        progress[0], progress[1] = epoch, done
+                step += nb
                 done = 0
                 sums = _to_host(xp, net.norms(mask))
                 if not np.all(np.isfinite(sums)):
@@ -921,14 +892,12 @@ def train(W, b, acts, cost, X, Y, *, epochs, batch, eta, cost_scale=1.0, lmbda=0
                 status = STATUS_INTERRUPTED
             raise
         finally:
-            # the parameters (and optimizer state) come back whatever happened
-            if opt == ADAM:
-                t0 += done
+            # the parameters and the optimizer state come back whatever happened
+            step += done
             net.unpack(_to_host(xp, net.P), host_pairs)
-            for k in range(2):
-                if S[k] is not None:
-                    net.unpack(_to_host(xp, S[k]), state_pairs[k])
-            result.update(status=status, adam_t=t0, eta=eta)
+            if state:
+                net.unpack_state(_to_host(xp, net.S), state)
+            result.update(status=status, step=step, eta=eta)
     return result
 
 
@@ -962,6 +931,6 @@ def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, device="cuda", xp=None):
     net = _DeviceNet(xp, _kernels_for(xp, dtype), W, b, sizes, act_codes, dtype)
     net.alloc(min(EVAL_ROWS, n))
     acc = xp.zeros(2, dtype=np.float64)
-    net.evaluate_set(net.upload_ext(X), xp.asarray(Y), acc, COST_CODES[cost], float(cost_scale))
+    net.evaluate_set(net.upload_ext(X), xp.asarray(Y), acc, COSTS[cost], float(cost_scale))
     a = _to_host(xp, acc)
     return float(a[0]), int(a[1] + 0.5)
