@@ -203,6 +203,15 @@ ext = Extension(
 )
 
 
+# a thread-start probe (fastnn/_threads.pyx): plain C and pthreads, no OpenMP, no numpy
+threads_ext = Extension(
+    "fastnn._threads",
+    sources=["fastnn/_threads.pyx"],
+    extra_compile_args=["-O2"] if sys.platform != "win32" else [],
+    extra_link_args=["-pthread"] if sys.platform != "win32" else [],
+)
+
+
 class build_ext_levels(build_ext):
     """build_ext that first compiles src_c/level.c once per CPU level, each with its own
     flags, into the build folder, links those objects into the extension, and writes
@@ -272,7 +281,7 @@ from Cython.Build import cythonize  # noqa: E402
 setup(
     cmdclass={"build_ext": build_ext_levels},
     ext_modules=cythonize(
-        [ext],
+        [ext, threads_ext],
         compiler_directives=directives,
         compile_time_env={"FASTNN_HAVE_OPENMP": have_omp},
         force=bool(debug or sanitize),

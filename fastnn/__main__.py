@@ -5,6 +5,7 @@
     python -m fastnn config
 """
 import argparse
+import os
 import random
 import sys
 import time
@@ -42,8 +43,9 @@ def train_main(argv):
                     "print the book's epoch lines.")
     p.add_argument("--dataset", default="fashion-mnist",
                    choices=["fashion-mnist", "mnist", "sample"],
-                   help="data to train on; falls back to the shipped Fashion-MNIST sample "
-                        "when the real data is not installed (default: fashion-mnist)")
+                   help="data to train on; fashion-mnist falls back to the shipped "
+                        "Fashion-MNIST sample when the real data is not installed (and says "
+                        "so); mnist never does (default: fashion-mnist)")
     p.add_argument("--data-path", default=None, help="folder or file holding the data")
     p.add_argument("--sizes", type=_sizes, default=[784, 30, 10])
     p.add_argument("--epochs", type=int, default=30)
@@ -56,13 +58,26 @@ def train_main(argv):
     args = p.parse_args(argv)
     if args.epochs < 0:
         p.error("--epochs: expected a non-negative int")
-    if args.threads:
-        set_num_threads(args.threads)
+    try:
+        # every output and input named on the command line is checked before any training
+        if args.save is not None:
+            from fastnn import _safeio
+            _safeio.check_output_file(args.save, "--save", _safeio.starts_with(b'{"sizes"'),
+                                      "a network saved by fastnn (network2 JSON)")
+        if args.data_path is not None and not os.path.exists(args.data_path):
+            raise ValueError(f"--data-path: {args.data_path} does not exist")
+        if args.threads:
+            set_num_threads(args.threads)
+        # only Fashion-MNIST may fall back to the shipped Fashion-MNIST sample
+        data = datasets.load(args.dataset, path=args.data_path,
+                             allow_sample=args.dataset == "fashion-mnist"
+                             and args.data_path is None)
+    except (ValueError, TypeError, OSError) as e:
+        return user_error("train", e)
     if args.seed is not None:
         random.seed(args.seed)
         np.random.seed(args.seed)
 
-    data = datasets.load(args.dataset, path=args.data_path, allow_sample=True)
     (x_train, y_train), (x_test, y_test) = data
     if getattr(data, "is_sample", False):
         print(f"Using the shipped Fashion-MNIST sample ({len(x_train)} training, "
@@ -100,6 +115,13 @@ def train_main(argv):
             "cost": "QuadraticCost"}))
         print(f"Saved to {args.save} (load with fastnn.network2.load)")
     return 0
+
+
+def user_error(command, e):
+    """A user's mistake (a path, a file, an option): one line on stderr, exit code 2."""
+    text = " ".join(str(e).split())
+    print(f"fastnn {command}: error: {text}", file=sys.stderr)
+    return 2
 
 
 def main(argv=None):

@@ -83,14 +83,56 @@ def _default_threads():
     return max(1, n)
 
 
+# ---- what may limit the team: the cap, fork, worker processes ------------------------------
+
+THREADS_PER_CPU = 4      # n_threads may be at most this many times the CPUs this process may use
+_forked = False          # a fork child of a process whose engine may have started threads
+_team_ok = 1             # the largest team known to start in this process (see check_team)
+_active = 0              # engine calls running now in this process
+
+
+def max_threads():
+    """The most threads a call may ask for: THREADS_PER_CPU times the usable CPUs."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return THREADS_PER_CPU * max(1, n)
+
+
+def _after_fork_in_child():
+    # libgomp cannot rebuild its thread pool in a fork child: a team of 2 or more would wait
+    # for threads that do not exist.  One thread never touches the pool.
+    global _forked, _team_ok, _active
+    if "fastnn._engine" in sys.modules:
+        _forked = True
+    _team_ok, _active = 1, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def in_worker_process():
+    """True in a process started by multiprocessing, concurrent.futures, joblib/loky or a
+    Dask nanny: several of them share the cores."""
+    import multiprocessing
+    try:
+        return multiprocessing.parent_process() is not None
+    except Exception:
+        return False
+
+
 def get_num_threads():
     """Return the number of threads the engine uses."""
     _engine = import_engine()
-    if not _engine.openmp_enabled():
+    if not _engine.openmp_enabled() or _forked:
         return 1
     if _num_threads is not None:
         return _num_threads
-    return _default_threads()
+    if in_worker_process():
+        return 1
+    return min(_default_threads(), max_threads())
 
 
 def set_num_threads(n):
@@ -102,8 +144,9 @@ def set_num_threads(n):
     if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
         raise TypeError(f"n: expected a positive int or None, got {type(n).__name__}")
     n = int(n)
-    if n < 1:
-        raise ValueError(f"n: expected a positive int or None, got {n}")
+    if n < 1 or n > max_threads():
+        raise ValueError(f"n: expected a positive int up to {max_threads()} ({THREADS_PER_CPU} "
+                         f"x the usable CPUs) or None, got {n}")
     _num_threads = n
 
 
@@ -115,10 +158,67 @@ def resolve_threads(n_threads):
         raise TypeError(f"n_threads: expected a positive int or None, got "
                         f"{type(n_threads).__name__}")
     n = int(n_threads)
-    if n < 1:
-        raise ValueError(f"n_threads: expected a positive int or None, got {n}")
+    if n < 1 or n > max_threads():
+        raise ValueError(f"n_threads: expected a positive int up to {max_threads()} "
+                         f"({THREADS_PER_CPU} x the usable CPUs) or None, got {n}")
     _engine = import_engine()
-    return n if _engine.openmp_enabled() else 1
+    return n if _engine.openmp_enabled() and not _forked else 1
+
+
+def _stacksize():
+    """The stack size libgomp gives its threads: GOMP_STACKSIZE (KiB) or OMP_STACKSIZE (a
+    number with an optional B/K/M/G suffix, KiB by default); 0 for the default."""
+    g = os.environ.get("GOMP_STACKSIZE", "").strip()
+    o = os.environ.get("OMP_STACKSIZE", "").strip()
+    text, unit = (o, 1024) if o else (g, 1024)
+    if not text:
+        return 0
+    units = {"b": 1, "k": 1024, "m": 1 << 20, "g": 1 << 30}
+    if text[-1].lower() in units:
+        text, unit = text[:-1].strip(), units[text[-1].lower()]
+    try:
+        return max(0, int(text)) * unit
+    except ValueError:
+        return 0
+
+
+def check_team(n):
+    """Before the engine first runs a team of ``n`` threads in this process, start n - 1
+    threads here (libgomp's pool: the calling thread is the first of the team) and join them:
+    libgomp ends the process when it cannot start a thread, this raises RuntimeError."""
+    global _team_ok
+    if n <= _team_ok:
+        return
+    try:
+        from fastnn import _threads
+    except ImportError:
+        return
+    try:
+        _threads.probe(n - 1, _stacksize())
+    except (OSError, MemoryError) as e:
+        raise RuntimeError(f"n_threads: could not start {n} engine threads ({e}); use fewer "
+                           f"threads (n_threads=, fastnn.set_num_threads) or free memory") \
+            from None
+    _team_ok = n
+
+
+@contextlib.contextmanager
+def engine_team(n_threads):
+    """The thread count for one engine call, checked to start (``check_team``).  With no
+    explicit count (``n_threads`` None and no ``set_num_threads``), calls running at the
+    same time in this process share the default: each gets default // calls running."""
+    global _active
+    n = resolve_threads(n_threads)
+    with _lock:
+        _active += 1
+        if n_threads is None and _num_threads is None and _active > 1:
+            n = max(1, n // _active)
+    try:
+        check_team(n)
+        yield n
+    finally:
+        with _lock:
+            _active -= 1
 
 
 # ---- BLAS ------------------------------------------------------------------------------------

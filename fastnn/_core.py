@@ -11,9 +11,14 @@ import threading
 
 import numpy as np
 
-from fastnn._config import import_engine, resolve_threads
+from fastnn._config import engine_team, import_engine, resolve_threads
 
 _engine = import_engine()
+
+# example orders drawn a chunk of epochs at a time, and the engine called once per chunk
+from fastnn._orders import (EpochOrders, in_chunks, permutation_orders,  # noqa: E402,F401
+                            shuffled_orders)
+from fastnn._nonfinite import warn_nonfinite  # noqa: E402
 
 ACTIVATIONS = _engine.ACTIVATIONS
 COSTS = _engine.COSTS
@@ -441,12 +446,13 @@ def train(W, b, X, Y, config):
     config = dataclasses.replace(config, batch=max(1, min(int(config.batch), X.shape[0])))
     if resolve_device(config.device) == "cuda":
         from fastnn.backends import xp as xp_backend
-        res = xp_backend.train(W, b, X, Y, config, device="cuda")
+        res = in_chunks(lambda c: xp_backend.train(W, b, X, Y, c, device="cuda"), config)
     else:
         # interrupts are checked between chunks of about 2e8 multiply-adds
         per_batch = 6.0 * config.batch * multiply_adds(W, config.layers)
         check_every = max(1, int(2e8 / max(per_batch, 1.0)))
-        res = _engine.train(W, b, X, Y, config, resolve_threads(config.n_threads), check_every)
+        with engine_team(config.n_threads) as nt:
+            res = in_chunks(lambda c: _engine.train(W, b, X, Y, c, nt, check_every), config)
     if res["status"] == _engine.STATUS_DIVERGED:
         raise _diverged(res)
     return res
@@ -485,23 +491,69 @@ def resolve_device(device):
     return device
 
 
+# forward-only passes run in chunks of about this many multiply-adds, so that Ctrl-C (checked
+# between chunks) stops a long predict/evaluate within a few hundredths of a second; chunks
+# are whole multiples of the engine's 256-example blocks, so each row's output is the same
+PASS_CHUNK_MACS = 5e8
+EVAL_BLOCK = 256
+
+
+def pass_rows(W, n, layers=None):
+    """Rows per chunk of a forward-only pass over n rows."""
+    macs = max(1, multiply_adds(W, layers))
+    rows = max(EVAL_BLOCK, int(PASS_CHUNK_MACS // macs) // EVAL_BLOCK * EVAL_BLOCK)
+    return min(rows, max(n, 1))
+
+
 def predict(W, b, acts, X, n_threads=None, device=None, layers=None):
     """Network output (n, n_out) for X (n, n_in).  ``layers``: the descriptions of layers
-    other than dense ones (TrainConfig.layers)."""
+    other than dense ones (TrainConfig.layers).  Warns (RuntimeWarning, naming the layer)
+    when finite inputs and weights give NaN or Inf outputs."""
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
         return xp_backend.predict(W, b, acts, X, device="cuda", layers=layers)
-    return _engine.predict(W, b, act_codes(acts), X, resolve_threads(n_threads), layers)
+    codes = act_codes(acts)
+    n = X.shape[0]
+    step = pass_rows(W, n, layers)
+    with engine_team(n_threads) as nt:
+        out = _engine.predict(W, b, codes, X[:step] if n > step else X, nt, layers)
+        if n > step:
+            first, out = out, np.empty((n,) + out.shape[1:], dtype=out.dtype)
+            out[:step] = first
+            for i in range(step, n, step):
+                out[i:i + step] = _engine.predict(W, b, codes, X[i:i + step], nt, layers)
+    if out.size and not np.isfinite(out).all():
+        warn_nonfinite(W, b, acts, X, out, "predict", layers=layers)
+    return out
 
 
 def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, n_threads=None, device=None, layers=None):
-    """(cost summed over the examples, argmax hits) for (X, Y)."""
+    """(cost summed over the examples, argmax hits) for (X, Y).  Warns (RuntimeWarning,
+    naming the layer) when finite inputs and weights give a NaN or Inf output."""
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
         return xp_backend.evaluate(W, b, acts, cost, X, Y, cost_scale=cost_scale, device="cuda",
                                    layers=layers)
-    return _engine.evaluate(W, b, act_codes(acts), cost_code(cost), float(cost_scale),
-                            X, Y, resolve_threads(n_threads), layers)
+    codes, cc, scale = act_codes(acts), cost_code(cost), float(cost_scale)
+    n = X.shape[0]
+    step = pass_rows(W, n, layers)
+    with engine_team(n_threads) as nt:
+        if n <= step:
+            c, hits = _engine.evaluate(W, b, codes, cc, scale, X, Y, nt, layers)
+        else:
+            c, hits = 0.0, 0
+            for i in range(0, n, step):
+                ci, hi = _engine.evaluate(W, b, codes, cc, scale, X[i:i + step], Y[i:i + step],
+                                          nt, layers)
+                c, hits = c + ci, hits + hi
+        if not math.isfinite(c):
+            for i in range(0, n, step):
+                out = _engine.predict(W, b, codes, X[i:i + step], nt, layers)
+                if not np.isfinite(out).all():
+                    warn_nonfinite(W, b, acts, X[i:i + step], out, "evaluate", offset=i,
+                                   layers=layers)
+                    break
+    return c, hits
 
 
 def gradient(W, b, acts, cost, X, Y, cost_scale=1.0, layers=None):
@@ -516,21 +568,23 @@ def atomic_write(filename, write):
     written, flushed and fsynced, then renamed over ``filename``, and the folder is fsynced."""
     import os
     import tempfile
+    from fastnn._safeio import term_as_interrupt
     filename = os.fspath(filename)
     folder = os.path.dirname(os.path.abspath(filename))
-    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, filename)
-    except BaseException:
+    with term_as_interrupt():       # SIGTERM, like Ctrl-C, removes the temporary file
+        fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, filename)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
     try:
         dfd = os.open(folder, os.O_RDONLY)
         try:

@@ -512,6 +512,14 @@ def _repo_root():
 
 
 def _cmd_report(args):
+    if args.out:       # before anything runs; never over a file that is not a report
+        from fastnn import _safeio
+        try:
+            _safeio.check_output_file(args.out, "--out", _safeio.starts_with(b"# fastnn "),
+                                      "a fastnn benchmark report")
+        except ValueError as e:
+            print("fastnn.bench report: error: %s" % e, file=sys.stderr)
+            return 2
     with open(args.results) as fh:
         data = json.load(fh)
     text = report(data)

@@ -9,7 +9,14 @@ images ``(n, 28, 28)`` uint8, labels ``(n,)`` uint8 -- the shapes and dtypes of
   ``t10k-labels-idx1-ubyte[.gz]``;
 - a Keras ``.npz`` with the keys ``x_train, y_train, x_test, y_test``;
 - Nielsen's ``mnist.pkl.gz`` (a Python 2 pickle of float32 784-vectors in [0, 1], split
-  50000 train + 10000 validation + 10000 test).  Only open pickles you trust.
+  50000 train + 10000 validation + 10000 test), read by an unpickler that can build only
+  tuples and numeric numpy arrays: a pickle naming anything else is a ValueError, and no
+  code in it runs.  In a folder holding several formats, IDX files and ``.npz`` win over a
+  pickle.
+
+Every reader checks names, headers and declared sizes before it reads a payload, and reads at
+most what the header declares (plus a byte, to notice more): a broken or hostile file costs
+no more memory than a valid one of its declared size, and every error names the file.
 
 Where the files are looked for when ``path`` is None, in order:
 
@@ -31,15 +38,15 @@ standard library only.
 import gzip
 import hashlib
 import os
-import pickle
 import struct
 import sys
 import tempfile
 import urllib.request
-import zipfile
 import zlib
 
 import numpy as np
+
+from fastnn import _safeio
 
 __all__ = [
     "DatasetNotFoundError", "LoadedData", "load", "load_mnist", "load_fashion_mnist",
@@ -149,31 +156,41 @@ def _canonical(dataset):
 # Readers
 # ---------------------------------------------------------------------------------------------
 
-def _read_bytes(filename):
-    """Return the content of ``filename``, gunzipped if it starts with the gzip magic."""
-    with open(filename, "rb") as f:
-        raw = f.read()
-    if raw[:2] != b"\x1f\x8b":
-        return raw
+MAX_PICKLE_BYTES = 600 << 20   # Nielsen's mnist.pkl.gz unpickles from about 220 MB
+
+
+def _open_data(filename):
+    """``(reader, file)``: the file, gunzipped on the fly when it starts with the gzip
+    magic; close ``file`` when done."""
+    fh = open(filename, "rb")
+    magic = fh.read(2)
+    fh.seek(0)
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=fh, mode="rb"), fh
+    return fh, fh
+
+
+def _read_checked(filename, f, n):
     try:
-        return gzip.decompress(raw)
+        return _safeio.read_upto(f, n)
     except (OSError, EOFError, zlib.error) as e:
         raise ValueError("%s: corrupt or truncated gzip data (%s)" % (filename, e)) from None
 
 
-def read_idx(filename, magic=None, ndim=None):
-    """Return the array stored in the IDX file ``filename`` (gzip or raw).
+def read_idx_header(filename, magic=None, ndim=None):
+    """Return ``(dims, dtype)`` from the header of the IDX file ``filename`` (gzip or raw)
+    without reading its data.  Raise ``ValueError`` naming the file when it is wrong."""
+    f, raw = _open_data(filename)
+    with raw:
+        return _idx_header(filename, f, magic, ndim)[:2]
 
-    The header is two zero bytes, a type byte (0x08 = uint8, ...), the rank ``d``, then ``d``
-    big-endian uint32 dimensions; the data follow in C order.  ``magic`` and ``ndim``, when
-    given, are the expected ``(type << 8) | rank`` and rank.  Raise ``ValueError`` naming the
-    file when the header or the length is wrong.
-    """
-    data = _read_bytes(filename)
-    if len(data) < 4:
+
+def _idx_header(filename, f, magic, ndim):
+    head = _read_checked(filename, f, 4)
+    if len(head) < 4:
         raise ValueError("%s: not an IDX file (%d bytes, the header alone needs 4)"
-                         % (filename, len(data)))
-    zero, type_code, rank = struct.unpack(">HBB", data[:4])
+                         % (filename, len(head)))
+    zero, type_code, rank = struct.unpack(">HBB", head)
     found_magic = (type_code << 8) | rank
     if zero != 0 or type_code not in _IDX_DTYPES:
         raise ValueError("%s: bad IDX magic number 0x%08x" % (filename, (zero << 16) | found_magic))
@@ -183,19 +200,48 @@ def read_idx(filename, magic=None, ndim=None):
     if ndim is not None and rank != ndim:
         raise ValueError("%s: IDX rank %d, expected %d" % (filename, rank, ndim))
     header = 4 + 4 * rank
-    if len(data) < header:
+    rest = _read_checked(filename, f, header - 4)
+    if len(rest) < header - 4:
         raise ValueError("%s: truncated IDX header (%d bytes, expected %d)"
-                         % (filename, len(data), header))
-    dims = struct.unpack(">%dI" % rank, data[4:header])
-    dtype = np.dtype(_IDX_DTYPES[type_code])
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+                         % (filename, 4 + len(rest), header))
+    dims = struct.unpack(">%dI" % rank, rest)
+    return dims, np.dtype(_IDX_DTYPES[type_code]), header
+
+
+def read_idx(filename, magic=None, ndim=None, dims_check=None):
+    """Return the array stored in the IDX file ``filename`` (gzip or raw).
+
+    The header is two zero bytes, a type byte (0x08 = uint8, ...), the rank ``d``, then ``d``
+    big-endian uint32 dimensions; the data follow in C order.  ``magic`` and ``ndim``, when
+    given, are the expected ``(type << 8) | rank`` and rank; ``dims_check(dims)`` may return
+    an error text before the data are read.  At most the declared data (and one byte, to
+    notice more) are read.  Raise ``ValueError`` naming the file when the header or the
+    length is wrong.
+    """
+    f, raw = _open_data(filename)
+    with raw:
+        dims, dtype, header = _idx_header(filename, f, magic, ndim)
+        if dims_check is not None:
+            why = dims_check(dims)
+            if why:
+                raise ValueError("%s: %s" % (filename, why))
+        expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+        if f is raw:
+            size = os.fstat(raw.fileno()).st_size
+            if size < header + expected:
+                raise ValueError("%s: truncated IDX file: dimensions %s need %d bytes, found %d"
+                                 % (filename, dims, header + expected, size))
+            if size > header + expected:
+                raise ValueError("%s: IDX file has %d bytes after the data of dimensions %s"
+                                 % (filename, size - header - expected, dims))
+        data = _read_checked(filename, f, expected + 1)
     if len(data) < expected:
         raise ValueError("%s: truncated IDX file: dimensions %s need %d bytes, found %d"
-                         % (filename, dims, expected, len(data)))
+                         % (filename, dims, header + expected, header + len(data)))
     if len(data) > expected:
-        raise ValueError("%s: IDX file has %d bytes after the data of dimensions %s"
-                         % (filename, len(data) - expected, dims))
-    arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
+        raise ValueError("%s: IDX file has more data than its dimensions %s declare"
+                         % (filename, dims))
+    arr = np.frombuffer(data, dtype=dtype).reshape(dims)
     return arr.astype(dtype.newbyteorder("="))
 
 
@@ -236,29 +282,45 @@ def read_idx_dir(directory):
     if paths is None:
         raise FileNotFoundError("%s: the four IDX files (%s) are not all there"
                                 % (directory, ", ".join(n for n, _, _ in IDX_FILES)))
-    arrays = [read_idx(p, magic, ndim) for p, (_, magic, ndim) in zip(paths, IDX_FILES)]
+    # every header first: the image and label counts must agree before any payload is read
+    heads = [read_idx_header(p, magic, ndim)[0] for p, (_, magic, ndim) in zip(paths, IDX_FILES)]
+    for k, what in ((0, "training"), (2, "test")):
+        if tuple(heads[k][1:]) != IMAGE_SHAPE:
+            raise ValueError("%s: %s images have shape %s, expected (n, 28, 28)"
+                             % (paths[k], what, tuple(heads[k])))
+        if heads[k][0] != heads[k + 1][0]:
+            raise ValueError("%s: %s labels have shape %s, expected (%d,) to match %d images"
+                             " in %s" % (paths[k + 1], what, tuple(heads[k + 1]), heads[k][0],
+                                         heads[k][0], paths[k]))
+    arrays = [read_idx(p, magic, ndim, dims_check=lambda d, want=tuple(h): (
+                  None if tuple(d) == want else "the header changed while reading"))
+              for p, (_, magic, ndim), h in zip(paths, IDX_FILES, heads)]
     train = _check_split(arrays[0], arrays[1], "training", paths[0])
     test = _check_split(arrays[2], arrays[3], "test", paths[2])
     return train, test
 
 
 def read_npz(filename):
-    """Return ``((x_train, y_train), (x_test, y_test))`` from a Keras-layout ``.npz``."""
-    try:
-        f = np.load(filename, allow_pickle=False)
-        if not isinstance(f, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not an .npz archive")
-        with f:
-            keys = set(f.files)
-            arrays = [f[k] for k in KERAS_KEYS if k in keys]
-    except FileNotFoundError:
-        raise
-    except (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile) as e:
-        raise ValueError("%s: not a readable .npz file (%s)" % (filename, e)) from None
-    missing = [k for k in KERAS_KEYS if k not in keys]
-    if missing:
-        raise ValueError("%s: missing key(s) %s; a Keras .npz holds %s"
-                         % (filename, ", ".join(missing), ", ".join(KERAS_KEYS)))
+    """Return ``((x_train, y_train), (x_test, y_test))`` from a Keras-layout ``.npz``.
+
+    The members' ``.npy`` headers are checked (names, integer dtypes, shapes (n, 28, 28) and
+    (n,) with the same n) before any payload is read."""
+    filename = os.fspath(filename)
+    with _safeio.NpzArchive(filename) as z:
+        missing = [k for k in KERAS_KEYS if k not in z]
+        if missing:
+            raise ValueError("%s: missing key(s) %s; a Keras .npz holds %s"
+                             % (filename, ", ".join(missing), ", ".join(KERAS_KEYS)))
+        shapes = {k: z.header(k)[0] for k in KERAS_KEYS}
+        for x, y, what in (("x_train", "y_train", "training"), ("x_test", "y_test", "test")):
+            if len(shapes[x]) != 3 or tuple(shapes[x][1:]) != IMAGE_SHAPE:
+                raise ValueError("%s: %s images have shape %s, expected (n, 28, 28)"
+                                 % (filename, what, shapes[x]))
+            if tuple(shapes[y]) != (shapes[x][0],):
+                raise ValueError("%s: %s labels have shape %s, expected (%d,) to match %d "
+                                 "images" % (filename, what, shapes[y], shapes[x][0],
+                                             shapes[x][0]))
+        arrays = [z.read(k, shape=shapes[k], kinds="iu") for k in KERAS_KEYS]
     train = _check_split(arrays[0], arrays[1], "training", filename)
     test = _check_split(arrays[2], arrays[3], "test", filename)
     return train, test
@@ -268,18 +330,14 @@ def read_nielsen_pickle(filename):
     """Return Nielsen's ``(training_data, validation_data, test_data)`` from ``mnist.pkl.gz``.
 
     Each part is ``(x, y)``: x a float array ``(n, 784)`` in [0, 1], y an integer array
-    ``(n,)``, as stored.  The file is a Python 2 pickle, read with ``encoding='latin1'``;
-    unpickling runs code named in the file, so only open files you trust.
+    ``(n,)``, as stored.  The file is a Python 2 pickle, read with ``encoding='latin1'``
+    by an unpickler that builds only tuples, lists, numbers and numeric numpy arrays (from at
+    most ``MAX_PICKLE_BYTES``): a pickle that names any other class or function is a
+    ValueError naming the file, and nothing in it runs.
     """
-    opener = gzip.open if _is_gzip(filename) else open
-    try:
-        with opener(filename, "rb") as f:
-            parts = pickle.load(f, encoding="latin1")
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # unpickling can fail with almost any exception type
-        raise ValueError("%s: not a readable pickle (%s: %s)"
-                         % (filename, type(e).__name__, e)) from None
+    f, raw = _open_data(filename)
+    with raw:
+        parts = _safeio.load_pickle(f, filename, MAX_PICKLE_BYTES)
     if not (isinstance(parts, (tuple, list)) and len(parts) == 3
             and all(isinstance(p, (tuple, list)) and len(p) == 2 for p in parts)):
         raise ValueError("%s: expected a (training, validation, test) tuple of (x, y) pairs"
@@ -295,11 +353,6 @@ def read_nielsen_pickle(filename):
                              % (filename, what, y.shape, y.dtype, len(x)))
         out.append((x, y))
     return tuple(out)
-
-
-def _is_gzip(filename):
-    with open(filename, "rb") as f:
-        return f.read(2) == b"\x1f\x8b"
 
 
 def _pixels_from_float(x, source):
@@ -445,6 +498,11 @@ def _md5_file(filename):
 def _fetch(url, target, md5, timeout):
     """Download ``url`` to ``target`` through a temporary file; check its MD5 first."""
     folder = os.path.dirname(target)
+    with _safeio.term_as_interrupt():        # SIGTERM, like Ctrl-C, removes the .part file
+        _fetch_to(url, target, md5, timeout, folder)
+
+
+def _fetch_to(url, target, md5, timeout, folder):
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(target), suffix=".part")
     try:
         h = hashlib.md5()

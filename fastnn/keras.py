@@ -40,12 +40,10 @@ import math
 import os
 import sys
 import time
-import zipfile
-import zlib
 
 import numpy as np
 
-from fastnn import _core, losses as _losses, optimizers as _optimizers
+from fastnn import _core, _safeio, losses as _losses, optimizers as _optimizers
 from fastnn._version import __version__
 from fastnn.layers import (LAYER_CLASSES, Dense, Dropout, Flatten, Input, Layer, Softmax,
                            _auto_name)
@@ -170,6 +168,7 @@ class Sequential:
         self.device = device
         if n_threads is not None:
             _core.check_int(n_threads, "n_threads", 1)
+            _core.check_n_threads(n_threads)
         self.n_threads = n_threads
         self._items = []
         self._data_input_shape = None     # the example shape seen first, when none was given
@@ -453,12 +452,14 @@ class Sequential:
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto",
             validation_data=None, validation_split=0.0, shuffle=True):
-        """Train for ``epochs`` epochs in one engine call; return a History.
+        """Train for ``epochs`` epochs in one engine call (one per 16 MiB of example orders);
+        return a History.
 
-        Each epoch the examples are shuffled with ``np.random.permutation`` (all the orders
-        are drawn before training starts; then, with dropout, one ``np.random.randint`` draws
-        the engine's dropout seed), cut into mini-batches of ``batch_size`` (32; the last may be
-        short) and each mini-batch takes one optimizer step.  The reported ``loss`` and
+        Each epoch the examples are shuffled with ``np.random.permutation`` (the orders are
+        drawn a chunk of epochs at a time, the first chunk before training starts; then, with
+        dropout, one ``np.random.randint`` draws the engine's dropout seed), cut into
+        mini-batches of ``batch_size`` (32; the last may be short) and each mini-batch takes
+        one optimizer step.  The reported ``loss`` and
         ``accuracy`` are running values over the epoch's mini-batches (as Keras reports them);
         ``val_loss``/``val_accuracy`` use the weights at the end of the epoch.
         ``validation_split`` holds out the last fraction of ``x``/``y`` (before shuffling)."""
@@ -519,9 +520,7 @@ class Sequential:
                 return hist
             orders = None
             if shuffle:
-                orders = np.empty((epochs, n), dtype=np.int32)
-                for e in range(epochs):
-                    orders[e] = np.random.permutation(n)
+                orders = _core.permutation_orders(n, epochs)
             seed = int(np.random.randint(0, 2 ** 62)) if dropout > 0 else 0
             W, b = self._params(st)
             opt = self.optimizer
@@ -838,24 +837,38 @@ def load_model(filepath, compile=True):
     or inconsistent file."""
     path = os.fspath(filepath)
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not isinstance(f, np.lib.npyio.NpzFile):
-                raise ValueError("a .npy array, not an .npz archive")
-            arrays = {k: f[k] for k in f.files}     # reads every member, checking its CRC
-    except FileNotFoundError:
-        raise
-    except AttributeError:   # np.load on a lone .npy returns an ndarray (no context manager)
-        raise _bad(path, "a single .npy array, not an .npz archive") from None
-    except (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile,
-            UnicodeDecodeError) as e:
-        raise _bad(path, f"unreadable archive: {e}") from None
-    cfg_arr = arrays.pop("config", None)
-    if cfg_arr is None or cfg_arr.ndim != 0 or cfg_arr.dtype.kind != "U":
+        archive = _safeio.NpzArchive(path)
+    except ValueError as e:
+        raise _bad(path, str(e)[len(path) + 2:]) from None
+    with archive:
+        try:
+            return _load_model(archive, path, compile)
+        except ValueError as e:
+            if str(e).startswith(f"{path}: not a valid fastnn model file"):
+                raise
+            raise _bad(path, str(e)[len(path) + 2:] if str(e).startswith(f"{path}: ")
+                       else str(e)) from None
+
+
+MAX_CONFIG_CHARS = 1 << 20
+
+
+def _load_model(arrays, path, compile):
+    """load_model's reading, from an open NpzArchive: every member's header is checked
+    against what the config says before its payload is read."""
+    used = {"config"}
+    if "config" not in arrays:
         raise _bad(path, "no 'config' JSON string")
+    cfg_arr = arrays.read("config", shape=(), kinds="U") if \
+        arrays.header("config")[1].itemsize <= 4 * MAX_CONFIG_CHARS else None
+    if cfg_arr is None:
+        raise _bad(path, f"the 'config' string is longer than {MAX_CONFIG_CHARS} characters")
     try:
         cfg = json.loads(str(cfg_arr[()]))
     except json.JSONDecodeError as e:
         raise _bad(path, f"config is not valid JSON: {e}") from None
+    except RecursionError:
+        raise _bad(path, "config is nested too deeply") from None
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         raise _bad(path, f"config 'format' is not {FORMAT!r}")
     if cfg.get("format_version") != FORMAT_VERSION:
@@ -893,14 +906,17 @@ def load_model(filepath, compile=True):
         weights = []
         for l, d in enumerate(st.denses):
             for key, want in ((f"kernel_{l}", d.W.T.shape), (f"bias_{l}", (d.units,))):
-                a = arrays.pop(key, None)
-                if a is None:
+                if key not in arrays:
                     raise _bad(path, f"missing array {key!r}")
-                if a.shape != want or a.dtype.kind != "f":
-                    raise _bad(path, f"array {key!r} has shape {a.shape} dtype {a.dtype}, "
+                got_shape, got_dtype = arrays.header(key)
+                if tuple(got_shape) != want or got_dtype.kind != "f":
+                    raise _bad(path, f"array {key!r} has shape {got_shape} dtype {got_dtype}, "
                                      f"expected {want} float")
+                a = arrays.read(key, shape=want, kinds="f")
+                used.add(key)
                 if not np.isfinite(a).all():
                     raise _bad(path, f"array {key!r} holds NaN or Inf")
+                _check_fits(a, dtype, path, key)
                 weights.append(a)
         model.set_weights(weights)
     comp = cfg.get("compile")
@@ -911,9 +927,10 @@ def load_model(filepath, compile=True):
             lcls = _losses.LOSS_CLASSES[lo["class_name"]]
             opt = ocls.from_config(o["config"])
             lossobj = lcls.from_config(lo["config"])
-            iterations = _core.check_int(o.get("iterations", 0), "iterations", 0)
+            iterations = _core.check_int(o.get("iterations", 0), "iterations", 0,
+                                         2 ** 63 - 1)
             metrics = comp.get("metrics", [])
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, RecursionError) as e:
             raise _bad(path, f"bad compile settings: {e!r}") from None
         states = {}
         for key in ("s1", "s2"):
@@ -921,10 +938,13 @@ def load_model(filepath, compile=True):
                 continue
             pairs = []
             for l, d in enumerate(st.denses):
-                kw = arrays.pop(f"optimizer_{key}_kernel_{l}", None)
-                kb = arrays.pop(f"optimizer_{key}_bias_{l}", None)
-                if kw is None or kb is None or kw.shape != d.W.T.shape or \
-                        kb.shape != (d.units,) or kw.dtype != dtype or kb.dtype != dtype:
+                kw = kb = None
+                names = (f"optimizer_{key}_kernel_{l}", f"optimizer_{key}_bias_{l}")
+                if all(k in arrays and arrays.header(k) == (want, dtype) for k, want in
+                       zip(names, (d.W.T.shape, (d.units,)))):
+                    kw, kb = (arrays.read(k, kinds="f") for k in names)
+                    used.update(names)
+                if kw is None or kb is None:
                     raise _bad(path, f"optimizer state {key} of layer {l} is missing or has "
                                      f"the wrong shape/dtype")
                 if not (np.isfinite(kw).all() and np.isfinite(kb).all()):
@@ -939,6 +959,16 @@ def load_model(filepath, compile=True):
                 raise _bad(path, f"bad compile settings: {e}") from None
             if states:
                 opt.set_state(iterations, states.get("s1"), states.get("s2"))
-    if arrays:
-        raise _bad(path, f"unexpected arrays {sorted(arrays)[:5]}")
+    unused = sorted(set(arrays.keys()) - used)
+    if unused:
+        raise _bad(path, f"unexpected arrays {unused[:5]}")
     return model
+
+
+def _check_fits(a, dtype, path, key):
+    """Values of a saved float64 array that become Inf in the model's float32."""
+    if a.dtype != dtype and a.size:
+        big, top = float(np.abs(a).max()), float(np.finfo(dtype).max)
+        if big > top:
+            raise _bad(path, f"array {key!r} holds {big:.3g}, which does not fit the model's "
+                             f"dtype {np.dtype(dtype).name} (largest {top:.3g})")

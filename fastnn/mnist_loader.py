@@ -13,11 +13,12 @@ relative to the working directory (so the book's ``load_data_wrapper()``, run fr
 ``/usr/share/datasets/fashion-mnist/``; then the cache ``~/.cache/fastnn/<dataset>/`` and
 ``~/.cache/fastnn``; then a download into the cache.  When nothing is found, the error lists
 every place searched.
-``mnist.pkl.gz`` is read as it is.  Any other format ``fastnn.datasets`` reads (the four IDX
-files, a Keras ``.npz``, or a download of the IDX files) is turned into the same form: the
-first 50000 training images for training, the last 10000 for validation, pixels as
-``x / 255`` in float32.  (A set with n training images other than 60000 keeps its last n // 6
-for validation.)
+``mnist.pkl.gz`` is read as it is (with data-only unpickling: it cannot run code), where no
+IDX files or ``.npz`` of the same data set are found first in the same folder.  Any other
+format ``fastnn.datasets`` reads (the four IDX files, a Keras ``.npz``, or a download of the
+IDX files) is turned into the same form: the first 50000 training images for training, the
+last 10000 for validation, pixels as ``x / 255`` in float32.  (A set with n training images
+other than 60000 keeps its last n // 6 for validation.)
 """
 
 import numpy as np
@@ -51,7 +52,8 @@ def load_data(path=None, dataset="mnist", download=True):
     IDX files.  Without it, the places in the module docstring are searched, the book's
     ``../data/mnist.pkl.gz`` among them.  ``dataset`` is 'mnist', 'fashion-mnist' or 'sample'
     (the shipped 3000-image Fashion-MNIST sample: 2500 / 500 / 1000)."""
-    found = datasets.find_source(dataset, path, kinds=("pickle", "idx", "npz"), book=True)
+    # IDX and npz before a pickle in the same folder
+    found = datasets.find_source(dataset, path, kinds=("idx", "npz", "pickle"), book=True)
     if found is not None and found[0] == "pickle":
         return datasets.read_nielsen_pickle(found[1])
     if found is not None:

@@ -108,7 +108,7 @@ class Network(_core.EngineNetwork):
                 tX, tY, n_test = self._arrays(test_data, "test_data", one_hot=False)
                 if n_test:                   # no examples: as the book's empty test list
                     evald = (tX, tY)
-            orders = _core.nielsen_orders(n, epochs, random)
+            orders = _core.shuffled_orders(n, epochs, random)
             W, b = self._params()
 
             def on_epoch(st):
@@ -124,8 +124,8 @@ class Network(_core.EngineNetwork):
                         batch=mini_batch_size, eta=eta, orders=orders, eval_data=evald,
                         on_epoch=on_epoch, n_threads=self.n_threads, device=self.device))
             finally:
-                if caller_list is not None and epochs > 0:
-                    caller_list[:] = [caller_list[i] for i in orders[epochs - 1]]
+                if caller_list is not None and orders.last is not None:
+                    caller_list[:] = [caller_list[i] for i in orders.last]
 
     def update_mini_batch(self, mini_batch, eta):
         """Update the weights and biases by one gradient-descent step on ``mini_batch``, a

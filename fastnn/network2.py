@@ -310,7 +310,7 @@ class Network(_core.EngineNetwork):
             monitor_eval = evald is not None and (monitor_evaluation_cost or
                                                   monitor_evaluation_accuracy or
                                                   early_stopping_n or eta_schedule)
-            orders = _core.nielsen_orders(n, epochs, random)
+            orders = _core.shuffled_orders(n, epochs, random)
             seed = int(np.random.randint(0, 2 ** 62)) if dropout > 0 else 0
             W, b = self._params()
             optimizer = "momentum" if momentum > 0 else "sgd"
@@ -375,8 +375,8 @@ class Network(_core.EngineNetwork):
                         monitor_train=monitor_training_cost or monitor_training_accuracy,
                         on_epoch=on_epoch, n_threads=self.n_threads, device=self.device))
             finally:
-                if caller_list is not None and epochs > 0:
-                    caller_list[:] = [caller_list[i] for i in orders[epochs - 1]]
+                if caller_list is not None and orders.last is not None:
+                    caller_list[:] = [caller_list[i] for i in orders.last]
             return evaluation_cost, evaluation_accuracy, training_cost, training_accuracy
 
     def update_mini_batch(self, mini_batch, eta, lmbda, n):

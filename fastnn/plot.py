@@ -35,6 +35,8 @@ def _new_figure(figsize):
 
 def _save(fig, path, dpi):
     if path is not None:
+        from fastnn import _safeio     # never over a file that is not a figure
+        _safeio.check_output_file(path, "path", _safeio.is_image, "an image")
         fig.savefig(path, dpi=dpi)
 
 

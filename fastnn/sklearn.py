@@ -146,7 +146,7 @@ class _FastNNBase(BaseEstimator):
         sizes = _core.check_sizes([X.shape[1]] + p["hidden"] + [Y.shape[1]])
         rs = check_random_state(self.random_state)
         W, b = init_params(sizes, self.initializer, rs, dtype)
-        orders = _core.nielsen_orders(n, p["epochs"], shuffle_rng(self.random_state, rs))
+        orders = _core.shuffled_orders(n, p["epochs"], shuffle_rng(self.random_state, rs))
         history = {"epoch": [], "eval_cost": [], "eval_correct": [], "eval_accuracy": []}
 
         def on_epoch(st):

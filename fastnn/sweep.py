@@ -312,14 +312,48 @@ def read_results(path):
     return rows
 
 
+def is_results_file(path):
+    """True for an empty file, or one that starts as fastnn writes results: the CSV header
+    line, or (JSON lines) a first line that is a JSON object with a 'key' and a 'status'."""
+    if os.path.getsize(path) == 0:
+        return True
+    with open(path, "rb") as fh:
+        first = fh.readline(1 << 16)
+    if _is_jsonl(path):
+        try:
+            row = json.loads(first)
+        except ValueError:
+            return False
+        return isinstance(row, dict) and "key" in row and "status" in row
+    return first.rstrip(b"\r\n") == ",".join(FIELDS).encode()
+
+
+def check_out(path, what="out"):
+    """Raise ValueError before anything is written unless ``path`` can take sweep results:
+    fastnn appends to its own results files and never touches any other file."""
+    from fastnn import _safeio
+    return _safeio.check_output_file(path, what, is_results_file,
+                                     "a fastnn sweep results file (CSV with the header "
+                                     f"{','.join(FIELDS[:3])},... or JSON lines of rows)")
+
+
+def check_plot(path, what="plot"):
+    from fastnn import _safeio
+    return _safeio.check_output_file(path, what, _safeio.is_image, "an image")
+
+
 class ResultsFile:
-    """Append-only results: one row per finished job, flushed and fsync'ed as it arrives."""
+    """Append-only results: one row per finished job, flushed and fsync'ed as it arrives.
+    An existing file that is not a results file is refused before a byte is written."""
 
     def __init__(self, path):
+        if isinstance(path, str) and path == "" or path is None:
+            raise ValueError(f"out: expected a file name, got {path!r}")
         self.path = os.fspath(path)
         self.jsonl = _is_jsonl(self.path)
         folder = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(folder, exist_ok=True)
+        check_out(self.path)
         if os.path.exists(self.path):
             _drop_partial_tail(self.path)
         self.rows = read_results(self.path)
@@ -613,6 +647,7 @@ def _curve_text(curve):
 def plot_sweep(rows, swept, path, title=None):
     """Save a PNG: final test accuracy (mean +- std over seeds) against each swept parameter,
     one line per combination of the other swept parameters.  Needs matplotlib."""
+    check_plot(path, "path")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     ok = [r for r in rows if r.get("status") == "ok"]
@@ -729,16 +764,29 @@ def _seeds_arg(text):
 
 def _read_config(path):
     with open(path) as fh:
-        text = fh.read()
+        text = fh.read((1 << 20) + 1)
+    if len(text) > 1 << 20:
+        raise ValueError(f"--config {path}: longer than 1 MiB; a sweep config is a few lines")
     if path.lower().endswith(".json"):
-        cfg = json.loads(text)
+        try:
+            cfg = json.loads(text)
+        except ValueError as e:
+            raise ValueError(f"--config {path}: not valid JSON ({e})") from None
+        except RecursionError:
+            raise ValueError(f"--config {path}: nested too deeply") from None
     else:
         try:
             import yaml
         except ImportError:
             raise SystemExit(f"--config {path}: reading YAML needs PyYAML "
                              f"(pip install pyyaml), or give a .json file") from None
-        cfg = yaml.safe_load(text)
+        try:
+            cfg = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError(f"--config {path}: not valid YAML ({' '.join(str(e).split())})") \
+                from None
+        except RecursionError:
+            raise ValueError(f"--config {path}: nested too deeply") from None
     if not isinstance(cfg, dict):
         raise SystemExit(f"--config {path}: expected a mapping at the top level")
     known = {"dataset", "data_path", "train_size", "test_size", "seeds", "out", "plot",
@@ -788,7 +836,11 @@ def main(argv=None):
     p.add_argument("--quiet", action="store_true", help="no line per finished job")
     args = p.parse_args(argv)
 
-    cfg = _read_config(args.config) if args.config else {}
+    try:
+        cfg = _read_config(args.config) if args.config else {}
+    except (ValueError, OSError) as e:
+        from fastnn.__main__ import user_error
+        return user_error("sweep", e)
     grid = {canonical_name(k): v for k, v in (cfg.get("grid") or {}).items()}
     grid.update(dict(args.grid))
     if not grid:
@@ -810,9 +862,17 @@ def main(argv=None):
     plot = pick(args.plot, "plot", None)
     dtype = canonical_value("dtype", params.get("dtype", "float64"))
 
-    data, name = load_data(dataset, pick(args.train_size, "train_size", None),
-                           pick(args.test_size, "test_size", None),
-                           pick(args.data_path, "data_path", None), dtype)
+    try:
+        # the outputs are checked before any data is read or job runs
+        check_out(out, "--out" if args.out is not None else "out")
+        if plot:
+            check_plot(plot, "--plot" if args.plot is not None else "plot")
+        data, name = load_data(dataset, pick(args.train_size, "train_size", None),
+                               pick(args.test_size, "test_size", None),
+                               pick(args.data_path, "data_path", None), dtype)
+    except (ValueError, TypeError, OSError) as e:
+        from fastnn.__main__ import user_error
+        return user_error("sweep", e)
     (X, y), (Xt, yt) = data
     n_jobs_total = len(expand_grid(grid, params, seeds))
     fixed = {k: v for k, v in params.items() if k not in grid}

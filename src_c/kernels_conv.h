@@ -162,29 +162,35 @@ static void F(cfwd_rows)(int m, const REAL *const *x, const int64_t *seg, int ns
 #endif
 }
 
-/* Gt (K, ldr), channel vectors [v0, v1) += the m pixels' inputs times their rows of c (stride
- * ldc, n channels in all) */
-static void F(cgrad_rows)(int m, const REAL *const *x, const int64_t *seg, int nseg, int seglen,
-                          const REAL *c, int ldc, int n, int v0, int v1, REAL *Gt, int ldr) {
+/* Gt (K, ldr) rows [ka, kb) += the m pixels' inputs times their rows of c (stride ldc, n
+ * channels): each kernel row a thread owns is one sum over the same pixels in the same order,
+ * whoever owns it */
+static void F(cgrad_rows)(int m, const REAL *const *x, const int64_t *seg, int seglen,
+                          const REAL *c, int ldc, int n, int64_t ka, int64_t kb, REAL *Gt,
+                          int ldr) {
+    for (int64_t s = ka / seglen; s * seglen < kb; s++) {
+        const int64_t j0 = ka > s * seglen ? ka - s * seglen : 0;
+        const int64_t j1 = kb < (s + 1) * seglen ? kb - s * seglen : seglen;
+        const int64_t off = seg[s] + j0;
+        REAL *g = Gt + (s * seglen + j0) * ldr;
 #ifdef FNN_CONV_VEC
-    const int nv = (n + FNN_VL - 1) / FNN_VL;
-    for (int va = v0; va < v1; va += 4) {
-        const int vb = v1 - va < 4 ? v1 - va : 4, gm = F(tgroup)(vb);
-        const int nlast = va + vb == nv ? n - (nv - 1) * FNN_VL : FNN_VL;
-        const int nblk = (m + gm - 1) / gm;
-        for (int b = 0, i0 = 0; b < nblk; b++) {
-            const int g = (m - i0) / (nblk - b);
-            F(cgrad_table)[g - 1][vb - 1](x + i0, seg, nseg, seglen,
-                                          c + (int64_t)i0 * ldc + va * FNN_VL, ldc, nlast,
-                                          Gt + va * FNN_VL, ldr);
-            i0 += g;
+        const int nv = (n + FNN_VL - 1) / FNN_VL;
+        for (int va = 0; va < nv; va += 4) {
+            const int vb = nv - va < 4 ? nv - va : 4, gm = F(tgroup)(vb);
+            const int nlast = va + vb == nv ? n - (nv - 1) * FNN_VL : FNN_VL;
+            const int nblk = (m + gm - 1) / gm;
+            for (int b = 0, i0 = 0; b < nblk; b++) {
+                const int gg = (m - i0) / (nblk - b);
+                F(cgrad_table)[gg - 1][vb - 1](x + i0, &off, 1, (int)(j1 - j0),
+                                               c + (int64_t)i0 * ldc + va * FNN_VL, ldc, nlast,
+                                               g + va * FNN_VL, ldr);
+                i0 += gg;
+            }
         }
-    }
 #else
-    const int lanes = (int)(FNN_VBYTES / sizeof(REAL));
-    const int a = v0 * lanes, e = v1 * lanes < n ? v1 * lanes : n;
-    F(cgrad_ref)(m, x, seg, nseg, seglen, c + a, ldc, e - a, Gt + a, ldr);
+        F(cgrad_ref)(m, x, &off, 1, (int)(j1 - j0), c, ldc, n, g, ldr);
 #endif
+    }
 }
 #undef FNN_CX
 #undef FNN_CONV_VEC

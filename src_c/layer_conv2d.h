@@ -15,10 +15,10 @@
  *             strides: D @ W^T scattered back onto the input (im2col's transpose, col2im)
  *   update    dW (K, CO) = the sum over the m examples' pixels of their inputs times their
  *             deltas (cgrad), / m; db = the deltas' sums / m; then the optimizer step
- * Threads split the examples in the forward and backward passes and the vectors of output
- * channels in the update (each thread reads every example for its channels: no reduction,
- * the same sums whatever the thread count).  Wt and Wf are refreshed from W by
- * conv2d_prepare before a pass, and by the update for its own channels.
+ * Threads split the examples in the forward and backward passes and the kernel's rows in the
+ * update (each thread reads every example for its rows: no reduction, the same sums whatever
+ * the thread count).  Wt and Wf are refreshed from W by conv2d_prepare before a pass, and by
+ * the update for its own rows.
  *
  * ws->aux[l] (conv_aux below): Wt (K, ldr), Wf (kh kw CO, ldr_c), Gt (K, ldr), Gc (K, CO),
  * Xp (M examples), and for training Dp (M examples, stride 1) or the im2col columns dCol
@@ -99,20 +99,17 @@ static inline F(conv_bufs) F(conv_bufs_of)(const fnn_net *net, const F(fnn_ws) *
     return F(conv_aux)(g, ws->aux[l], ws->M, ws->D[0] != NULL, NULL);
 }
 
-/* Wt and Wf from W for output channels [c0, c1) */
+/* Wt and Wf from W for the kernel rows [k0, k1) */
 static void F(conv_refresh)(const fnn_conv_geom *g, const F(conv_bufs) *b, const REAL *W,
-                            int c0, int c1) {
-    for (int64_t k = 0; k < g->K; k++)
-        for (int c = c0; c < c1; c++) b->Wt[k * b->ldr + c] = W[k * g->CO + c];
+                            int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; k++)
+        memcpy(b->Wt + k * b->ldr, W + k * g->CO, sizeof(REAL) * (size_t)g->CO);
     if (b->Wf == NULL) return;
-    for (int u = 0; u < g->kh; u++)
-        for (int v = 0; v < g->kw; v++)
-            for (int co = c0; co < c1; co++) {
-                REAL *row = b->Wf + ((int64_t)(u * g->kw + v) * g->CO + co) * b->ldrc;
-                const REAL *src = W + ((int64_t)((g->kh - 1 - u) * g->kw + (g->kw - 1 - v)) *
-                                       g->C) * g->CO + co;
-                for (int c = 0; c < g->C; c++) row[c] = src[(int64_t)c * g->CO];
-            }
+    for (int64_t k = k0; k < k1; k++) {   /* row k of W is (dy, dx, c) */
+        const int c = (int)(k % g->C), dx = (int)(k / g->C % g->kw), dy = (int)(k / g->C / g->kw);
+        const int64_t r0 = (int64_t)((g->kh - 1 - dy) * g->kw + (g->kw - 1 - dx)) * g->CO;
+        for (int co = 0; co < g->CO; co++) b->Wf[(r0 + co) * b->ldrc + c] = W[k * g->CO + co];
+    }
 }
 
 /* before a pass: Wt and Wf from W, their padding zero */
@@ -121,7 +118,7 @@ static void F(conv2d_prepare)(const fnn_net *net, F(fnn_ws) *ws, int l) {
     const F(conv_bufs) b = F(conv_bufs_of)(net, ws, l, &g);
     memset(b.Wt, 0, sizeof(REAL) * (size_t)g.K * b.ldr);
     if (b.Wf) memset(b.Wf, 0, sizeof(REAL) * (size_t)g.kh * g.kw * g.CO * b.ldrc);
-    F(conv_refresh)(&g, &b, (const REAL *)net->layer[l].W, 0, g.CO);
+    F(conv_refresh)(&g, &b, (const REAL *)net->layer[l].W, 0, g.K);
 }
 
 /* the input of layer l for example i, as given */
@@ -248,17 +245,16 @@ static void F(conv2d_backward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t
     }
 }
 
-/* the update's units: vectors of output channels */
+/* the update's units: the kernel's rows */
 static int F(conv2d_units)(const fnn_net *net, int l) {
-    return F(ldr_of)(net->layer[l].out_shape[2]) / (int)(FNN_VBYTES / sizeof(REAL));
+    const fnn_layer *ly = &net->layer[l];
+    return ly->geom[0] * ly->geom[1] * ly->in_shape[2];
 }
 
-/* Gt (K, ldr) channel vectors [v0, v1) = the sum over m examples of inputs times deltas */
+/* Gt (K, ldr) rows [k0, k1) = the sum over m examples of inputs times deltas */
 static void F(conv_wgrad)(const fnn_net *net, const F(fnn_ws) *ws, int l, const fnn_conv_geom *g,
-                          const F(conv_bufs) *b, int m, int v0, int v1) {
-    const int vl = (int)(FNN_VBYTES / sizeof(REAL));
-    for (int64_t k = 0; k < g->K; k++)
-        memset(b->Gt + k * b->ldr + v0 * vl, 0, sizeof(REAL) * (size_t)(v1 - v0) * vl);
+                          const F(conv_bufs) *b, int m, int64_t k0, int64_t k1) {
+    memset(b->Gt + k0 * b->ldr, 0, sizeof(REAL) * (size_t)(k1 - k0) * b->ldr);
     const int64_t rowlen = (int64_t)(g->in_place ? g->W : g->Wp) * g->C;
     int64_t seg[64];
     for (int s = 0; s < g->kh && s < 64; s++) seg[s] = s * rowlen;
@@ -268,8 +264,8 @@ static void F(conv_wgrad)(const fnn_net *net, const F(fnn_ws) *ws, int l, const 
         for (int64_t p0 = 0; p0 < g->P; p0 += FNN_CONV_CHUNK) {
             const int np = (int)(g->P - p0 < FNN_CONV_CHUNK ? g->P - p0 : FNN_CONV_CHUNK);
             F(conv_ptrs)(img, g->OW, g->sh, g->sw, g->C, rowlen, p0, np, ptr);
-            F(cgrad_rows)(np, ptr, seg, g->kh, g->kw * g->C, ws->D[l] + (i * g->P + p0) * g->CO,
-                          g->CO, g->CO, v0, v1, b->Gt, b->ldr);
+            F(cgrad_rows)(np, ptr, seg, g->kw * g->C, ws->D[l] + (i * g->P + p0) * g->CO, g->CO,
+                          g->CO, k0, k1, b->Gt, b->ldr);
         }
     }
 }
@@ -284,38 +280,39 @@ static void F(conv2d_bias_grad)(const REAL *D, int64_t rows, int CO, int64_t o0,
     }
 }
 
-/* conv2d_update: the vectors [o0, o1) of output channels over the m examples, fused with the
- * optimizer step; then their columns of Wt and rows of Wf follow W */
+/* conv2d_update: the kernel's rows [o0, o1) (and, for the thread that owns row 0, the
+ * biases) over the m examples, fused with the optimizer step; then those rows of Wt and Wf
+ * follow W */
 static void F(conv2d_update)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_ws) *ws, int l,
                              int m, double eta, int64_t step, int64_t o0, int64_t o1, int t) {
     (void)t;
     const fnn_layer *ly = &net->layer[l];
     const fnn_conv_geom g = F(conv_geom)(ly);
     const F(conv_bufs) b = F(conv_bufs_of)(net, ws, l, &g);
-    const int vl = (int)(FNN_VBYTES / sizeof(REAL)), CO = g.CO;
-    const int c0 = (int)o0 * vl, c1 = (int)o1 * vl < CO ? (int)o1 * vl : CO, nb = c1 - c0;
-    if (nb <= 0) return;
-    F(conv_wgrad)(net, ws, l, &g, &b, m, (int)o0, (int)o1);
+    const int CO = g.CO;
+    F(conv_wgrad)(net, ws, l, &g, &b, m, o0, o1);
     const double inv_m = 1.0 / m;
-    for (int64_t k = 0; k < g.K; k++)
-        for (int c = c0; c < c1; c++) b.Gc[k * CO + c] = (REAL)(b.Gt[k * b.ldr + c] * inv_m);
+    for (int64_t k = o0; k < o1; k++)
+        for (int c = 0; c < CO; c++) b.Gc[k * CO + c] = (REAL)(b.Gt[k * b.ldr + c] * inv_m);
     REAL *sW[FNN_MAX_SLOTS], *sb[FNN_MAX_SLOTS];
     for (int q = 0; q < FNN_MAX_SLOTS; q++) {
-        sW[q] = cfg->opt.sW[l][q] ? (REAL *)cfg->opt.sW[l][q] + c0 : NULL;
-        sb[q] = cfg->opt.sb[l][q] ? (REAL *)cfg->opt.sb[l][q] + c0 : NULL;
+        sW[q] = cfg->opt.sW[l][q] ? (REAL *)cfg->opt.sW[l][q] + o0 * CO : NULL;
+        sb[q] = (REAL *)cfg->opt.sb[l][q];
     }
     const F(opt_k) k = F(opt_consts)(&cfg->opt, eta, step);
-    REAL gb[FNN_MAX_CO_BLOCK];
-    for (int a = 0; a < nb; a += FNN_MAX_CO_BLOCK) {
-        const int nc = nb - a < FNN_MAX_CO_BLOCK ? nb - a : FNN_MAX_CO_BLOCK;
-        REAL *sbc[FNN_MAX_SLOTS];
-        for (int q = 0; q < FNN_MAX_SLOTS; q++) sbc[q] = sb[q] ? sb[q] + a : NULL;
-        F(conv2d_bias_grad)(ws->D[l], (int64_t)m * g.P, CO, c0 + a, nc, inv_m, gb);
-        F(opt_apply)(&cfg->opt, &k, (REAL *)ly->b + c0 + a, sbc, gb, nc, 1, nc, 0, 0);
+    if (o0 == 0) {
+        REAL gb[FNN_MAX_CO_BLOCK];
+        for (int a = 0; a < CO; a += FNN_MAX_CO_BLOCK) {
+            const int nc = CO - a < FNN_MAX_CO_BLOCK ? CO - a : FNN_MAX_CO_BLOCK;
+            REAL *sbc[FNN_MAX_SLOTS];
+            for (int q = 0; q < FNN_MAX_SLOTS; q++) sbc[q] = sb[q] ? sb[q] + a : NULL;
+            F(conv2d_bias_grad)(ws->D[l], (int64_t)m * g.P, CO, a, nc, inv_m, gb);
+            F(opt_apply)(&cfg->opt, &k, (REAL *)ly->b + a, sbc, gb, nc, 1, nc, 0, 0);
+        }
     }
-    F(opt_apply)(&cfg->opt, &k, (REAL *)ly->W + c0, sW, b.Gc + c0, CO, (int)g.K, nb,
-                 (REAL)(cfg->lmbda / cfg->reg_n), (REAL)(cfg->l1 / cfg->reg_n));
-    F(conv_refresh)(&g, &b, (const REAL *)ly->W, c0, c1);
+    F(opt_apply)(&cfg->opt, &k, (REAL *)ly->W + o0 * CO, sW, b.Gc + o0 * CO, CO, (int)(o1 - o0),
+                 CO, (REAL)(cfg->lmbda / cfg->reg_n), (REAL)(cfg->l1 / cfg->reg_n));
+    F(conv_refresh)(&g, &b, (const REAL *)ly->W, o0, o1);
 }
 
 /* conv2d_grad: gW (K, CO) += the kernel's gradient summed over m examples, gb += the deltas'
@@ -323,7 +320,7 @@ static void F(conv2d_update)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn
 static void F(conv2d_grad)(const fnn_net *net, F(fnn_ws) *ws, int l, int m, REAL *gW, REAL *gb) {
     const fnn_conv_geom g = F(conv_geom)(&net->layer[l]);
     const F(conv_bufs) b = F(conv_bufs_of)(net, ws, l, &g);
-    F(conv_wgrad)(net, ws, l, &g, &b, m, 0, F(conv2d_units)(net, l));
+    F(conv_wgrad)(net, ws, l, &g, &b, m, 0, g.K);
     for (int64_t k = 0; k < g.K; k++)
         for (int c = 0; c < g.CO; c++) gW[k * g.CO + c] += b.Gt[k * b.ldr + c];
     const int64_t rows = (int64_t)m * g.P;

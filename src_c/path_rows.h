@@ -38,7 +38,7 @@ static void F(update_team)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
  * every layer, and a last barrier protects the buffers from the next batch. */
 static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_ws) *ws,
                            int epoch, int64_t start, int m, double eta, int64_t step, int t,
-                           int T, int par) {
+                           int T, int par, fnn_spin_barrier *bar, int *gen) {
     const int32_t *order = cfg->orders ? cfg->orders + (int64_t)epoch * cfg->train.n : NULL;
     const int Tp = par ? T : 1;
     int64_t i0, i1;
@@ -53,9 +53,9 @@ static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
         if (par && F(row_layer)(net, l, m, T)) {
             int64_t o0, o1;
             fnn_split(net->sizes[l + 1], t, T, 1, 0, &o0, &o1);
-            fnn_barrier();
+            fnn_spin_wait(bar, T, gen);
             F(layer_forward)(net, ws, l, &ps, 0, m, o0, o1);
-            fnn_barrier();
+            fnn_spin_wait(bar, T, gen);
         } else {
             F(layer_forward)(net, ws, l, &ps, i0, i1, 0, net->sizes[l + 1]);
         }
@@ -63,8 +63,8 @@ static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
     F(output_phase)(net, ws, (const REAL *)cfg->train.Y, 1, cfg->monitor & FNN_MON_RUN, i0, i1,
                      t);
     F(backward)(net, ws, i0, i1);
-    if (par) fnn_barrier();
+    if (par) fnn_spin_wait(bar, T, gen);
     F(update_team)(net, cfg, ws, m, eta, step, t, Tp);
-    if (par) fnn_barrier();
+    if (par) fnn_spin_wait(bar, T, gen);
 }
 

@@ -69,6 +69,17 @@ static inline void fnn_cpu_relax(void) {
 }
 #endif
 
+/* the barrier's generation now: a thread that joins a team which has met before starts from
+ * it (read before its first arrival, when no meeting can complete) */
+static inline int fnn_spin_gen(fnn_spin_barrier *b) {
+#ifdef FNN_HAVE_SPIN_BARRIER
+    return __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE);
+#else
+    (void)b;
+    return 0;
+#endif
+}
+
 static inline void fnn_spin_wait(fnn_spin_barrier *b, int T, int *my_gen) {
 #ifdef FNN_HAVE_SPIN_BARRIER
     const int g = *my_gen;

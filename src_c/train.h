@@ -87,11 +87,14 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     fnn_spin_barrier *bar = NULL;
     const int64_t pl = FNN_ALIGN / (int64_t)sizeof(REAL);
     const int64_t pstride = ((int64_t)batch * F(ldr_of)(net->sizes[1]) + pl - 1) / pl * pl;
+    /* the team's barrier (runtime.h): once per mini-batch on the K split, a few times on the
+     * rows path */
+    bar = (fnn_spin_barrier *)fnn_calloc(1, sizeof(fnn_spin_barrier));
+    if (bar == NULL) { fnn_free(snap); F(ws_free)(&ws); return FNN_NOMEM; }
     if (ksplit) {
         reps = (F(fnn_rep) *)fnn_calloc((size_t)Tk, sizeof(F(fnn_rep)));
         P = (REAL *)fnn_malloc(sizeof(REAL) * 2 * (size_t)Tk * pstride);
-        bar = (fnn_spin_barrier *)fnn_calloc(1, sizeof(fnn_spin_barrier));
-        int ok = reps != NULL && P != NULL && bar != NULL;
+        int ok = reps != NULL && P != NULL;
         for (int t = 0; ok && t < Tk; t++) {
             int64_t k0, k1;
             F(ksplit_cols)(net->sizes[0], t, Tk, &k0, &k1);
@@ -145,11 +148,14 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                             for (int u = 0; u < Tk; u++) F(rep_copy)(&reps[u], net, cfg, 1, u == 0);
                         fnn_barrier();
                     }
+                    /* this thread's generation of the barrier: every thread reads it before
+                     * any can pass a meeting */
+                    int gen = fnn_spin_gen(bar);
                     for (int64_t bi = c0; bi < c1; bi++) {
                         int64_t start = bi * batch;
                         int m = (int)(n - start < batch ? n - start : batch);
                         F(train_batch)(net, cfg, &ws, epoch, start, m, eta,
-                                       cfg->opt.t + bi + 1, t, TT, TT > 1);
+                                       cfg->opt.t + bi + 1, t, TT, TT > 1, bar, &gen);
                         if (t == 0) F(publish)(cfg, epoch, bi + 1);
                     }
                 }
