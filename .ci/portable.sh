@@ -50,14 +50,21 @@ echo "wheel: $(basename "$WHEEL")"
 tar tzf "$SDIST" | grep -v '/$' | sed 's|^[^/]*/||' > "$TMP/sdist.txt"   # (no pipe into grep -q:
 echo "sdist: $(basename "$SDIST") ($(wc -l < "$TMP/sdist.txt") files)"  # pipefail, SIGPIPE)
 sed 's/^/  /' "$TMP/sdist.txt"
-bad=$(grep -E '_engine\.c$|_build_info\.py$|\.so$|\.o$|\.pyc$' "$TMP/sdist.txt" || true)
+bad=$(grep -E '^fastnn/.*\.c$|_build_info\.py$|\.so$|\.o$|\.pyc$' "$TMP/sdist.txt" || true)
 if [ -n "$bad" ]; then
     echo "FAIL: generated files in the sdist:"; echo "$bad"; exit 1
 fi
 for f in LICENSE src_c/level.c src_c/dispatch.h src_c/engine.h fastnn/_engine.pyx; do
     grep -qx "$f" "$TMP/sdist.txt" || { echo "FAIL: $f missing from the sdist"; exit 1; }
 done
-echo "sdist: sources only (no _engine.c, _build_info.py, objects); LICENSE and src_c/ present"
+# nor in the wheel: Cython's C files and objects are no package data
+wbad=$("$TMP/buildenv/bin/python" -m zipfile -l "$WHEEL" | awk 'NR > 1 {print $1}' \
+       | grep -E '\.c$|\.o$' || true)
+if [ -n "$wbad" ]; then
+    echo "FAIL: generated files in the wheel:"; echo "$wbad"; exit 1
+fi
+echo "sdist: sources only (no Cython C files, _build_info.py, objects); LICENSE and src_c/ present"
+echo "wheel: no Cython C files or objects"
 
 echo "--- 2. the wheel in a fresh venv: native, then qemu-x86_64 -cpu max ---"
 $PY -m venv "$TMP/venv"
