@@ -19,20 +19,26 @@ from fastnn._version import __version__  # noqa: E402
 from fastnn._config import get_num_threads, set_num_threads, show_config  # noqa: E402
 
 __all__ = ["__version__", "show_config", "get_num_threads", "set_num_threads",
-           "network", "network2", "mnist_loader", "datasets",
+           "network", "network2", "network3", "mnist_loader", "datasets",
            "Sequential", "layers", "losses", "optimizers", "load_model", "set_device",
-           "DivergenceError"]
+           "DivergenceError", "keras", "get_logger"]
 
 _LAZY = {
     "Sequential": ("fastnn.keras", "Sequential"),
     "load_model": ("fastnn.keras", "load_model"),
-    "layers": ("fastnn.layers", None),
-    "losses": ("fastnn.losses", None),
-    "optimizers": ("fastnn.optimizers", None),
+    "layers": ("fastnn.keras.layers", None),
+    "losses": ("fastnn.keras.losses", None),
+    "optimizers": ("fastnn.keras.optimizers", None),
     "set_device": ("fastnn._device", "set_device"),
     "get_device": ("fastnn._device", "get_device"),
     "DivergenceError": ("fastnn._core", "DivergenceError"),
 }
+
+
+def get_logger():
+    """The ``fastnn`` logger (``logging.getLogger('fastnn')``), as ``tf.get_logger()``."""
+    import logging
+    return logging.getLogger("fastnn")
 
 
 def __getattr__(name):
@@ -43,8 +49,8 @@ def __getattr__(name):
         value = mod if attr is None else getattr(mod, attr)
         globals()[name] = value
         return value
-    if name in ("network", "network2", "mnist_loader", "datasets", "reference", "plot",
-                "sklearn", "bench", "sweep", "keras"):
+    if name in ("network", "network2", "network3", "mnist_loader", "datasets", "reference",
+                "plot", "sklearn", "bench", "sweep", "keras"):
         import importlib
         return importlib.import_module("fastnn." + name)
     raise AttributeError(f"module 'fastnn' has no attribute {name!r}")

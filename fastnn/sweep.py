@@ -801,7 +801,7 @@ def _read_config(path):
 def main(argv=None):
     """``python -m fastnn sweep ...``: run a sweep, print its tables, optionally plot it."""
     p = argparse.ArgumentParser(
-        prog="python -m fastnn sweep",
+        prog="fastnn sweep",
         description="Train FastNNClassifier on every point of a parameter grid x seeds, "
                     "locally (joblib) or on a Dask cluster; rows go to --out as they finish, "
                     "and a re-run skips the rows already there.")

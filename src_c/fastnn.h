@@ -47,6 +47,11 @@
 #ifndef FNN_PAR_MIN
 #define FNN_PAR_MIN 16384.0
 #endif
+/* the K split's fixed blocks of the first layer's inputs (path_ksplit.h): the partial sums
+ * are the same whatever the thread count, and up to this many threads share the work */
+#ifndef FNN_KSPLIT_BLOCKS
+#define FNN_KSPLIT_BLOCKS 8
+#endif
 /* how many mini-batches ahead the gather prefetches the shuffled rows */
 #ifndef FNN_PREFETCH_BATCHES
 #define FNN_PREFETCH_BATCHES 2

@@ -119,18 +119,38 @@ static void F(rep_copy)(F(fnn_rep) *r, fnn_net *net, fnn_train_cfg *cfg, int out
 static int F(ksplit_ok)(const fnn_net *net, int batch, int T) {
     const int n0 = net->sizes[0], n1 = net->sizes[1];
     const int64_t ka = FNN_VBYTES / (int64_t)sizeof(REAL);
-    if (T < 1 || batch < 1 || !F(small)(batch) || n0 < 4 * ka * T) return 0;
+    /* the choice does not depend on T (the results must not): at least two vectors of
+     * inputs per block, and the later layers under a tenth of half the first layer */
+    if (T < 1 || batch < 1 || !F(small)(batch) || n0 < 2 * ka * FNN_KSPLIT_BLOCKS) return 0;
     for (int l = 0; l < net->L; l++)   /* every thread runs the later layers on its copy */
         if (net->layer[l].kind != FNN_LAYER_DENSE) return 0;
-    double first = 2.0 * n0 * n1 / T, rest = 4.0 * n1;
+    double first = (double)n0 * n1, rest = 4.0 * n1;
     for (int l = 1; l < net->L; l++) rest += 3.0 * (double)net->layer[l].n_w;
     return rest <= 0.1 * first;
 }
 
-/* thread t's columns of W[0]: an even split (each thread keeps its block in its own
- * transposed copy, so no two threads write one line, and reads of x need no alignment) */
+/* The first layer's inputs in FNN_KSPLIT_BLOCKS fixed blocks: block b is the columns from
+ * ksplit_col(b) on.  Each block's partial sums start from zero and the blocks are added in
+ * block order, so the sums are the same whatever the thread count; thread t owns a run of
+ * whole blocks (threads past the blocks own none). */
+static inline int64_t F(ksplit_col)(int n0, int b) {
+    int64_t lo, hi;
+    if (b >= FNN_KSPLIT_BLOCKS) return n0;
+    fnn_split(n0, b, FNN_KSPLIT_BLOCKS, 1, 0, &lo, &hi);
+    return lo;
+}
+
+static inline void F(ksplit_blocks)(int t, int T, int64_t *b0, int64_t *b1) {
+    fnn_split(FNN_KSPLIT_BLOCKS, t, T, 1, 0, b0, b1);
+}
+
+/* thread t's columns of W[0]: its blocks' (each thread keeps them in its own transposed copy,
+ * so no two threads write one line, and reads of x need no alignment) */
 static void F(ksplit_cols)(int n0, int t, int T, int64_t *k0, int64_t *k1) {
-    fnn_split(n0, t, T, 1, 0, k0, k1);
+    int64_t b0, b1;
+    F(ksplit_blocks)(t, T, &b0, &b1);
+    *k0 = F(ksplit_col)(n0, (int)b0);
+    *k1 = F(ksplit_col)(n0, (int)b1);
 }
 
 static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL *P,
@@ -155,17 +175,25 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
         }
     }
 #endif
-    REAL *Pb = P + (int64_t)((start / cfg->batch) & 1) * T * pstride;  /* this batch's half */
-    const REAL *ptr[FNN_SMALL_M];
+    /* this batch's half of the partial sums: one slot per block */
+    REAL *Pb = P + (int64_t)((start / cfg->batch) & 1) * FNN_KSPLIT_BLOCKS * pstride;
+    const REAL *ptr[FNN_SMALL_M], *pb[FNN_SMALL_M];
     const REAL *const *xr = F(in_rows)(ws, 0, n0, 0, m, k0, ptr);
     const int ldr = rp->ldr;
-    F(dott_rows)(m, xr, rp->W0, ldr, (int)(k1 - k0), 0, Pb + t * pstride, ldr);
+    int64_t b0, b1;
+    F(ksplit_blocks)(t, T, &b0, &b1);
+    for (int64_t blk = b0; blk < b1; blk++) {   /* each of its blocks from zero */
+        const int64_t c0 = F(ksplit_col)(n0, (int)blk), c1 = F(ksplit_col)(n0, (int)blk + 1);
+        for (int i = 0; i < m; i++) pb[i] = xr[i] + (c0 - k0);
+        F(dott_rows)(m, pb, rp->W0 + (c0 - k0) * ldr, ldr, (int)(c1 - c0), 0,
+                     Pb + blk * pstride, ldr);
+    }
     fnn_spin_wait(bar, T, &rp->bar_gen);
     REAL *Z = ws->Z[0];
-    for (int i = 0; i < m; i++) {   /* thread 0's part, then the others' in thread order */
+    for (int i = 0; i < m; i++) {   /* block 0's part, then the others' in block order */
         REAL *zr = Z + (int64_t)i * n1;
         memcpy(zr, Pb + (int64_t)i * ldr, sizeof(REAL) * (size_t)n1);
-        for (int u = 1; u < T; u++) {
+        for (int u = 1; u < FNN_KSPLIT_BLOCKS; u++) {
             const REAL *pu = Pb + u * pstride + (int64_t)i * ldr;
             for (int j = 0; j < n1; j++) zr[j] += pu[j];
         }

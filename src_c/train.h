@@ -93,7 +93,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     if (bar == NULL) { fnn_free(snap); F(ws_free)(&ws); return FNN_NOMEM; }
     if (ksplit) {
         reps = (F(fnn_rep) *)fnn_calloc((size_t)Tk, sizeof(F(fnn_rep)));
-        P = (REAL *)fnn_malloc(sizeof(REAL) * 2 * (size_t)Tk * pstride);
+        P = (REAL *)fnn_malloc(sizeof(REAL) * 2 * (size_t)FNN_KSPLIT_BLOCKS * pstride);
         int ok = reps != NULL && P != NULL;
         for (int t = 0; ok && t < Tk; t++) {
             int64_t k0, k1;

@@ -226,6 +226,37 @@ def test_cuda_kernels_match_numpy_kernels_one_by_one(dtype, cupy):
 
 @pytest.mark.gpu
 @needs_gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("book", [False, True], ids=["inverted", "book"])
+def test_conv_net_on_cupy_matches_cpu_engine(book, dtype, cupy):
+    """conv2d (same and valid, stride (2, 1)), pooling, flatten, dense with per-layer dropout
+    and the call's, Adam: the xp backend on CuPy against the engine; predict through
+    _core with device='cuda'."""
+    from test_conv import cast
+    from test_xp_conv import two_conv_net
+    rng = np.random.default_rng(5)
+    layers, W, b, acts = two_conv_net(rng)
+    layers = [dict(s) if s else None for s in layers]
+    layers[0].update(dropout=0.2, drop_book=book)
+    layers[4] = {"kind": "dense", "dropout": 0.3, "drop_book": book}
+    X = rng.normal(size=(40, 180)).astype(dtype)
+    Y = np.eye(4, dtype=dtype)[rng.integers(0, 4, 40)]
+    out = {}
+    for dev in ("cpu", "cuda"):
+        Wc, bc = cast(W, dtype), cast(b, dtype)
+        _core.train(Wc, bc, X, Y, _core.TrainConfig(
+            acts=acts, cost="log_likelihood", epochs=2, batch=8, eta=0.01, optimizer="adam",
+            state=_core.new_state("adam", Wc, bc), dropout=0.1, seed=9, layers=layers,
+            device=dev))
+        out[dev] = [a for a in Wc + bc if a is not None] + [
+            _core.predict(Wc, bc, acts, X, device=dev, layers=layers)]
+    d = max_diff(out["cuda"], out["cpu"])
+    print(f"\n  conv net on CuPy vs the CPU engine ({np.dtype(dtype).name}, book={book}): {d:.2e}")
+    assert d < 10 * TOL[dtype]
+
+
+@pytest.mark.gpu
+@needs_gpu
 def test_data_goes_to_the_device_once_per_call(cupy, monkeypatch):
     # every host->device copy goes through cupy.asarray here: count them
     calls = []

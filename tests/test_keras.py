@@ -433,6 +433,13 @@ def test_history_and_printed_lines(capsys):
     assert h2.history["val_loss"][0] > 0
 
 
+def on_screen(text):
+    """What a terminal shows for ``text``: each line as left by its last carriage return,
+    colour and erase-line codes removed."""
+    text = re.sub(r"\x1b\[[0-9;]*[mK]", "", text)
+    return [line.split("\r")[-1] for line in text.split("\n")]
+
+
 def test_progress_bar_on_a_terminal(monkeypatch):
     class Tty(io.StringIO):
         encoding = "utf-8"
@@ -444,7 +451,7 @@ def test_progress_bar_on_a_terminal(monkeypatch):
     monkeypatch.setattr(sys, "stdout", out)
     X, y = problem(10)
     classifier().fit(X, y, epochs=1, batch_size=8)
-    line = out.getvalue().splitlines()[1]
+    line = on_screen(out.getvalue())[1]
     assert re.match(r"^5/5 ━{20} \d+s \d+(us|ms|s)/step - accuracy: \d\.\d{4} - loss: "
                     r"\d\.\d{4}$", line), line
 

@@ -888,7 +888,8 @@ def test_cuda_kernels_one_by_one_every_row(dtype, cpu_kernels):
     Z = (2 * rng.standard_normal((m, n))).astype(dtype)
     Dn = rng.standard_normal((m, n + 1)).astype(dtype)
     for name, (act, _) in _engine.ACT_ROWS.items():
-        for drop in (None, (0.3, 12345, 2, 40, 1)):
+        # no dropout, inverted dropout, network3's rule (the sixth entry: book)
+        for drop in (None, (0.3, 12345, 2, 40, 1), (0.3, 12345, 2, 40, 1, 1)):
             A, Ar = np.ones((m, n + 1), dtype), np.ones((m, n + 1), dtype)
             nk.act_forward(A[:, :n], Z, act, drop)
             rk.act_forward(Ar[:, :n], Z, act, drop)
@@ -926,6 +927,33 @@ def test_cuda_kernels_one_by_one_every_row(dtype, cpu_kernels):
             assert max_diff(dev, host) < tol, (name, mu)
             assert slots or np.array_equal(host[1], S), name
             assert np.abs(host[0] - P).min() > 0, name
+
+
+@pytest.mark.parametrize("book", [False, True], ids=["inverted", "book"])
+def test_cuda_kernels_train_a_conv_net_as_numpy_kernels(book, cpu_kernels, monkeypatch):
+    """The layer kinds (xp_layers.py) over kernels.cu compiled for the CPU: conv2d, pooling,
+    per-layer dropout of either rule and the call's dropout, as with the numpy kernels."""
+    from test_xp_conv import two_conv_net
+    from test_conv import data
+    rng = np.random.default_rng(4)
+    layers, W, B, acts = two_conv_net(rng)
+    layers = [dict(s) if s else None for s in layers]
+    layers[0].update(dropout=0.3, drop_book=book)
+    layers[3].update(dropout=0.2, drop_book=book)
+    X, Y = data(rng, 11, (10, 9, 2))
+    out = []
+    for kernels in ("numpy", "cuda on the cpu"):
+        if kernels != "numpy":
+            monkeypatch.setattr(xb, "_kernels_for", lambda xp, dt: cpu_kernels(dt))
+        w, bb = [None if a is None else a.copy() for a in W], [None if a is None else a.copy()
+                                                                 for a in B]
+        xb.train(w, bb, X, Y, config(acts, "log_likelihood", epochs=2, batch=4, eta=0.1,
+                                     dropout=0.1, seed=3, layers=layers), xp=np)
+        out.append([a for a in w + bb if a is not None]
+                   + [xb.predict(w, bb, acts, X, xp=np, layers=layers)])
+    d = max_diff(out[0], out[1])
+    print(f"\n  conv net, CUDA kernels (on the CPU) vs numpy kernels, book={book}: {d:.2e}")
+    assert d < TOL[np.float64]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])

@@ -153,14 +153,15 @@ __device__ __forceinline__ fnn_u64 fnn_mix64(fnn_u64 x) {
     return x ^ (x >> 31);
 }
 
-// the dropout multiplier k/(1-p) of unit j of example slot slot0 + i of hidden layer `layer`
+// the dropout multiplier of unit j of example slot slot0 + i of layer `layer`: 0 for a
+// dropped unit, else 1/(1-p) (inverted dropout) or 1 with `book` (network3's rule)
 __device__ __forceinline__ REAL fnn_keep(fnn_u64 seed, int epoch, long long slot0, long long i,
-                                         int layer, int j, double p) {
+                                         int layer, int j, double p, int book) {
     fnn_u64 slot = ((fnn_u64)epoch << 40) ^ (fnn_u64)(slot0 + i);
     fnn_u64 h = fnn_mix64(seed ^ fnn_mix64(slot ^ fnn_mix64((fnn_u64)layer ^
                                                             fnn_mix64((fnn_u64)j))));
     double u = (double)(h >> 11) * (1.0 / 9007199254740992.0);
-    return u < p ? (REAL)0 : (REAL)(1.0 / (1.0 - p));
+    return u < p ? (REAL)0 : book ? (REAL)1 : (REAL)(1.0 / (1.0 - p));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,12 +171,13 @@ __device__ __forceinline__ REAL fnn_keep(fnn_u64 seed, int epoch, long long slot
 extern "C" __global__ void fnn_act_forward(REAL* __restrict__ A, int lda,
                                            const REAL* __restrict__ Z, int ldz,
                                            long long m, int n, int act, double p,
-                                           fnn_u64 seed, int epoch, long long slot0, int layer) {
+                                           fnn_u64 seed, int epoch, long long slot0, int layer,
+                                           int book) {
     FNN_LOOP(t, m * n) {
         long long i = t / n;
         int j = (int)(t - i * n);
         REAL a = fnn_act(Z[i * ldz + j], act);
-        if (p > 0) a *= fnn_keep(seed, epoch, slot0, i, layer, j, p);
+        if (p > 0) a *= fnn_keep(seed, epoch, slot0, i, layer, j, p, book);
         A[i * lda + j] = a;
     }
 }
@@ -186,13 +188,13 @@ extern "C" __global__ void fnn_act_backward(REAL* __restrict__ D, int ldd,
                                             const REAL* __restrict__ Z, int ldz,
                                             long long m, int n, int act, double p,
                                             fnn_u64 seed, int epoch, long long slot0,
-                                            int layer) {
+                                            int layer, int book) {
     FNN_LOOP(t, m * n) {
         long long i = t / n;
         int j = (int)(t - i * n);
         REAL z = Z[i * ldz + j];
         REAL d = fnn_act_back(Dn[i * ldn + j], z, fnn_act(z, act), act);
-        if (p > 0) d *= fnn_keep(seed, epoch, slot0, i, layer, j, p);
+        if (p > 0) d *= fnn_keep(seed, epoch, slot0, i, layer, j, p, book);
         D[i * ldd + j] = d;
     }
 }

@@ -36,6 +36,11 @@ Dropout: the keep mask of hidden unit ``j`` of example slot ``i`` is the engine'
 hash of (seed, epoch, batch start + i, layer, j) (splitmix64, as in src_c/runtime.h), computed
 inside the activation kernels on the device: nothing is stored, and the masks are the CPU
 engine's bit for bit.
+
+Layer kinds: with ``TrainConfig.layers`` / ``layers=`` naming conv2d, maxpool2d or flatten
+layers, or dropout on a layer of its own, the network is fastnn/backends/xp_layers.py's
+``LayerNet`` (im2col + GEMM, pooling by strided slices), over the same kernels and the same
+training loop.
 """
 import collections
 import importlib.resources
@@ -44,6 +49,7 @@ import math
 import numpy as np
 
 from fastnn._config import import_engine
+from fastnn.backends import xp_layers
 
 _engine = import_engine()
 
@@ -157,7 +163,15 @@ def _grid(total, block=BLOCK):
     return max(1, min((int(total) + block - 1) // block, MAX_GRID))
 
 
-_NO_DROP = (0.0, 0, 0, 0, 0)
+_NO_DROP = (0.0, 0, 0, 0, 0, 0)
+
+
+def _drop_args(drop):
+    """A dropout tuple (p, seed, epoch, slot0, layer[, book]) with its book flag (network3's
+    rule: keep multiplier 1 instead of 1/(1-p)), default 0."""
+    if drop is None:
+        return _NO_DROP
+    return tuple(drop) + (0,) * (6 - len(drop))
 
 
 class RawKernels:
@@ -177,20 +191,20 @@ class RawKernels:
     def act_forward(self, A, Z, act, drop=None):
         # A (m, n) view into a buffer with a column of ones, Z (m, n)
         m, n = Z.shape
-        p, seed, epoch, slot0, layer = drop or _NO_DROP
+        p, seed, epoch, slot0, layer, book = _drop_args(drop)
         self.launch("fnn_act_forward", _grid(m * n), BLOCK,
                     (A, _ld(A), Z, _ld(Z), np.int64(m), np.int32(n), np.int32(act),
                      np.float64(p), np.uint64(seed), np.int32(epoch), np.int64(slot0),
-                     np.int32(layer)))
+                     np.int32(layer), np.int32(book)))
 
     def act_backward(self, D, Dn, Z, act, drop=None):
         # D (m, n) = Dn (m, n) view * act'(Z (m, n))
         m, n = Z.shape
-        p, seed, epoch, slot0, layer = drop or _NO_DROP
+        p, seed, epoch, slot0, layer, book = _drop_args(drop)
         self.launch("fnn_act_backward", _grid(m * n), BLOCK,
                     (D, _ld(D), Dn, _ld(Dn), Z, _ld(Z), np.int64(m), np.int32(n),
                      np.int32(act), np.float64(p), np.uint64(seed), np.int32(epoch),
-                     np.int64(slot0), np.int32(layer)))
+                     np.int64(slot0), np.int32(layer), np.int32(book)))
 
     def output(self, Z, Y, A, D, acc, act, cost, scale):
         # Z (m, no), Y (m, no) or None, A (m, no) out, D (m, no) out or None, acc (2,) float64
@@ -367,9 +381,9 @@ class NumpyKernels:
         self.real = self.dtype.type
 
     def _keep(self, drop, m, n):
-        p, seed, epoch, slot0, layer = drop
+        p, seed, epoch, slot0, layer, book = _drop_args(drop)
         k = dropout_keep(seed, epoch, slot0, m, layer, n, p)
-        return k * self.real(1.0 / (1.0 - p))
+        return k.astype(self.dtype) if book else k * self.real(1.0 / (1.0 - p))
 
     def act_forward(self, A, Z, act, drop=None):
         a = _np_act(Z, act)
@@ -532,6 +546,40 @@ def _check_net(W, b, acts, cost=None):
     return dtype, sizes, codes
 
 
+def _check_model(W, b, acts, cost=None, layers=None):
+    """(dtype, flat sizes input first, activation codes, the layers' normalized descriptions
+    or None for a dense network without any): _check_net, or with ``layers``
+    (TrainConfig.layers) xp_layers.check_layers."""
+    if layers is None or all(spec is None for spec in layers):
+        if layers is not None and len(layers) != len(W):
+            raise ValueError(f"layers: expected {len(W)} layer descriptions (one per layer), "
+                             f"got {len(layers)}")
+        return _check_net(W, b, acts, cost) + (None,)
+    if not isinstance(W, (list, tuple)) or not W:
+        raise ValueError("weights: expected a non-empty list of numpy arrays")
+    if not isinstance(b, (list, tuple)):
+        raise TypeError("biases: expected a list of numpy arrays")
+    L = len(W)
+    if L > _engine.MAX_LAYERS:
+        raise ValueError(f"weights: expected 1 to {_engine.MAX_LAYERS} layers, got {L}")
+    if len(b) != L or len(acts) != L:
+        raise ValueError(f"biases/activations: expected {L} layers, got {len(b)} and {len(acts)}")
+    first = next((w for w in W if w is not None), None)
+    if not isinstance(first, np.ndarray) or first.dtype not in (np.float32, np.float64):
+        raise TypeError(f"weights: expected float32 or float64 numpy arrays, got "
+                        f"{type(first).__name__}{' of dtype ' + str(first.dtype) if hasattr(first, 'dtype') else ''}")
+    sizes, codes, specs = xp_layers.check_layers(W, b, acts, layers, cost, first.dtype,
+                                                 ACTIVATIONS, OUTPUT_ONLY, COSTS)
+    return first.dtype, sizes, codes, specs
+
+
+def _make_net(xp, W, b, sizes, codes, specs, dtype, dropout=0.0):
+    kern = _kernels_for(xp, dtype)
+    if specs is None:
+        return _DeviceNet(xp, kern, W, b, sizes, codes, dtype, dropout)
+    return xp_layers.LayerNet(xp, kern, W, b, sizes, codes, specs, dtype, dropout)
+
+
 def _check_data(X, Y, dtype, sizes, name):
     for arr, nm, cols in ((X, "X", sizes[0]), (Y, "Y", sizes[-1])):
         if arr is None:
@@ -554,8 +602,9 @@ def _check_data(X, Y, dtype, sizes, name):
 class _DeviceNet:
     """Parameters [W | b] in one flat device vector, the work buffers, and the steps."""
 
-    def __init__(self, xp, kern, W, b, sizes, acts, dtype):
+    def __init__(self, xp, kern, W, b, sizes, acts, dtype, dropout=0.0):
         self.xp, self.kern, self.dtype = xp, kern, np.dtype(dtype)
+        self.dropout = float(dropout)       # the call's dropout on hidden layers
         self.sizes, self.acts, self.L = sizes, acts, len(sizes) - 1
         self.shapes = [(sizes[l + 1], sizes[l] + 1) for l in range(self.L)]
         self.offsets = [0]
@@ -643,7 +692,7 @@ class _DeviceNet:
             self._cut[m] = v
         return v
 
-    def upload_ext(self, X):
+    def upload(self, X):
         """X (n, k) host -> device (n, k + 1) with a last column of ones."""
         xp = self.xp
         n, k = X.shape
@@ -667,10 +716,12 @@ class _DeviceNet:
                 a = v["A"][l]
         return v["Z"][L - 1]
 
-    def train_batch(self, inp, y, m, acc, cost, scale, drop, k):
-        """One mini-batch: forward, output delta, backward, one update of all parameters."""
+    def train_batch(self, inp, y, m, acc, cost, scale, ps, k):
+        """One mini-batch: forward, output delta, backward, one update of all parameters.
+        ``ps``: (seed, epoch, slot0), the dropout masks' pass."""
         xp, kern, L = self.xp, self.kern, self.L
         v = self.cut(m)
+        drop = (self.dropout,) + tuple(ps) if self.dropout > 0 else None
         zL = self.forward(inp, v, drop)
         kern.output(zL, y, v["Aout"], v["D"][L - 1], acc, self.acts[L - 1], cost, scale)
         for l in range(L - 1, 0, -1):
@@ -691,13 +742,16 @@ class _DeviceNet:
             zL = self.forward(Xe[s:s + m], v)
             self.kern.output(zL, Ye[s:s + m], v["Aout"], None, acc, self.acts[-1], cost, scale)
 
+    def forward_out(self, X, out):
+        """Outputs of the rows of device X (with their ones column) into out (n, n_L)."""
+        n = X.shape[0]
+        for s in range(0, n, self.rows):
+            m = min(self.rows, n - s)
+            zL = self.forward(X[s:s + m], self.cut(m))
+            self.kern.output(zL, None, out[s:s + m], None, None, self.acts[-1], 0, 1.0)
+
     def norms(self, mask):
-        """Device (3,) float64: sum w^2, sum |w| over the weights, sum |b| over the biases."""
-        xp = self.xp
-        p = self.P.astype(np.float64)
-        ap = xp.abs(p)
-        w = mask.astype(np.float64)
-        return xp.stack([xp.sum(p * p * w), xp.sum(ap * w), xp.sum(ap * (1 - w))])
+        return xp_layers.norms(self.xp, self.P, mask)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -718,6 +772,8 @@ def _check_state(state, optimizer, W, b, dtype):
             raise ValueError(f"state[{q}]: expected one (W, b) pair per layer ({L}), got "
                              f"{len(state[q])}")
         for l in range(L):
+            if W[l] is None:        # a layer without parameters has no state
+                continue
             for k, like in ((0, W[l]), (1, b[l])):
                 s = state[q][l][k]
                 if not isinstance(s, np.ndarray) or s.dtype != dtype:
@@ -755,7 +811,8 @@ def train(W, b, X, Y, config, device="cuda", xp=None):
     per mini-batch, continuing from ``config.step``), eta, path ('xp').
     """
     _check_config(config)
-    dtype, sizes, act_codes = _check_net(W, b, config.acts, config.cost)
+    dtype, sizes, act_codes, specs = _check_model(W, b, config.acts, config.cost,
+                                                  config.layers)
     _check_data(X, Y, dtype, sizes, "training data")
     n = int(X.shape[0])
     if n < 1:
@@ -806,8 +863,7 @@ def train(W, b, X, Y, config, device="cuda", xp=None):
     m_last = n - (nb - 1) * batch
     n_eval = (n if monitor_train else 0, ex.shape[0] if ex is not None else 0)
     eval_rows = min(EVAL_ROWS, max(n_eval))
-    kern = _kernels_for(xp, dtype)
-    net = _DeviceNet(xp, kern, W, b, sizes, act_codes, dtype)
+    net = _make_net(xp, W, b, sizes, act_codes, specs, dtype, dropout)
     host_pairs = [(W[l], b[l]) for l in range(len(W))]
     eta = float(config.eta)
     step = int(config.step)
@@ -821,14 +877,14 @@ def train(W, b, X, Y, config, device="cuda", xp=None):
     if state:
         net.S = xp.asarray(net.pack_state(state))
     net.mask = mask = net.weight_mask()
-    Xd, Yd = net.upload_ext(X), xp.asarray(Y)
+    Xd, Yd = net.upload(X), xp.asarray(Y)
     if orders is not None:
         ord_d = xp.asarray(orders[:epochs])
         Xp, Yp = xp.empty_like(Xd), xp.empty_like(Yd)
     else:
         Xp, Yp = Xd, Yd
     if ex is not None:
-        Xe, Ye = net.upload_ext(ex), xp.asarray(ey)
+        Xe, Ye = net.upload(ex), xp.asarray(ey)
     acc = xp.zeros(6, dtype=np.float64)
     snap = xp.empty_like(net.P)
     status = STATUS_OK
@@ -842,15 +898,13 @@ def train(W, b, X, Y, config, device="cuda", xp=None):
                 if orders is not None:
                     xp.take(Xd, ord_d[epoch], axis=0, out=Xp)
                     xp.take(Yd, ord_d[epoch], axis=0, out=Yp)
-                drop = (dropout, int(config.seed), epoch) if dropout > 0 else None
                 done = 0
                 for bi in range(nb):
                     start = bi * batch
                     m = m_full if bi < nb - 1 else m_last
                     k = opt_consts(config, eta, step + bi + 1, wd, l1c, dtype)
                     net.train_batch(Xp[start:start + m], Yp[start:start + m], m, acc[0:2],
-                                    cost_code, cost_scale,
-                                    None if drop is None else drop + (start,), k)
+                                    cost_code, cost_scale, (int(config.seed), epoch, start), k)
                     done = bi + 1
                     if progress is not None:
                         progress[0], progress[1] = epoch, done
@@ -901,36 +955,32 @@ def train(W, b, X, Y, config, device="cuda", xp=None):
     return result
 
 
-def predict(W, b, acts, X, device="cuda", xp=None):
-    """Network output (n, n_out), a host numpy array, for X (n, n_in)."""
-    dtype, sizes, act_codes = _check_net(W, b, acts)
+def predict(W, b, acts, X, device="cuda", xp=None, layers=None):
+    """Network output (n, n_out), a host numpy array, for X (n, n_in).  ``layers``: the
+    descriptions of layers other than dense ones (TrainConfig.layers)."""
+    dtype, sizes, act_codes, specs = _check_model(W, b, acts, None, layers)
     _check_data(X, None, dtype, sizes, "predict")
     xp = resolve_xp(xp, device)
     n = int(X.shape[0])
     out = xp.empty((n, sizes[-1]), dtype=dtype)
     if n:
-        net = _DeviceNet(xp, _kernels_for(xp, dtype), W, b, sizes, act_codes, dtype)
+        net = _make_net(xp, W, b, sizes, act_codes, specs, dtype)
         net.alloc(min(EVAL_ROWS, n))
-        Xd = net.upload_ext(X)
-        for s in range(0, n, net.rows):
-            m = min(net.rows, n - s)
-            v = net.cut(m)
-            zL = net.forward(Xd[s:s + m], v)
-            net.kern.output(zL, None, out[s:s + m], None, None, act_codes[-1], 0, 1.0)
+        net.forward_out(net.upload(X), out)
     return _to_host(xp, out)
 
 
-def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, device="cuda", xp=None):
-    """(cost summed over the examples, argmax hits) for (X, Y)."""
-    dtype, sizes, act_codes = _check_net(W, b, acts, cost)
+def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, device="cuda", xp=None, layers=None):
+    """(cost summed over the examples, argmax hits) for (X, Y).  ``layers``: as predict."""
+    dtype, sizes, act_codes, specs = _check_model(W, b, acts, cost, layers)
     _check_data(X, Y, dtype, sizes, "data")
     xp = resolve_xp(xp, device)
     n = int(X.shape[0])
     if n == 0:
         return 0.0, 0
-    net = _DeviceNet(xp, _kernels_for(xp, dtype), W, b, sizes, act_codes, dtype)
+    net = _make_net(xp, W, b, sizes, act_codes, specs, dtype)
     net.alloc(min(EVAL_ROWS, n))
     acc = xp.zeros(2, dtype=np.float64)
-    net.evaluate_set(net.upload_ext(X), xp.asarray(Y), acc, COSTS[cost], float(cost_scale))
+    net.evaluate_set(net.upload(X), xp.asarray(Y), acc, COSTS[cost], float(cost_scale))
     a = _to_host(xp, acc)
     return float(a[0]), int(a[1] + 0.5)
