@@ -367,6 +367,12 @@ def show_config(print_=True):
         "blas_thread_control": blas.controllable,
         "gpu": gpu,
         "gpu_reason": gpu_reason,
+        # the CPU level every engine call runs, those the build holds and those this CPU
+        # runs (FASTNN_CPU_LEVEL picks a lower one; DESIGN.md, "CPU levels")
+        "cpu_level": _engine.CPU_LEVEL,
+        "cpu_levels": list(_engine.CPU_LEVELS),
+        "cpu_levels_supported": list(_engine.CPU_LEVELS_SUPPORTED),
+        "cpu_level_flags": BUILD_INFO.get("cpu_levels", {}).get(_engine.CPU_LEVEL, ""),
         "debug_cython": bool(BUILD_INFO.get("debug_cython", False)),
         "compile_args": BUILD_INFO.get("compile_args", ""),
         "numpy": numpy.__version__,

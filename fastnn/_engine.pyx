@@ -6,13 +6,15 @@ keep the C code in bounds (dtype, contiguity, shapes, table codes) are made here
 front doors (network, network2, Sequential, the estimators) make the user-facing checks with
 friendlier messages before they get here.
 """
+import os
+
 import numpy as np
 
 cimport cython
 cimport numpy as cnp
 from cython cimport floating
 from cpython.exc cimport PyErr_CheckSignals
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
@@ -20,7 +22,7 @@ from fastnn._config import blas_single_thread
 
 cnp.import_array()
 
-cdef extern from "fastnn.h" nogil:
+cdef extern from "dispatch.h" nogil:
     enum:
         FNN_MAX_LAYERS
         FNN_MAX_SLOTS
@@ -129,16 +131,29 @@ cdef extern from "fastnn.h" nogil:
 
     int fnn_openmp_enabled()
     int fnn_omp_max_threads()
-    int fnn_train_f64(fnn_net *net, fnn_train_cfg *cfg)
-    int fnn_train_f32(fnn_net *net, fnn_train_cfg *cfg)
-    int fnn_predict_f64(const fnn_net *net, const double *X, int64_t n, double *out)
-    int fnn_predict_f32(const fnn_net *net, const float *X, int64_t n, float *out)
-    int fnn_evaluate_f64(const fnn_net *net, const fnn_data *data, double *cost, int64_t *hits)
-    int fnn_evaluate_f32(const fnn_net *net, const fnn_data *data, double *cost, int64_t *hits)
-    int fnn_gradient_f64(const fnn_net *net, const fnn_data *data, double **gW, double **gb,
-                         double *cost)
-    int fnn_gradient_f32(const fnn_net *net, const fnn_data *data, float **gW, float **gb,
-                         double *cost)
+
+    # the engine's entry points, compiled once per CPU level (src_c/dispatch.h, level.c)
+    ctypedef struct fnn_kernels:
+        const char *name
+        uint32_t needs
+        int vbytes
+        int (*train_f64)(fnn_net *net, fnn_train_cfg *cfg) noexcept nogil
+        int (*train_f32)(fnn_net *net, fnn_train_cfg *cfg) noexcept nogil
+        int (*predict_f64)(const fnn_net *net, const double *X, int64_t n, double *out) noexcept nogil
+        int (*predict_f32)(const fnn_net *net, const float *X, int64_t n, float *out) noexcept nogil
+        int (*evaluate_f64)(const fnn_net *net, const fnn_data *data, double *cost,
+                            int64_t *hits) noexcept nogil
+        int (*evaluate_f32)(const fnn_net *net, const fnn_data *data, double *cost,
+                            int64_t *hits) noexcept nogil
+        int (*gradient_f64)(const fnn_net *net, const fnn_data *data, double **gW,
+                            double **gb, double *cost) noexcept nogil
+        int (*gradient_f32)(const fnn_net *net, const fnn_data *data, float **gW,
+                            float **gb, double *cost) noexcept nogil
+
+    const fnn_kernels *const fnn_levels[]
+    int FNN_CPU_N_FEATURES
+    const char *const fnn_cpu_feature_names[]
+    uint32_t fnn_cpu_features()
 
 
 cdef dict _rows(const fnn_table_row *rows, str table, bint with_flag):
@@ -187,6 +202,81 @@ STATUS_CALLBACK_ERROR = STATUSES["callback_error"]
 # then neurons) split with barriers between phases; or the first layer's inputs split
 # (src_c/path_rows.h, src_c/path_ksplit.h)
 PATHS = ("serial", "rows", "ksplit")
+
+
+# ---------------------------------------------------------------------------------------------
+# the CPU level: the engine is compiled for several (src_c/dispatch.h); every call below goes
+# through the table of the best one this CPU runs, or of the one FASTNN_CPU_LEVEL names
+
+cdef const fnn_kernels *_K = NULL
+
+
+cdef tuple _feature_names(uint32_t bits):
+    return tuple(fnn_cpu_feature_names[i].decode("ascii") for i in range(FNN_CPU_N_FEATURES)
+                 if (bits >> i) & 1)
+
+
+def _levels_built():
+    """[(name, features its code uses)] of the levels this build holds, best first."""
+    cdef int i = 0
+    out = []
+    while fnn_levels[i] != NULL:
+        out.append((fnn_levels[i].name.decode("ascii"), _feature_names(fnn_levels[i].needs)))
+        i += 1
+    return out
+
+
+def pick_level(cpu_features, want=""):
+    """Return the name of the level to run on a CPU with ``cpu_features`` (names as
+    dispatch.h spells them): ``want`` if given, else the best this CPU runs.  Raise
+    ImportError when ``want`` is not in this build or needs more than the CPU has, or when
+    the CPU is below every level (the module runs this at import on the CPU's own
+    features)."""
+    built = _levels_built()
+    names = [n for n, _ in built]
+    missing = {n: tuple(f for f in needs if f not in cpu_features) for n, needs in built}
+    runs = [n for n in names if not missing[n]]
+    if want:
+        if want not in missing:
+            raise ImportError(f"fastnn: FASTNN_CPU_LEVEL={want!r}, but this build of the engine "
+                              f"holds the CPU levels {', '.join(names)}: name one of them, or "
+                              f"unset FASTNN_CPU_LEVEL to take the best this CPU runs")
+        if missing[want]:
+            raise ImportError(f"fastnn: FASTNN_CPU_LEVEL={want}, but this CPU lacks "
+                              f"{', '.join(missing[want])}, which the {want} kernels use; the "
+                              f"levels it runs: {', '.join(runs) or 'none'}")
+        return want
+    if not runs:
+        low = names[len(names) - 1]    # (wraparound is off in this module)
+        raise ImportError(f"fastnn: this CPU is below the engine's baseline: the lowest CPU "
+                          f"level in this build ({low}) uses {', '.join(missing[low])}, which "
+                          f"this CPU lacks.  Build fastnn from source on this machine (pip "
+                          f"install --no-binary fastnn fastnn, with FASTNN_MARCH=none in the "
+                          f"environment) to get kernels for it.")
+    return runs[0]
+
+
+cdef int _use_level(str name) except -1:
+    global _K, CPU_LEVEL, VECTOR_BYTES
+    cdef int i = 0
+    while fnn_levels[i] != NULL:
+        if fnn_levels[i].name.decode("ascii") == name:
+            _K = fnn_levels[i]
+            CPU_LEVEL = name
+            VECTOR_BYTES = _K.vbytes
+            return 0
+        i += 1
+    raise ImportError(f"fastnn: no CPU level {name!r} in this build")
+
+
+CPU_FEATURES = _feature_names(fnn_cpu_features())   # the features of dispatch.h's list
+                                                    # this CPU has
+CPU_LEVELS = tuple(n for n, _ in _levels_built())   # the levels this build holds, best first
+CPU_LEVELS_SUPPORTED = tuple(n for n, needs in _levels_built()   # those this CPU runs
+                             if all(f in CPU_FEATURES for f in needs))
+CPU_LEVEL = None              # the level every call runs (its name)
+VECTOR_BYTES = 0              # its vector width
+_use_level(pick_level(CPU_FEATURES, os.environ.get("FASTNN_CPU_LEVEL", "").strip().lower()))
 
 
 def c_code(str table, str name):
@@ -432,9 +522,9 @@ cdef int _check_cb(void *ctx) noexcept nogil:
 
 cdef int _train_dispatch(floating *tag, fnn_net *net, fnn_train_cfg *cfg) noexcept nogil:
     if floating is double:
-        return fnn_train_f64(net, cfg)
+        return _K.train_f64(net, cfg)
     else:
-        return fnn_train_f32(net, cfg)
+        return _K.train_f32(net, cfg)
 
 
 def train(list W, list b, X, Y, config, int n_threads=1, int check_every=0):
@@ -592,9 +682,9 @@ def predict(list W, list b, acts, X, int n_threads=1, list layers=None):
     with blas_single_thread():
         with nogil:
             if is64:
-                status = fnn_predict_f64(&net, <const double *>px, n, <double *>po)
+                status = _K.predict_f64(&net, <const double *>px, n, <double *>po)
             else:
-                status = fnn_predict_f32(&net, <const float *>px, n, <float *>po)
+                status = _K.predict_f32(&net, <const float *>px, n, <float *>po)
     if status == FNN_NOMEM:
         raise MemoryError("fastnn: the engine could not allocate its work buffers")
     return out
@@ -617,9 +707,9 @@ def evaluate(list W, list b, acts, int cost, double cost_scale, X, Y, int n_thre
     with blas_single_thread():
         with nogil:
             if is64:
-                status = fnn_evaluate_f64(&net, &data, &c, &hits)
+                status = _K.evaluate_f64(&net, &data, &c, &hits)
             else:
-                status = fnn_evaluate_f32(&net, &data, &c, &hits)
+                status = _K.evaluate_f32(&net, &data, &c, &hits)
     if status == FNN_NOMEM:
         raise MemoryError("fastnn: the engine could not allocate its work buffers")
     return c, hits
@@ -650,9 +740,9 @@ def gradient(list W, list b, acts, int cost, double cost_scale, X, Y, list layer
         with blas_single_thread():
             with nogil:
                 if is64:
-                    status = fnn_gradient_f64(&net, &data, <double **>pw, <double **>pb, &c)
+                    status = _K.gradient_f64(&net, &data, <double **>pw, <double **>pb, &c)
                 else:
-                    status = fnn_gradient_f32(&net, &data, <float **>pw, <float **>pb, &c)
+                    status = _K.gradient_f32(&net, &data, <float **>pw, <float **>pb, &c)
     finally:
         free(pw)
         free(pb)

@@ -12,7 +12,8 @@
  *
  * The kernels are written once, for a type REAL, in the files engine.h includes, and
  * instantiated twice below: REAL = double (names end in _f64) and REAL = float (_f32); the
- * Cython layer dispatches on its fused `floating` type.  DESIGN.md maps the files.
+ * Cython layer dispatches on its fused `floating` type.  setup.py compiles them once per CPU
+ * level (level.c, dispatch.h).  DESIGN.md maps the files.
  */
 #ifndef FASTNN_H
 #define FASTNN_H
@@ -270,6 +271,9 @@ static inline int fnn_net_finish(fnn_net *net) {
 }
 
 /* ---- instantiate the kernels for double and float ---- */
+/* (not in the dispatcher's translation unit, FNN_API_ONLY: it reaches them through the
+ * table of the CPU level it picks, dispatch.h) */
+#ifndef FNN_API_ONLY
 #define REAL double
 #define FNN_IREAL int64_t
 #define FNN_SUFFIX(name) name##_f64
@@ -289,5 +293,6 @@ static inline int fnn_net_finish(fnn_net *net) {
 #undef FNN_IREAL
 #undef FNN_SUFFIX
 #undef FNN_GEMM_T
+#endif /* !FNN_API_ONLY */
 
 #endif /* FASTNN_H */
