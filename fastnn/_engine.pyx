@@ -26,6 +26,7 @@ cdef extern from "dispatch.h" nogil:
     enum:
         FNN_MAX_LAYERS
         FNN_MAX_SLOTS
+        FNN_KSPLIT_MAX_BLOCKS
         FNN_LAYER_DENSE
         FNN_OPT_SGD
         FNN_MON_TRAIN
@@ -128,6 +129,7 @@ cdef extern from "dispatch.h" nogil:
         int path
         int64_t *progress
         int progress_n
+        int ksplit_blocks
 
     int fnn_openmp_enabled()
     int fnn_omp_max_threads()
@@ -302,6 +304,19 @@ def c_code(str table, str name):
             return rows[i].code
         i += 1
     raise KeyError(name)
+
+
+def ksplit_blocks():
+    """The K split's fixed blocks of the first layer's inputs (src_c/path_ksplit.h): the CPUs
+    this process may use, from 1 to FNN_KSPLIT_MAX_BLOCKS, fixed for the process, so that a
+    call's results do not depend on its thread count.  Two blocks on a 2-core machine cost
+    nothing over the old split by threads; more cores get more blocks to share."""
+    import os
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(int(n), FNN_KSPLIT_MAX_BLOCKS))
 
 
 def openmp_enabled():
@@ -637,6 +652,7 @@ def train(list W, list b, X, Y, config, int n_threads=1, int check_every=0):
     cfg.check = _check_cb
     cfg.ctx = <void *>ctx
     cfg.check_every = check_every
+    cfg.ksplit_blocks = ksplit_blocks()
     progress = config.progress
     if progress is not None:
         _check_array(progress, "progress", np.dtype(np.int64), 1, True)

@@ -47,10 +47,9 @@
 #ifndef FNN_PAR_MIN
 #define FNN_PAR_MIN 16384.0
 #endif
-/* the K split's fixed blocks of the first layer's inputs (path_ksplit.h): the partial sums
- * are the same whatever the thread count, and up to this many threads share the work */
-#ifndef FNN_KSPLIT_BLOCKS
-#define FNN_KSPLIT_BLOCKS 8
+/* the most fixed blocks the K split cuts the first layer's inputs into (path_ksplit.h) */
+#ifndef FNN_KSPLIT_MAX_BLOCKS
+#define FNN_KSPLIT_MAX_BLOCKS 8
 #endif
 /* how many mini-batches ahead the gather prefetches the shuffled rows */
 #ifndef FNN_PREFETCH_BATCHES
@@ -213,6 +212,10 @@ typedef struct {
                                      * publish); thread 0 stores them (atomics) as it goes,
                                      * for a progress bar read from another thread */
     int progress_n;                 /* its length */
+    int ksplit_blocks;              /* the K split's fixed blocks (1 to FNN_KSPLIT_MAX_BLOCKS):
+                                     * the same for every call of a process, whatever its
+                                     * thread count, so that the results do not depend on it;
+                                     * the Python layer gives the usable CPUs, at most 8 */
 } fnn_train_cfg;
 
 /* how fnn_train runs each mini-batch: on one thread (path_rows.h), split by examples and

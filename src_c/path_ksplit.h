@@ -116,12 +116,12 @@ static void F(rep_copy)(F(fnn_rep) *r, fnn_net *net, fnn_train_cfg *cfg, int out
 /* Is the K split worth it: small mini-batches, and the layers after the first (which every
  * thread runs) under a tenth of one thread's share of the first?  With one thread it is the
  * serial path with W[0] transposed. */
-static int F(ksplit_ok)(const fnn_net *net, int batch, int T) {
+static int F(ksplit_ok)(const fnn_net *net, int batch, int T, int nb) {
     const int n0 = net->sizes[0], n1 = net->sizes[1];
     const int64_t ka = FNN_VBYTES / (int64_t)sizeof(REAL);
     /* the choice does not depend on T (the results must not): at least two vectors of
      * inputs per block, and the later layers under a tenth of half the first layer */
-    if (T < 1 || batch < 1 || !F(small)(batch) || n0 < 2 * ka * FNN_KSPLIT_BLOCKS) return 0;
+    if (T < 1 || batch < 1 || !F(small)(batch) || n0 < 2 * ka * nb) return 0;
     for (int l = 0; l < net->L; l++)   /* every thread runs the later layers on its copy */
         if (net->layer[l].kind != FNN_LAYER_DENSE) return 0;
     double first = (double)n0 * n1, rest = 4.0 * n1;
@@ -129,28 +129,28 @@ static int F(ksplit_ok)(const fnn_net *net, int batch, int T) {
     return rest <= 0.1 * first;
 }
 
-/* The first layer's inputs in FNN_KSPLIT_BLOCKS fixed blocks: block b is the columns from
+/* The first layer's inputs in nb fixed blocks (cfg->ksplit_blocks): block b is the columns from
  * ksplit_col(b) on.  Each block's partial sums start from zero and the blocks are added in
  * block order, so the sums are the same whatever the thread count; thread t owns a run of
  * whole blocks (threads past the blocks own none). */
-static inline int64_t F(ksplit_col)(int n0, int b) {
+static inline int64_t F(ksplit_col)(int n0, int b, int nb) {
     int64_t lo, hi;
-    if (b >= FNN_KSPLIT_BLOCKS) return n0;
-    fnn_split(n0, b, FNN_KSPLIT_BLOCKS, 1, 0, &lo, &hi);
+    if (b >= nb) return n0;
+    fnn_split(n0, b, nb, 1, 0, &lo, &hi);
     return lo;
 }
 
-static inline void F(ksplit_blocks)(int t, int T, int64_t *b0, int64_t *b1) {
-    fnn_split(FNN_KSPLIT_BLOCKS, t, T, 1, 0, b0, b1);
+static inline void F(ksplit_blocks)(int t, int T, int nb, int64_t *b0, int64_t *b1) {
+    fnn_split(nb, t, T, 1, 0, b0, b1);
 }
 
 /* thread t's columns of W[0]: its blocks' (each thread keeps them in its own transposed copy,
  * so no two threads write one line, and reads of x need no alignment) */
-static void F(ksplit_cols)(int n0, int t, int T, int64_t *k0, int64_t *k1) {
+static void F(ksplit_cols)(int n0, int t, int T, int nb, int64_t *k0, int64_t *k1) {
     int64_t b0, b1;
-    F(ksplit_blocks)(t, T, &b0, &b1);
-    *k0 = F(ksplit_col)(n0, (int)b0);
-    *k1 = F(ksplit_col)(n0, (int)b1);
+    F(ksplit_blocks)(t, T, nb, &b0, &b1);
+    *k0 = F(ksplit_col)(n0, (int)b0, nb);
+    *k1 = F(ksplit_col)(n0, (int)b1, nb);
 }
 
 static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL *P,
@@ -176,14 +176,16 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
     }
 #endif
     /* this batch's half of the partial sums: one slot per block */
-    REAL *Pb = P + (int64_t)((start / cfg->batch) & 1) * FNN_KSPLIT_BLOCKS * pstride;
+    const int nb = cfg->ksplit_blocks;
+    REAL *Pb = P + (int64_t)((start / cfg->batch) & 1) * nb * pstride;
     const REAL *ptr[FNN_SMALL_M], *pb[FNN_SMALL_M];
     const REAL *const *xr = F(in_rows)(ws, 0, n0, 0, m, k0, ptr);
     const int ldr = rp->ldr;
     int64_t b0, b1;
-    F(ksplit_blocks)(t, T, &b0, &b1);
+    F(ksplit_blocks)(t, T, nb, &b0, &b1);
     for (int64_t blk = b0; blk < b1; blk++) {   /* each of its blocks from zero */
-        const int64_t c0 = F(ksplit_col)(n0, (int)blk), c1 = F(ksplit_col)(n0, (int)blk + 1);
+        const int64_t c0 = F(ksplit_col)(n0, (int)blk, nb);
+        const int64_t c1 = F(ksplit_col)(n0, (int)blk + 1, nb);
         for (int i = 0; i < m; i++) pb[i] = xr[i] + (c0 - k0);
         F(dott_rows)(m, pb, rp->W0 + (c0 - k0) * ldr, ldr, (int)(c1 - c0), 0,
                      Pb + blk * pstride, ldr);
@@ -193,7 +195,7 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
     for (int i = 0; i < m; i++) {   /* block 0's part, then the others' in block order */
         REAL *zr = Z + (int64_t)i * n1;
         memcpy(zr, Pb + (int64_t)i * ldr, sizeof(REAL) * (size_t)n1);
-        for (int u = 1; u < FNN_KSPLIT_BLOCKS; u++) {
+        for (int u = 1; u < nb; u++) {
             const REAL *pu = Pb + u * pstride + (int64_t)i * ldr;
             for (int j = 0; j < n1; j++) zr[j] += pu[j];
         }

@@ -95,7 +95,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                     (want == FNN_PATH_ROWS || (double)batch * F(net_work)(net) >= FNN_PAR_MIN);
     const int Tk = par ? T : 1;   /* the K split's threads */
     const int ksplit = (want == FNN_PATH_AUTO || want == FNN_PATH_KSPLIT) &&
-                       F(ksplit_ok)(net, batch, Tk);
+                       F(ksplit_ok)(net, batch, Tk, cfg->ksplit_blocks);
     cfg->path = ksplit ? FNN_PATH_KSPLIT : par ? FNN_PATH_ROWS : FNN_PATH_SERIAL;
     F(fnn_rep) *reps = NULL;
     REAL *P = NULL;
@@ -108,11 +108,11 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     if (bar == NULL) { fnn_free(snap); F(ws_free)(&ws); return FNN_NOMEM; }
     if (ksplit) {
         reps = (F(fnn_rep) *)fnn_calloc((size_t)Tk, sizeof(F(fnn_rep)));
-        P = (REAL *)fnn_malloc(sizeof(REAL) * 2 * (size_t)FNN_KSPLIT_BLOCKS * pstride);
+        P = (REAL *)fnn_malloc(sizeof(REAL) * 2 * (size_t)cfg->ksplit_blocks * pstride);
         int ok = reps != NULL && P != NULL;
         for (int t = 0; ok && t < Tk; t++) {
             int64_t k0, k1;
-            F(ksplit_cols)(net->sizes[0], t, Tk, &k0, &k1);
+            F(ksplit_cols)(net->sizes[0], t, Tk, cfg->ksplit_blocks, &k0, &k1);
             ok = F(rep_alloc)(&reps[t], net, cfg, batch, k0, k1) == FNN_OK;
         }
         if (!ok) {
