@@ -28,7 +28,7 @@ sys.path[:0] = [os.getcwd(), os.path.join(os.getcwd(), "bench")]
 import fastnn, _harness
 from fastnn import _engine
 ctx = _harness.Context()
-out = {"level": _engine.CPU_LEVEL, "file": _engine.__file__, "times": {}, "cpu": {}}
+out = {"level": getattr(_engine, "CPU_LEVEL", "native (no dispatch)"), "file": _engine.__file__, "times": {}, "cpu": {}}
 for wid, dtype, threads in json.loads(sys.argv[1]):
     wl = _harness.WORKLOADS[wid]
     impl = _harness.FastnnImpl(wl, ctx, dtype, threads)
