@@ -80,8 +80,11 @@ print(json.dumps(out))
 
 
 def _train_at(level):
-    env = dict(os.environ, FASTNN_CPU_LEVEL=level)
-    res = subprocess.run([sys.executable, "-c", TRAIN], env=env, cwd=ROOT,
+    # the fastnn under test (the checkout built in place, or the installed package), from a
+    # folder where Python does not find the uncompiled source tree first
+    from conftest import child_env
+    env = child_env(FASTNN_CPU_LEVEL=level)
+    res = subprocess.run([sys.executable, "-c", TRAIN], env=env, cwd=os.path.dirname(ROOT),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
