@@ -78,6 +78,9 @@ static inline void F(publish)(const fnn_train_cfg *cfg, int epoch, int64_t done,
 static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     const int T = net->n_threads > 0 ? net->n_threads : 1;
     const int64_t n = cfg->train.n;
+    /* a caller that leaves the K split's blocks unset gets 2 (fastnn.h, ksplit_blocks) */
+    if (cfg->ksplit_blocks < 1 || cfg->ksplit_blocks > FNN_KSPLIT_MAX_BLOCKS)
+        cfg->ksplit_blocks = 2;
     const int batch = cfg->batch;
     int M = batch;
     const int me = F(eval_rows)(net);
