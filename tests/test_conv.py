@@ -63,6 +63,21 @@ def cast(ps, dtype):
 # ---------------------------------------------------------------------------------------------
 # the oracle
 
+def _fd_worst(net, Xs, Y, pairs, h=1e-6):
+    """The largest |central difference of the summed cost - backprop's gradient| over every
+    entry of the (parameter, gradient) pairs."""
+    worst = 0.0
+    for p, g in pairs:
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + h
+            cp = net.cost_sum(Xs, Y)
+            p[idx] = old - h
+            cm = net.cost_sum(Xs, Y)
+            p[idx] = old
+            worst = max(worst, abs((cp - cm) / (2 * h) - g[idx]))
+    return worst
+
 @pytest.mark.parametrize("stride,padding,cin,cout", [
     ((1, 1), "valid", 1, 2), ((2, 2), "valid", 2, 3), ((1, 2), "same", 3, 2),
     ((2, 1), "same", 2, 4), ((3, 3), "same", 1, 1)])
@@ -79,19 +94,8 @@ def test_oracle_conv_gradient_matches_finite_differences(stride, padding, cin, c
     X, Y = data(rng, 3, in_shape, 3)
     Xs = X.reshape(3, *in_shape)
     gW, gb = net.gradient(Xs, Y)
-    h, worst = 1e-6, 0.0
-    for params, grads in ((net.weights, gW), (net.biases, gb)):
-        for p, g in zip(params, grads):
-            if p is None:
-                continue
-            for idx in np.ndindex(p.shape):
-                old = p[idx]
-                p[idx] = old + h
-                cp = net.cost_sum(Xs, Y)
-                p[idx] = old - h
-                cm = net.cost_sum(Xs, Y)
-                p[idx] = old
-                worst = max(worst, abs((cp - cm) / (2 * h) - g[idx]))
+    worst = _fd_worst(net, Xs, Y, [(p, g) for p, g in zip(net.weights + net.biases, gW + gb)
+                                   if p is not None])
     print(f"conv stride {stride} {padding} {cin}->{cout}: max |fd - backprop| = {worst:.3g}")
     assert worst < 1e-7
 
@@ -103,16 +107,7 @@ def test_oracle_pooling_gradient_matches_finite_differences():
     X, Y = data(rng, 2, (8, 8, 2))
     Xs = X.reshape(2, 8, 8, 2)
     gW, gb = net.gradient(Xs, Y)
-    h, worst = 1e-6, 0.0
-    for p, g in ((net.weights[0], gW[0]), (net.biases[0], gb[0])):
-        for idx in np.ndindex(p.shape):
-            old = p[idx]
-            p[idx] = old + h
-            cp = net.cost_sum(Xs, Y)
-            p[idx] = old - h
-            cm = net.cost_sum(Xs, Y)
-            p[idx] = old
-            worst = max(worst, abs((cp - cm) / (2 * h) - g[idx]))
+    worst = _fd_worst(net, Xs, Y, [(net.weights[0], gW[0]), (net.biases[0], gb[0])])
     print(f"through max pooling: max |fd - backprop| = {worst:.3g}")
     assert worst < 1e-7
 
