@@ -9,6 +9,11 @@ FASTNN_MARCH=...          unset (the default): the engine is compiled once per C
                           (x86-64: avx512, avx2, sse42) and the module picks one at import;
                           "native" (or any -march value): one level for this machine only,
                           not to be shipped; "none": one level, the compiler's default target
+FASTNN_MTUNE=...          the -mtune of the x86-64 levels' code: unset (the default) is
+                          "native", scheduled for the building machine (pip installs from
+                          source build where they run; measured 2-10 % faster on W1/W2 than
+                          the compiler's generic tuning, DESIGN.md "CPU levels"); wheels for
+                          other machines set "generic".  It changes no instruction set.
 FASTNN_SANITIZE=address   build with AddressSanitizer (see README, "Sanitizers")
 
 How the CPU levels are built: src_c/level.c holds the whole engine; a build_ext subclass
@@ -117,10 +122,16 @@ def cpu_levels():
         return [("native", flag)]
     if not _try_compile([], [], _PROBE_X86):
         return [("baseline", [])]     # aarch64 (NEON is its baseline), ppc64le, ...
+    tune = os.environ.get("FASTNN_MTUNE", "").strip() or "native"
+    tune_flag = ["-mtune=" + tune]
+    if not _try_compile(tune_flag, [], _PROBE_MAIN):
+        sys.stderr.write(f"fastnn: WARNING: the compiler rejects {tune_flag[0]}: generic "
+                         f"tuning\n")
+        tune_flag = []
     levels = []
     for name, flags in X86_LEVELS:
         if _try_compile(flags, [], _PROBE_MAIN):
-            levels.append((name, flags))
+            levels.append((name, flags + tune_flag))
         else:
             sys.stderr.write(f"fastnn: WARNING: the compiler rejects the {name} flags "
                              f"({' '.join(flags)}): no {name} kernels in this build\n")
@@ -246,6 +257,9 @@ class build_ext_levels(build_ext):
             with ThreadPoolExecutor(workers) as pool:
                 objs = list(pool.map(lambda lv: self._level_object(ext, *lv), levels))
             ext.extra_objects = [o for o in (ext.extra_objects or []) if o not in objs] + objs
+            # a level object compiled anew (new flags) must be linked again: build_ext looks
+            # only at the sources and depends to decide
+            ext.depends = [d for d in ext.depends if d not in objs] + objs
         super().build_extension(ext)
 
     def run(self):
