@@ -60,8 +60,19 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, help="only the configurations with this many "
                     "threads (1 on a busy machine: the 2-thread ones wait for the other core)")
+    ap.add_argument("--config", action="append", metavar="'W2 float64 2'",
+                    help="time this configuration (workload, dtype, threads) instead of the "
+                         "default list; may be given several times")
     args = ap.parse_args(argv)
-    configs = [c for c in CONFIGS if args.threads is None or c[2] == args.threads]
+    configs = CONFIGS
+    if args.config:
+        configs = []
+        for text in args.config:
+            parts = text.split()
+            if len(parts) != 3 or not parts[2].isdigit():
+                ap.error(f"--config: expected 'WORKLOAD DTYPE THREADS', got {text!r}")
+            configs.append((parts[0], parts[1], int(parts[2])))
+    configs = [c for c in configs if args.threads is None or c[2] == args.threads]
     trees = [os.path.abspath(t) for t in args.trees]
     wall = {t: {} for t in trees}
     cpu = {t: {} for t in trees}
