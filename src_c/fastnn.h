@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #if defined(__AVX512F__) || defined(__AVX__)
 #include <immintrin.h>
 #endif
@@ -161,6 +162,8 @@ typedef struct {
     double train_cost; int64_t train_correct;              /* FNN_MON_TRAIN, after the epoch */
     double eval_cost; int64_t eval_correct;                /* FNN_MON_EVAL, after the epoch */
     double sum_w2, sum_w1;          /* sum of w^2 and |w| over all weights, after the epoch */
+    double threads;                 /* threads per mini-batch, on average (team.h) */
+    double wait_frac;               /* the share of the threads' time spent at the barrier */
 } fnn_epoch_stats;
 
 /* What a forward pass is for: training (dropout masks drawn from (seed, epoch, example slot
@@ -216,6 +219,10 @@ typedef struct {
                                      * the same for every call of a process, whatever its
                                      * thread count, so that the results do not depend on it;
                                      * the Python layer gives the usable CPUs, at most 8 */
+    int adapt;                      /* team.h: 0 every mini-batch on n_threads threads; 1 on
+                                     * as many as pay, chunk by chunk (the default count);
+                                     * 2 tests: a different team every 3 mini-batches */
+    double threads;                 /* out: threads per mini-batch over the call, on average */
 } fnn_train_cfg;
 
 /* how fnn_train runs each mini-batch: on one thread (path_rows.h), split by examples and
@@ -224,6 +231,7 @@ typedef struct {
 enum { FNN_PATH_AUTO = -1, FNN_PATH_SERIAL = 0, FNN_PATH_ROWS = 1, FNN_PATH_KSPLIT = 2 };
 
 #include "runtime.h"
+#include "team.h"
 
 /* Derive the sizes of every layer and check that the layers chain; 0 when they do, else the
  * index + 1 of the first layer that does not (the Cython layer has checked each one). */

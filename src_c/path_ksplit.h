@@ -153,6 +153,27 @@ static void F(ksplit_cols)(int n0, int t, int T, int nb, int64_t *k0, int64_t *k
     *k1 = F(ksplit_col)(n0, (int)b1, nb);
 }
 
+/* the copies of a team of T threads, each with its blocks' columns (NULL: no memory) */
+static F(fnn_rep) *F(rep_set)(const fnn_net *net, const fnn_train_cfg *cfg, int M, int T) {
+    F(fnn_rep) *reps = (F(fnn_rep) *)fnn_calloc((size_t)T, sizeof(F(fnn_rep)));
+    if (reps == NULL) return NULL;
+    for (int t = 0; t < T; t++) {
+        int64_t k0, k1;
+        F(ksplit_cols)(net->sizes[0], t, T, cfg->ksplit_blocks, &k0, &k1);
+        if (F(rep_alloc)(&reps[t], net, cfg, M, k0, k1) != FNN_OK) {
+            for (int u = 0; u < t; u++) F(rep_free)(&reps[u]);
+            fnn_free(reps);
+            return NULL;
+        }
+    }
+    return reps;
+}
+
+static void F(rep_set_free)(F(fnn_rep) *reps, int T) {
+    for (int t = 0; reps != NULL && t < T; t++) F(rep_free)(&reps[t]);
+    fnn_free(reps);
+}
+
 static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL *P,
                                   int64_t pstride, fnn_spin_barrier *bar, int epoch,
                                   int64_t start, int m, double eta, int64_t step, int t, int T,

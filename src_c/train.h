@@ -96,11 +96,20 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     const int want = cfg->path;
     const int par = want != FNN_PATH_SERIAL && T > 1 && batch >= T &&
                     (want == FNN_PATH_ROWS || (double)batch * F(net_work)(net) >= FNN_PAR_MIN);
-    const int Tk = par ? T : 1;   /* the K split's threads */
+    const int Tt = par ? T : 1;   /* the most threads a mini-batch runs on */
     const int ksplit = (want == FNN_PATH_AUTO || want == FNN_PATH_KSPLIT) &&
-                       F(ksplit_ok)(net, batch, Tk, cfg->ksplit_blocks);
+                       F(ksplit_ok)(net, batch, Tt, cfg->ksplit_blocks);
     cfg->path = ksplit ? FNN_PATH_KSPLIT : par ? FNN_PATH_ROWS : FNN_PATH_SERIAL;
+    /* the team of each chunk of mini-batches (team.h) */
+    fnn_team_ctl ctl;
+    /* (the rows path's GEMM calls above FNN_SMALL_M rows still depend on the team's split:
+     * no adapting there) */
+    fnn_team_start(&ctl, Tt, ksplit || F(small)(batch) ? cfg->adapt : 0);
+    /* the K split's per-thread copies, one set per team size the controller has used (a set
+     * for a team of ladder[r] threads in sets[r]); `reps` is the set in use, of `rteam` */
+    F(fnn_rep) *sets[FNN_TEAM_LADDER] = {0};
     F(fnn_rep) *reps = NULL;
+    int rteam = 0;
     REAL *P = NULL;
     fnn_spin_barrier *bar = NULL;
     const int64_t pl = FNN_ALIGN / (int64_t)sizeof(REAL);
@@ -110,21 +119,14 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     bar = (fnn_spin_barrier *)fnn_calloc(1, sizeof(fnn_spin_barrier));
     if (bar == NULL) { fnn_free(snap); F(ws_free)(&ws); return FNN_NOMEM; }
     if (ksplit) {
-        reps = (F(fnn_rep) *)fnn_calloc((size_t)Tk, sizeof(F(fnn_rep)));
         P = (REAL *)fnn_malloc(sizeof(REAL) * 2 * (size_t)cfg->ksplit_blocks * pstride);
-        int ok = reps != NULL && P != NULL;
-        for (int t = 0; ok && t < Tk; t++) {
-            int64_t k0, k1;
-            F(ksplit_cols)(net->sizes[0], t, Tk, cfg->ksplit_blocks, &k0, &k1);
-            ok = F(rep_alloc)(&reps[t], net, cfg, batch, k0, k1) == FNN_OK;
-        }
-        if (!ok) {
-            for (int t = 0; reps && t < Tk; t++) F(rep_free)(&reps[t]);
-            fnn_free(reps); fnn_free(P); fnn_free(bar); fnn_free(snap); F(ws_free)(&ws);
+        rteam = ctl.ladder[ctl.cur];
+        reps = sets[ctl.cur] = F(rep_set)(net, cfg, batch, rteam);
+        if (P == NULL || reps == NULL) {
+            fnn_free(P); fnn_free(bar); fnn_free(snap); F(ws_free)(&ws);
             return FNN_NOMEM;
         }
     }
-    const int Tt = par ? T : 1;
 
     int status = FNN_OK;
     double eta = cfg->eta;
@@ -136,59 +138,87 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
         fnn_epoch_stats st;
         memset(&st, 0, sizeof(st));
         st.epoch = epoch;
+        const double tb0 = ctl.team_batches, w0 = ctl.waited_s, b0 = ctl.busy_s;
+        const int64_t nb0 = ctl.batches;
         F(snapshot)(net, snap, 0);
         F(set_direct)(&ws, cfg->train.X, net->sizes[0], batch);  /* evaluate_set reset it */
         /* The K-split copies are filled at the first chunk of an epoch and written back at
-         * its last (or when the epoch stops early): in between, between the chunks where
-         * interrupts are checked, they are the live parameters ("live"). */
+         * its last, when the epoch stops early, or when another team takes over: in between
+         * they are the live parameters ("live"). */
         int live = 0;
         for (int64_t c0 = 0; c0 < nb; c0 += ce) {
             int64_t c1 = c0 + ce < nb ? c0 + ce : nb;
-            int used = 0;
-#pragma omp parallel num_threads(Tt)
-            {
-                const int t = fnn_thread_num(), TT = fnn_num_threads();
-                if (t == 0) used = TT;
-                if (ksplit && TT == Tk) {
-                    const int64_t k0 = reps[t].k0, k1 = reps[t].k1;
-                    if (!live) F(rep_copy)(&reps[t], net, cfg, 0, 1);
-                    for (int64_t bi = c0; bi < c1; bi++) {
-                        int64_t start = bi * batch;
-                        int m = (int)(n - start < batch ? n - start : batch);
-                        F(train_batch_ksplit)(cfg, &reps[t], P, pstride, bar, epoch, start, m,
-                                              eta, cfg->opt.t + bi + 1, t, TT, k0, k1);
-                        if (t == 0) F(publish)(cfg, epoch, bi + 1, ws.acc, reps[0].ws.acc);
-                    }
-                    if (c1 == nb) F(rep_copy)(&reps[t], net, cfg, 1, t == 0);
-                } else {
-                    if (live) {   /* fewer threads than asked: back to the shared copy */
-                        if (t == 0)
-                            for (int u = 0; u < Tk; u++) F(rep_copy)(&reps[u], net, cfg, 1, u == 0);
-                        fnn_barrier();
-                    }
-                    /* this thread's generation of the barrier: every thread reads it before
-                     * any can pass a meeting */
-                    int gen = fnn_spin_gen(bar);
-                    for (int64_t bi = c0; bi < c1; bi++) {
-                        int64_t start = bi * batch;
-                        int m = (int)(n - start < batch ? n - start : batch);
-                        F(train_batch)(net, cfg, &ws, epoch, start, m, eta,
-                                       cfg->opt.t + bi + 1, t, TT, TT > 1, bar, &gen);
-                        if (t == 0) F(publish)(cfg, epoch, bi + 1, ws.acc, NULL);
+            for (int64_t s0 = c0, s1; s0 < c1; s0 = s1) {   /* chunks of one team each */
+                int64_t span;
+                int team = fnn_team_next(&ctl, c1 - s0, &span);
+                s1 = s0 + span;
+                if (ksplit && team != rteam) {
+                    int r = 0;
+                    while (ctl.ladder[r] != team) r++;
+                    if (sets[r] == NULL) sets[r] = F(rep_set)(net, cfg, batch, team);
+                    if (sets[r] == NULL) {   /* no memory for it: stay with this team */
+                        team = rteam;
+                        ctl.probe = -1;
+                        ctl.last = team;
+                    } else {
+                        for (int u = 0; live && u < rteam; u++)
+                            F(rep_copy)(&reps[u], net, cfg, 1, u == 0);
+                        live = 0;
+                        reps = sets[r];
+                        rteam = team;
                     }
                 }
-            }
-            live = ksplit && used == Tk && c1 < nb;
-            if (ksplit) {
-                /* every copy saw the same examples: count thread 0's cost and hits */
-                for (int k = 0; k < 3; k++) ws.acc[k] += reps[0].ws.acc[k];
-                for (int t = 0; t < Tk; t++)
-                    reps[t].ws.acc[0] = reps[t].ws.acc[1] = reps[t].ws.acc[2] = 0;
+                __atomic_store_n(&bar->waited_ns, 0, __ATOMIC_RELAXED);
+                int used = 0;
+#pragma omp parallel num_threads(team)
+                {
+                    const int t = fnn_thread_num(), TT = fnn_num_threads();
+                    if (t == 0) used = TT;
+                    if (ksplit && TT == rteam) {
+                        const int64_t k0 = reps[t].k0, k1 = reps[t].k1;
+                        /* the barrier's generation now: every thread reads it before any
+                         * can pass a meeting */
+                        reps[t].bar_gen = fnn_spin_gen(bar);
+                        if (!live) F(rep_copy)(&reps[t], net, cfg, 0, 1);
+                        for (int64_t bi = s0; bi < s1; bi++) {
+                            int64_t start = bi * batch;
+                            int m = (int)(n - start < batch ? n - start : batch);
+                            F(train_batch_ksplit)(cfg, &reps[t], P, pstride, bar, epoch, start,
+                                                  m, eta, cfg->opt.t + bi + 1, t, TT, k0, k1);
+                            if (t == 0) F(publish)(cfg, epoch, bi + 1, ws.acc, reps[0].ws.acc);
+                        }
+                        if (s1 == nb) F(rep_copy)(&reps[t], net, cfg, 1, t == 0);
+                    } else {
+                        if (live) {   /* fewer threads than asked: back to the shared copy */
+                            if (t == 0)
+                                for (int u = 0; u < rteam; u++)
+                                    F(rep_copy)(&reps[u], net, cfg, 1, u == 0);
+                            fnn_barrier();
+                        }
+                        int gen = fnn_spin_gen(bar);
+                        for (int64_t bi = s0; bi < s1; bi++) {
+                            int64_t start = bi * batch;
+                            int m = (int)(n - start < batch ? n - start : batch);
+                            F(train_batch)(net, cfg, &ws, epoch, start, m, eta,
+                                           cfg->opt.t + bi + 1, t, TT, TT > 1, bar, &gen);
+                            if (t == 0) F(publish)(cfg, epoch, bi + 1, ws.acc, NULL);
+                        }
+                    }
+                }
+                fnn_team_done(&ctl, used, s1 - s0,
+                              1e-9 * (double)__atomic_load_n(&bar->waited_ns, __ATOMIC_RELAXED));
+                live = ksplit && used == rteam && s1 < nb;
+                if (ksplit) {
+                    /* every copy saw the same examples: count thread 0's cost and hits */
+                    for (int k = 0; k < 3; k++) ws.acc[k] += reps[0].ws.acc[k];
+                    for (int t = 0; t < rteam; t++)
+                        reps[t].ws.acc[0] = reps[t].ws.acc[1] = reps[t].ws.acc[2] = 0;
+                }
             }
             if (c1 < nb && cfg->check != NULL && cfg->check(cfg->ctx)) {
                 /* stopped inside the epoch: keep the last finished mini-batch's weights if
                  * they are finite, else the weights from the start of the epoch */
-                for (int u = 0; live && u < Tk; u++) F(rep_copy)(&reps[u], net, cfg, 1, u == 0);
+                for (int u = 0; live && u < rteam; u++) F(rep_copy)(&reps[u], net, cfg, 1, u == 0);
                 cfg->opt.t += c1;
                 if (!F(param_norms)(net, &st.sum_w2, &st.sum_w1)) {
                     F(snapshot)(net, snap, 1);
@@ -200,6 +230,8 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
         }
         cfg->opt.t += nb;
         st.batches = nb;
+        if (ctl.batches > nb0) st.threads = (ctl.team_batches - tb0) / (double)(ctl.batches - nb0);
+        if (ctl.busy_s > b0) st.wait_frac = (ctl.waited_s - w0) / (ctl.busy_s - b0);
         F(reduce_acc)(&ws, &st.run_cost, &st.run_correct);
         st.run_n = (cfg->monitor & FNN_MON_RUN) ? n : 0;
         if (!F(param_norms)(net, &st.sum_w2, &st.sum_w1)) {
@@ -208,10 +240,12 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
             status = FNN_DIVERGED;
             goto done;
         }
+        /* the evaluation on the team training settled on (its sums do not depend on it) */
+        const int Te = ctl.adapt == 1 ? ctl.ladder[ctl.cur] : T;
         if (cfg->monitor & FNN_MON_TRAIN)
-            F(evaluate_set)(net, &ws, &cfg->train, T, &st.train_cost, &st.train_correct);
+            F(evaluate_set)(net, &ws, &cfg->train, Te, &st.train_cost, &st.train_correct);
         if (cfg->monitor & FNN_MON_EVAL)
-            F(evaluate_set)(net, &ws, &cfg->eval, T, &st.eval_cost, &st.eval_correct);
+            F(evaluate_set)(net, &ws, &cfg->eval, Te, &st.eval_cost, &st.eval_correct);
         cfg->epochs_done = epoch + 1;
         st.eta = eta;
         if (cfg->on_epoch != NULL) {
@@ -222,8 +256,9 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     }
 done:
     cfg->eta = eta;
-    for (int t = 0; reps && t < Tk; t++) F(rep_free)(&reps[t]);
-    fnn_free(reps);
+    cfg->threads = ctl.batches > 0 ? ctl.team_batches / (double)ctl.batches : 0;
+    fnn_team_finish(&ctl);
+    for (int r = 0; r < FNN_TEAM_LADDER; r++) F(rep_set_free)(sets[r], ctl.ladder[r]);
     fnn_free(P);
     fnn_free(bar);
     fnn_free(snap);
