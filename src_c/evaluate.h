@@ -113,13 +113,24 @@ static void F(reduce_acc)(F(fnn_ws) *ws, double *cost, int64_t *hits) {
     *hits = (int64_t)(h + 0.5);
 }
 
+/* The cost is added example by example in row order, so that it does not depend on the
+ * team (training may change its team with the machine's load, team.h); without memory for
+ * the per-example costs, each thread's sums are added instead. */
 static void F(evaluate_set)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *data, int T,
                             double *cost, int64_t *hits) {
     F(set_direct)(ws, data->X, net->sizes[0], ws->M);
     F(eval_prepare)(net, ws);
+    ws->row_cost = (double *)fnn_malloc(sizeof(double) * (size_t)(data->n > 0 ? data->n : 1));
 #pragma omp parallel num_threads(T)
     F(evaluate_team)(net, ws, data, fnn_thread_num(), fnn_num_threads());
     F(reduce_acc)(ws, cost, hits);
+    if (ws->row_cost != NULL) {
+        double c = 0;
+        for (int64_t i = 0; i < data->n; i++) c += ws->row_cost[i];
+        *cost = c;
+        fnn_free(ws->row_cost);
+        ws->row_cost = NULL;
+    }
 }
 
 /* sum w^2 and |w| over all weights; returns 0 when any weight or bias is not finite */

@@ -23,6 +23,8 @@ typedef struct {
     REAL *Dt;                     /* (T, max n_l * M) per-thread transposed delta slices */
     int64_t dt_stride;
     double *acc;                  /* (T, 8): cost, hits; padded against false sharing */
+    double *row_cost;             /* NULL, or (n): each example's cost by its row in the data
+                                   * (evaluate_set adds them in row order) */
 } F(fnn_ws);
 
 static void F(ws_free)(F(fnn_ws) *ws) {
