@@ -202,6 +202,27 @@ def check_team(n):
     _team_ok = n
 
 
+def adapts(n_threads):
+    """Whether a training call with this ``n_threads`` lets the engine adapt its team to the
+    machine's load (src_c/team.h): only with the default count (``n_threads`` None, no
+    ``set_num_threads``) and unless ``FASTNN_ADAPT=0``.  An explicit count is kept exactly."""
+    if n_threads is not None or _num_threads is not None:
+        return False
+    return os.environ.get("FASTNN_ADAPT", "").strip() != "0"
+
+
+_last_run = {}
+
+
+def note_run(threads, n_threads, adapt):
+    """Record the last training call's team: the threads it could use and how many ran per
+    mini-batch on average (show_config() reports them)."""
+    _last_run.clear()
+    if threads is not None:
+        _last_run.update({"threads_max": int(n_threads), "threads_mean": round(float(threads), 3),
+                          "adaptive": bool(adapt)})
+
+
 @contextlib.contextmanager
 def engine_team(n_threads):
     """The thread count for one engine call, checked to start (``check_team``).  With no
@@ -378,6 +399,9 @@ def show_config(print_=True):
         "numpy": numpy.__version__,
         "scipy": scipy.__version__,
         "python": sys.version.split()[0],
+        # the last training call in this process: at most how many threads, how many ran per
+        # mini-batch on average (fewer when the machine was busy), and whether it adapted
+        "last_run": dict(_last_run) or None,
     }
     if print_:
         width = max(len(k) for k in info)

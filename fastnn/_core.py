@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from fastnn._config import engine_team, import_engine, resolve_threads
+from fastnn._config import adapts, engine_team, import_engine, note_run, resolve_threads
 
 _engine = import_engine()
 
@@ -398,6 +398,10 @@ class TrainConfig:
     device: object = None
     path: object = None
     layers: list = None
+    # threads per chunk of mini-batches (src_c/team.h): None adapts them to the machine's
+    # load when the count is the default (no n_threads, no set_num_threads, FASTNN_ADAPT
+    # not 0); 0 runs every mini-batch on the count; 1 adapts; 2 (tests) switches every 3
+    adapt: object = None
 
 
 # the state an optimizer starts from, where it is not zero (Keras' defaults)
@@ -451,8 +455,11 @@ def train(W, b, X, Y, config):
         # interrupts are checked between chunks of about 2e8 multiply-adds
         per_batch = 6.0 * config.batch * multiply_adds(W, config.layers)
         check_every = max(1, int(2e8 / max(per_batch, 1.0)))
+        if config.adapt is None:
+            config = dataclasses.replace(config, adapt=int(adapts(config.n_threads)))
         with engine_team(config.n_threads) as nt:
             res = in_chunks(lambda c: _engine.train(W, b, X, Y, c, nt, check_every), config)
+        note_run(res.get("threads"), nt, config.adapt)
     if res["status"] == _engine.STATUS_DIVERGED:
         raise _diverged(res)
     return res

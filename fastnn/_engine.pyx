@@ -98,6 +98,8 @@ cdef extern from "dispatch.h" nogil:
         int64_t eval_correct
         double sum_w2
         double sum_w1
+        double threads
+        double wait_frac
 
     ctypedef int (*fnn_epoch_cb)(void *ctx, fnn_epoch_stats *st) noexcept nogil
     ctypedef int (*fnn_check_cb)(void *ctx) noexcept nogil
@@ -130,6 +132,8 @@ cdef extern from "dispatch.h" nogil:
         int64_t *progress
         int progress_n
         int ksplit_blocks
+        int adapt
+        double threads
 
     int fnn_openmp_enabled()
     int fnn_omp_max_threads()
@@ -511,7 +515,8 @@ cdef int _epoch_cb(void *ctx, fnn_epoch_stats *st) noexcept nogil:
                  "run_cost": st.run_cost, "run_correct": st.run_correct, "run_n": st.run_n,
                  "train_cost": st.train_cost, "train_correct": st.train_correct,
                  "eval_cost": st.eval_cost, "eval_correct": st.eval_correct,
-                 "sum_w2": st.sum_w2, "sum_w1": st.sum_w1}
+                 "sum_w2": st.sum_w2, "sum_w1": st.sum_w1, "threads": st.threads,
+                 "wait_frac": st.wait_frac}
             r = c.on_epoch(d)
             if r is not None:
                 if r.get("stop"):
@@ -653,6 +658,10 @@ def train(list W, list b, X, Y, config, int n_threads=1, int check_every=0):
     cfg.ctx = <void *>ctx
     cfg.check_every = check_every
     cfg.ksplit_blocks = ksplit_blocks()
+    adapt = config.adapt
+    if adapt not in (0, 1, 2):
+        raise ValueError(f"adapt: expected 0, 1 or 2, got {adapt!r}")
+    cfg.adapt = adapt
     progress = config.progress
     if progress is not None:
         _check_array(progress, "progress", np.dtype(np.int64), 1, True)
@@ -675,7 +684,7 @@ def train(list W, list b, X, Y, config, int n_threads=1, int check_every=0):
         raise err
     return {"status": status, "epochs_done": cfg.epochs_done,
             "diverged_epoch": cfg.diverged_epoch, "step": cfg.opt.t, "eta": cfg.eta,
-            "path": PATHS[cfg.path]}
+            "path": PATHS[cfg.path], "threads": cfg.threads}
 
 
 def predict(list W, list b, acts, X, int n_threads=1, list layers=None):

@@ -535,7 +535,7 @@ def test_no_orders_no_callback_and_zero_epochs():
     r = xb.train(w, b, X, Y, config(acts, "quadratic", epochs=0, batch=4, eta=1.0, step=5),
                  xp=np)
     assert r == {"status": 0, "epochs_done": 0, "diverged_epoch": -1, "step": 5, "eta": 1.0,
-                 "path": "xp"}
+                 "path": "xp", "threads": 0.0}
     assert max_diff(w + b2, W + B) == 0
     progress = np.full(2, -1, np.int64)
     r = xb.train(w, b, X, Y, config(acts, "quadratic", epochs=2, batch=20, eta=1.0,

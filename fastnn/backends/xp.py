@@ -881,7 +881,7 @@ def train(W, b, X, Y, config, device="cuda", xp=None):
     eta = float(config.eta)
     step = int(config.step)
     result = {"status": STATUS_OK, "epochs_done": 0, "diverged_epoch": -1, "step": step,
-              "eta": eta, "path": "xp"}
+              "eta": eta, "path": "xp", "threads": 0.0}   # (1.0 once a mini-batch ran)
     if epochs == 0:
         return result
 
@@ -935,6 +935,7 @@ def train(W, b, X, Y, config, device="cuda", xp=None):
                     net.evaluate_set(Xe, Ye, acc[4:6], cost_code, cost_scale)
                 a = _to_host(xp, acc)
                 result["epochs_done"] = epoch + 1
+                result["threads"] = 1.0
                 if on_epoch is not None:
                     st = {"epoch": epoch, "eta": eta, "batches": nb,
                           "run_cost": float(a[0]) if run_stats else 0.0,
@@ -942,7 +943,9 @@ def train(W, b, X, Y, config, device="cuda", xp=None):
                           "run_n": n if run_stats else 0,
                           "train_cost": float(a[2]), "train_correct": int(a[3] + 0.5),
                           "eval_cost": float(a[4]), "eval_correct": int(a[5] + 0.5),
-                          "sum_w2": float(sums[0]), "sum_w1": float(sums[1])}
+                          "sum_w2": float(sums[0]), "sum_w1": float(sums[1]),
+                          # one stream of kernels: the CPU engine's team statistics' values
+                          "threads": 1.0, "wait_frac": 0.0}
                     try:
                         r = on_epoch(st)
                     except BaseException:
