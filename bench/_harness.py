@@ -239,7 +239,7 @@ class FastnnImpl(Impl):
     def __init__(self, wl, ctx, dtype, threads):
         super().__init__(wl, ctx)
         from fastnn import _core, _engine, network, network2
-        if threads > 1 and not _engine.openmp_enabled():
+        if threads is not None and threads > 1 and not _engine.openmp_enabled():
             pytest.skip("fastnn was built without OpenMP: %d threads would run as 1" % threads)
         self.core = _core
         self.dtype = np.dtype(dtype).name
@@ -630,8 +630,9 @@ class KerasImpl(Impl):
 def make_impl(name, wl, ctx):
     """Return the implementation ``name`` for workload ``wl`` (or skip the test)."""
     if name.startswith("fastnn-f"):
-        _, dt, th = name.split("-")
-        return FastnnImpl(wl, ctx, {"f64": np.float64, "f32": np.float32}[dt], int(th[:-1]))
+        _, dt, th = name.split("-")   # fastnn-f64-2t; fastnn-f32-auto: the default count
+        return FastnnImpl(wl, ctx, {"f64": np.float64, "f32": np.float32}[dt],
+                          None if th == "auto" else int(th[:-1]))
     if name == "fastnn-keras":
         return FastnnKerasImpl(wl, ctx)
     if name == "loop":

@@ -72,6 +72,11 @@ def test_every_benchmark_ran_and_recorded_the_limit(smoke_json):
             assert info["baseline_rss_mib"] > 0
             assert info["maxrss_above_baseline_mib"] is not None
             continue
+        if b["group"] == "busy":      # the default thread count against fixed ones
+            assert info["load"] in ("idle", "busy")
+            assert info["auto_over_best_fixed"] > 0 and info["seconds_1t"] > 0
+            assert all(t >= 1.0 for t in info["auto_threads_mean"])
+            continue
         assert info["quick"] is True
         assert info["flops"] > 0 and info["gemm_flops_per_s"] > 0
         assert info["limit_s"] > 0 and info["fraction_of_limit"] > 0
