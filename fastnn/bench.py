@@ -595,7 +595,7 @@ def _cmd_compare(args):
                 raise ValueError("history: %s has no full-size suite run to compare; name a "
                                  "run (a JSON file or a label)" % history)
             run = shown[-1]
-        run_name = "%s (history)" % run["label"]
+        run_name = "history run %s" % run["label"]
     baseline = args.baseline or hist.baseline_path(results, args.machine or run["machine"])
     if not os.path.exists(baseline):
         raise ValueError("baseline: %s does not exist; make one with `python -m fastnn.bench "

@@ -277,7 +277,7 @@ def test_compare_defaults_to_the_newest_run_of_the_history(tmp_path):
     base = write_json(tmp_path / "base.json", results(W1))
     r = cli("compare", "--baseline", base, "--history", hfile)
     assert r.returncode == 0, r.stderr
-    assert "Run: new (history)" in r.stdout
+    assert "Run: history run new (2026-12-02T10:00:00+00:00, " in r.stdout
     assert "| test_w1[loop] | 25 | 25 | 1.000 (same) |" in r.stdout
     r = cli("compare", "old", "--baseline", base, "--history", hfile)
     assert "| test_w1[loop] | 25 | 75 | 3.000 (3.00x slower) |" in r.stdout
@@ -291,6 +291,7 @@ def test_promote_copies_the_run_atomically(tmp_path):
     r = cli("promote", run, "--baseline", dest)
     assert r.returncode == 0, r.stderr
     assert dest.read_bytes() == (tmp_path / "run.json").read_bytes()
+    assert os.stat(dest).st_mode & 0o777 == os.stat(run).st_mode & 0o777   # not mkstemp's
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".fastnn-")] == []
     quick = write_json(tmp_path / "quick.json", results(W1, quick=True))
     r = cli("promote", quick, "--baseline", dest)
