@@ -364,6 +364,11 @@ def readme_table(rec, workload):
         info.get("cpu_model", "?"), info.get("cpus_usable", "?"))
     if info.get("loadavg"):
         text += ", load average %.2f at the start" % info["loadavg"][0]
+    v = info.get("versions") or {}
+    libs = ["%s %s" % (d, v[d]) for d in ("torch", "scikit-learn", "tensorflow",
+                                          "tensorflow-cpu", "keras") if v.get(d)]
+    if libs:
+        text += "; " + ", ".join(libs)
     limits = sorted({(r.get("dtype"), r.get("limit_s"), r.get("gemm_flops_per_s"))
                      for r in rows if r.get("limit_s") and r.get("gemm_flops_per_s")}, key=str)
     if limits:

@@ -32,7 +32,8 @@ def results(rows, when="2026-12-02T10:00:00+00:00", commit="c0ffee" * 7, quick=F
             load=0.5):
     return {"machine_info": {"fastnn_bench": {
                 "cpu_model": "Test CPU(R) X1 @ 3.00GHz", "cpus_usable": 2, "cpus_online": 2,
-                "loadavg": [load, 0.4, 0.3], "versions": {"numpy": "2.0"}, "quick": quick}},
+                "loadavg": [load, 0.4, 0.3], "versions": {"numpy": "2.0", "torch": "2.13.0"},
+                "quick": quick}},
             "commit_info": {"id": commit, "dirty": False, "branch": "main"},
             "datetime": when, "version": "5.3.1", "benchmarks": rows}
 
@@ -177,7 +178,7 @@ End.
 """
 
 TABLE_W1 = """Run `new`, 2026-12-02 10:00 UTC, commit c0ffeec0ffee; Test CPU(R) X1 @ 3.00GHz, 2 CPUs, \
-load average 0.50 at the start. Limit (FLOPs / numpy's GEMM rate): float64 0.250 s (4 GFLOP/s).
+load average 0.50 at the start; torch 2.13.0. Limit (FLOPs / numpy's GEMM rate): float64 0.250 s (4 GFLOP/s).
 
 | implementation | s per epoch | vs loop | vs numpy | vs torch | GFLOP/s | of the limit | accuracy |
 |---|---|---|---|---|---|---|---|
