@@ -579,29 +579,43 @@ def _cmd_readme(args):
     return 0
 
 
+def _is_file_arg(arg):
+    """A command-line run that names a JSON file rather than a label in the history."""
+    return os.path.exists(arg) or arg.endswith(".json") or os.sep in arg
+
+
 def _cmd_compare(args):
     from fastnn import _bench_history as hist
     history, _, results = _paths(args)
-    if args.run and (os.path.exists(args.run) or args.run.endswith(".json") or
-                     os.sep in args.run):
-        run, run_name = hist.record(hist.load_results(args.run, "run"), "run"), args.run
+    loaded = []
+
+    def records():     # the history, read once and only when a label needs it
+        if not loaded:
+            loaded.append(hist.read_history(history))
+        return loaded[0]
+
+    def get(arg, what):
+        if _is_file_arg(arg):
+            return hist.record(hist.load_results(arg, what), what), arg
+        return hist.find(records(), arg, history), "history run %s" % arg
+
+    if args.run:
+        run, run_name = get(args.run, "run")
     else:
-        records = hist.read_history(history)
-        if args.run:
-            run = hist.find(records, args.run, history)
-        else:
-            shown = [r for r in records if hist.for_readme(r)]
-            if not shown:
-                raise ValueError("history: %s has no full-size suite run to compare; name a "
-                                 "run (a JSON file or a label)" % history)
-            run = shown[-1]
-        run_name = "history run %s" % run["label"]
-    baseline = args.baseline or hist.baseline_path(results, args.machine or run["machine"])
-    if not os.path.exists(baseline):
-        raise ValueError("baseline: %s does not exist; make one with `python -m fastnn.bench "
-                         "promote RUN.json`" % baseline)
-    base = hist.record(hist.load_results(baseline, "baseline"), "baseline")
-    print(hist.compare(base, run, baseline, run_name))
+        shown = [r for r in records() if hist.for_readme(r)]
+        if not shown:
+            raise ValueError("history: %s has no full-size suite run to compare; name a run "
+                             "(a JSON file or a label)" % history)
+        run, run_name = shown[-1], "history run %s" % shown[-1]["label"]
+    if args.baseline:
+        base, base_name = get(args.baseline, "baseline")
+    else:
+        base_name = hist.baseline_path(results, args.machine or run["machine"])
+        if not os.path.exists(base_name):
+            raise ValueError("baseline: %s does not exist; make one with `python -m "
+                             "fastnn.bench promote RUN.json`" % base_name)
+        base = hist.record(hist.load_results(base_name, "baseline"), "baseline")
+    print(hist.compare(base, run, base_name, run_name))
     return 0
 
 
@@ -736,8 +750,9 @@ def main(argv=None):
                                        "benchmark")
     c.add_argument("run", nargs="?", help="a --benchmark-json file or a label in the history "
                                           "(default: the history's newest full-size run)")
-    c.add_argument("--baseline", help="default: bench/results/baseline-<the run's machine>"
-                                      ".json")
+    c.add_argument("--baseline", help="a --benchmark-json file or a label in the history "
+                                      "(default: bench/results/baseline-<the run's machine>"
+                                      ".json)")
     c.add_argument("--machine", help="whose baseline (default: the run's machine)")
     c.add_argument("--history", help=hist_help)
     pr = sub.add_parser("promote", help="make a run's JSON the machine's baseline")

@@ -282,6 +282,11 @@ def test_compare_defaults_to_the_newest_run_of_the_history(tmp_path):
     assert "| test_w1[loop] | 25 | 25 | 1.000 (same) |" in r.stdout
     r = cli("compare", "old", "--baseline", base, "--history", hfile)
     assert "| test_w1[loop] | 25 | 75 | 3.000 (3.00x slower) |" in r.stdout
+    r = cli("compare", "old", "--baseline", "new", "--history", hfile)
+    assert r.stdout.startswith("Baseline: history run new (2026-12-02T10:00:00+00:00, ")
+    assert "| test_w1[loop] | 25 | 75 | 3.000 (3.00x slower) |" in r.stdout
+    r = cli("compare", "old", "--baseline", "newer", "--history", hfile)
+    assert r.returncode == 2 and "has no run labelled 'newer'" in r.stderr
     r = cli("compare", "--history", hfile, "--machine", "elsewhere")
     assert r.returncode == 2 and "baseline-elsewhere.json does not exist" in r.stderr
 
