@@ -27,6 +27,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import socket
 import statistics
 import subprocess
@@ -678,7 +679,7 @@ def _cmd_run(args, extra):
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [sys.executable, "-m", "pytest", bench_dir, "--benchmark-only",
            "--benchmark-json=" + out, "-rs", "-p", "no:cacheprovider"] + extra
-    print("+ " + " ".join(cmd), file=sys.stderr)
+    print("+ " + shlex.join(cmd), file=sys.stderr)
     rc = subprocess.call(cmd, cwd=root, env=env)
     if not os.path.exists(out):
         print("fastnn.bench run: pytest wrote no %s (exit %d)" % (out, rc), file=sys.stderr)
@@ -686,9 +687,9 @@ def _cmd_run(args, extra):
     data = hist.load_results(out, "run")
     print(report(data))
     print("wrote %s" % out, file=sys.stderr)
-    command = "python -m fastnn.bench run " + " ".join(args.argv)
+    command = "python -m fastnn.bench run " + shlex.join(args.argv)
     if to_history:
-        rec = hist.record(data, label, machine=machine, command=command.strip(), exit_code=rc)
+        rec = hist.record(data, label, machine=machine, command=command.rstrip(), exit_code=rc)
         n = hist.append(history, rec)
         print("appended %s to %s (run %d)" % (label, history, n), file=sys.stderr)
         if to_readme:
