@@ -3,10 +3,13 @@
 Small hand-made ``--benchmark-json`` dicts, with the ratios worked out by hand; the smoke run's
 real JSON goes through the same path in tests/test_bench_smoke.py.  No benchmark runs here.
 """
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -52,9 +55,19 @@ def write_json(path, data):
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "fastnn.bench"] + [str(a) for a in args],
-                          cwd=FASTNN_ROOT, capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, PYTHONPATH=FASTNN_ROOT))
+    """``python -m fastnn.bench ARGS`` in this process: (returncode, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = bench.main([str(a) for a in args])
+    return types.SimpleNamespace(returncode=rc, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def test_the_command_line_runs_as_a_module(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "fastnn.bench", "history", "--history",
+                        str(tmp_path / "none.jsonl")], cwd=FASTNN_ROOT, capture_output=True,
+                       text=True, timeout=120, env=dict(os.environ, PYTHONPATH=FASTNN_ROOT))
+    assert r.returncode == 2 and "history: %s does not exist" % (tmp_path / "none.jsonl") \
+        in r.stderr and "Traceback" not in r.stderr
 
 
 # ---------------------------------------------------------------------------------------------
