@@ -50,6 +50,11 @@ def check_results(data, where):
         if isinstance(med, bool) or not isinstance(med, (int, float)) or not med > 0:
             raise bad(f"benchmarks[{i}] ({b['name']}): expected a positive stats.median, "
                       f"got {_short(med)}")
+        if not isinstance(b.get("extra_info") or {}, dict):
+            raise bad(f"benchmarks[{i}] ({b['name']}): expected an object as extra_info, got "
+                      f"{_short(b['extra_info'])}")
+    if not isinstance(data.get("machine_info") or {}, dict):
+        raise bad(f"expected an object as machine_info, got {_short(data['machine_info'])}")
 
 
 def _check_record(rec, where):
@@ -70,6 +75,9 @@ def _check_record(rec, where):
         if isinstance(med, bool) or not isinstance(med, (int, float)) or not med > 0:
             raise bad(f"benchmarks[{i}] ({b['name']}): expected a positive 'median', got "
                       f"{_short(med)}")
+        if not isinstance(b.get("extra_info") or {}, dict):
+            raise bad(f"benchmarks[{i}] ({b['name']}): expected an object as extra_info, got "
+                      f"{_short(b['extra_info'])}")
 
 
 def _short(x):

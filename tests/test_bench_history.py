@@ -144,6 +144,11 @@ def test_bad_input_names_the_file(tmp_path):
                                          r"benchmarks\[0\] \(x\): expected a positive "
                                          r"stats.median, got None"):
         hist.load_results(other)
+    odd = write_json(tmp_path / "odd.json", {"benchmarks": [dict(W1[0], extra_info=[1])]})
+    with pytest.raises(ValueError, match=r"odd.json: not a pytest-benchmark JSON: "
+                                         r"benchmarks\[0\] \(test_w1\[fastnn-f64-2t\]\): "
+                                         r"expected an object as extra_info, got \[1\]"):
+        hist.load_results(odd)
     r = cli("append", missing, "--history", tmp_path / "h.jsonl")
     assert r.returncode == 2 and "nope.json does not exist" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "h.jsonl").exists()
