@@ -673,6 +673,8 @@ def _cmd_run(args, extra):
     json_dir = args.json_dir or os.path.join(root, ".benchmarks", "fastnn")
     os.makedirs(json_dir, exist_ok=True)
     out = os.path.join(json_dir, label + ".json")
+    if os.path.exists(out):      # never read an older run's file as this one's
+        raise ValueError("--label: %s exists already; expected a new label" % out)
     env = dict(os.environ)
     if args.quick:
         env["FASTNN_BENCH_QUICK"] = "1"

@@ -176,6 +176,11 @@ def test_run_checks_the_history_and_readme_before_running(tmp_path):
             "--json-dir", tmp_path / "runs")
     assert r.returncode == 2 and "has no <!-- /bench --> after it" in r.stderr, r.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "new.jsonl").exists()
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "old.json").write_text("{}")
+    r = cli("run", "--label", "old", "--history", tmp_path / "new.jsonl", "--no-readme",
+            "--json-dir", tmp_path / "runs")
+    assert r.returncode == 2 and "old.json exists already" in r.stderr, r.stderr
 
 
 # ---------------------------------------------------------------------------------------------
