@@ -3,6 +3,8 @@
 Run with ``pytest bench/ --benchmark-only`` (see README.md); FASTNN_BENCH_QUICK=1 shrinks
 every workload to smoke sizes.
 """
+import shlex
+
 import pytest
 
 from _harness import QUICK, Context
@@ -18,6 +20,29 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     info = bench.machine_info()
     info["quick"] = QUICK
     machine_info["fastnn_bench"] = info
+
+
+# what the JSON cannot tell otherwise: the command, the outcomes, why tests were skipped
+_SESSION = {"passed": 0, "failed": 0, "skipped": []}
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:
+        lr = report.longrepr
+        reason = lr[2] if isinstance(lr, tuple) and len(lr) == 3 else str(lr)
+        if reason.startswith("Skipped: "):
+            reason = reason[len("Skipped: "):]
+        _SESSION["skipped"].append([report.nodeid, reason])
+    elif report.failed:
+        _SESSION["failed"] += 1
+    elif report.when == "call":
+        _SESSION["passed"] += 1
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    # read by `python -m fastnn.bench` into the history line
+    output_json["fastnn_session"] = dict(
+        _SESSION, command="python -m pytest " + shlex.join(config.invocation_params.args))
 
 
 @pytest.fixture(scope="session")

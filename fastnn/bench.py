@@ -3,9 +3,15 @@
 The benchmarks themselves live in the source tree's ``bench/`` folder (pytest-benchmark, see
 ``bench/README.md``); this module holds what they share with the report and the command line:
 
-    python -m fastnn.bench run [--quick]                  # pytest bench/ --benchmark-only,
-                                                           # JSON + Markdown in bench/results/
-    python -m fastnn.bench report results.json [--out table.md]
+    python -m fastnn.bench run [--quick]       # pytest bench/ --benchmark-only; the JSON in
+                                               # .benchmarks/fastnn/, a line appended to
+                                               # bench/results/history.jsonl, README's tables
+    python -m fastnn.bench report results.json [--out table.md]   # or --run LABEL
+    python -m fastnn.bench compare [RUN]       # against bench/results/baseline-<machine>.json
+    python -m fastnn.bench promote RUN.json    # RUN.json becomes the machine's baseline
+    python -m fastnn.bench readme | history | append RUN.json
+
+(the history, the baselines and the README's tables: ``fastnn/_bench_history.py``)
 
 - ``training_flops`` / ``forward_flops``: the FLOP count of a workload, as BENCHMARKS.md
   defines it (per example and layer n_in -> n_out: forward 2 n_in n_out, backward 4 n_in n_out
@@ -17,11 +23,11 @@ The benchmarks themselves live in the source tree's ``bench/`` folder (pytest-be
 """
 import argparse
 import datetime
-import json
 import math
 import os
 import platform
 import re
+import shlex
 import socket
 import statistics
 import subprocess
@@ -511,77 +517,269 @@ def _repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _checkout():
+    """The source checkout holding this fastnn (it has bench/), else the current folder."""
+    root = _repo_root()
+    return root if os.path.isdir(os.path.join(root, "bench")) else os.getcwd()
+
+
+def _paths(args):
+    root = _checkout()
+    results = os.path.join(root, "bench", "results")
+    return (getattr(args, "history", None) or os.path.join(results, "history.jsonl"),
+            getattr(args, "readme", None) or os.path.join(root, "README.md"), results)
+
+
+def _write_text(path, text):
+    from fastnn import _bench_history as hist
+    hist._atomic_write(path, text.encode("utf-8"))
+
+
 def _cmd_report(args):
+    from fastnn import _bench_history as hist
     if args.out:       # before anything runs; never over a file that is not a report
         from fastnn import _safeio
-        try:
-            _safeio.check_output_file(args.out, "--out", _safeio.starts_with(b"# fastnn "),
-                                      "a fastnn benchmark report")
-        except ValueError as e:
-            print("fastnn.bench report: error: %s" % e, file=sys.stderr)
-            return 2
-    with open(args.results) as fh:
-        data = json.load(fh)
+        _safeio.check_output_file(args.out, "--out", _safeio.starts_with(b"# fastnn "),
+                                  "a fastnn benchmark report")
+    if (args.results is None) == (args.run is None):
+        raise ValueError("expected a results JSON or --run LABEL (one of the two), got %s" % (
+            "both" if args.results else "neither"))
+    if args.run:
+        history, _, _ = _paths(args)
+        data = hist.to_results(hist.find(hist.read_history(history), args.run, history))
+    else:
+        data = hist.load_results(args.results)
     text = report(data)
     if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
+        _write_text(args.out, text + "\n")
         print("wrote %s" % args.out, file=sys.stderr)
     print(text)
     return 0
 
 
+def _cmd_append(args):
+    from fastnn import _bench_history as hist
+    history, _, _ = _paths(args)
+    data = hist.load_results(args.results)
+    label = args.label or re.sub(r"\.json$", "", os.path.basename(args.results))
+    rec = hist.record(data, label, machine=args.machine, source=args.source, tree=args.tree,
+                      command=args.command, note=args.note)
+    n = hist.append(history, rec)
+    print("appended %s to %s (run %d)" % (label, history, n), file=sys.stderr)
+    return 0
+
+
+def _cmd_readme(args):
+    from fastnn import _bench_history as hist
+    history, readme, _ = _paths(args)
+    changed, filled, empty = hist.update_readme(readme, hist.read_history(history))
+    print("%s %s: tables of %s%s" % ("updated" if changed else "unchanged", readme,
+                                      ", ".join(filled) or "none",
+                                      "; no run of %s yet" % ", ".join(empty) if empty else ""),
+          file=sys.stderr)
+    return 0
+
+
+def _is_file_arg(arg):
+    """A command-line run that names a JSON file rather than a label in the history."""
+    return os.path.exists(arg) or arg.endswith(".json") or os.sep in arg
+
+
+def _cmd_compare(args):
+    from fastnn import _bench_history as hist
+    history, _, results = _paths(args)
+    loaded = []
+
+    def records():     # the history, read once and only when a label needs it
+        if not loaded:
+            loaded.append(hist.read_history(history))
+        return loaded[0]
+
+    def get(arg, what):
+        if _is_file_arg(arg):
+            return hist.record(hist.load_results(arg, what), what), arg
+        return hist.find(records(), arg, history), "history run %s" % arg
+
+    if args.run:
+        run, run_name = get(args.run, "run")
+    else:
+        shown = [r for r in records() if hist.for_readme(r)]
+        if not shown:
+            raise ValueError("history: %s has no full-size suite run to compare; name a run "
+                             "(a JSON file or a label)" % history)
+        run, run_name = shown[-1], "history run %s" % shown[-1]["label"]
+    if args.baseline:
+        base, base_name = get(args.baseline, "baseline")
+    else:
+        base_name = hist.baseline_path(results, args.machine or run["machine"])
+        if not os.path.exists(base_name):
+            raise ValueError("baseline: %s does not exist; make one with `python -m "
+                             "fastnn.bench promote RUN.json`" % base_name)
+        base = hist.record(hist.load_results(base_name, "baseline"), "baseline")
+    print(hist.compare(base, run, base_name, run_name))
+    return 0
+
+
+def _cmd_promote(args):
+    from fastnn import _bench_history as hist
+    _, _, results = _paths(args)
+    data = hist.load_results(args.run, "run")
+    machine = args.machine or hist.machine_id((data.get("machine_info") or {}).get(
+        "fastnn_bench"))
+    dest = args.baseline or hist.baseline_path(results, machine)
+    hist.promote(args.run, dest)
+    print("promoted %s to the baseline %s" % (args.run, dest), file=sys.stderr)
+    return 0
+
+
+def _cmd_history(args):
+    from fastnn import _bench_history as hist
+    history, _, _ = _paths(args)
+    for n, r in enumerate(hist.read_history(history), 1):
+        ci = r.get("commit") or {}
+        kind = r.get("source") or "?"
+        if r.get("tree"):
+            kind += "/" + r["tree"]
+        groups = sorted({b.get("group") or "?" for b in r["benchmarks"]}, key=str)
+        print("%3d  %-25s  %-36s  %-12s  %s%s  %s  %s%s" % (
+            n, r.get("when") or "?", r["label"], r.get("machine"), (ci.get("id") or "?")[:10],
+            "+" if ci.get("dirty") else " ", kind, ",".join(groups),
+            "  QUICK" if r.get("quick") else ""))
+    return 0
+
+
 def _cmd_run(args, extra):
+    from fastnn import _bench_history as hist
     root = _repo_root()
     bench_dir = os.path.join(root, "bench")
     if not os.path.isdir(bench_dir):
         print("fastnn.bench run: no bench/ folder next to %s; run it from a source checkout"
               % os.path.dirname(os.path.abspath(__file__)), file=sys.stderr)
         return 2
-    results = args.results_dir or os.path.join(bench_dir, "results")
-    os.makedirs(results, exist_ok=True)
-    name = args.name or re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "machine"
-    stem = os.path.join(results, "%s-%s" % (datetime.date.today().isoformat(), name))
+    history, readme, results = _paths(args)
+    machine = hist.check_name(args.machine or os.environ.get("FASTNN_BENCH_MACHINE") or
+                              hist.machine_id(machine_info()), "--machine")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    label = hist.check_name(args.label or "%s-%s" % (stamp, machine), "--label")
+    quick = args.quick or os.environ.get("FASTNN_BENCH_QUICK", "") not in ("", "0")
+    # a smoke run goes into a history or README only when one is named
+    to_history = not quick or bool(args.history)
+    to_readme = to_history and not args.no_readme and (not quick or bool(args.readme))
+    # before the suite's minutes: where the results go must take them
+    if to_history:
+        hist.check_appendable(history, label)
+    if to_readme:
+        hist.check_readme(readme)
+    json_dir = args.json_dir or os.path.join(root, ".benchmarks", "fastnn")
+    os.makedirs(json_dir, exist_ok=True)
+    out = os.path.join(json_dir, label + ".json")
+    if os.path.exists(out):      # never read an older run's file as this one's
+        raise ValueError("--label: %s exists already; expected a new label" % out)
     env = dict(os.environ)
     if args.quick:
         env["FASTNN_BENCH_QUICK"] = "1"
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [sys.executable, "-m", "pytest", bench_dir, "--benchmark-only",
-           "--benchmark-json=" + stem + ".json", "-rs", "-p", "no:cacheprovider"] + extra
-    print("+ " + " ".join(cmd), file=sys.stderr)
+           "--benchmark-json=" + out, "-rs", "-p", "no:cacheprovider"] + extra
+    print("+ " + shlex.join(cmd), file=sys.stderr)
     rc = subprocess.call(cmd, cwd=root, env=env)
-    if not os.path.exists(stem + ".json"):
-        print("fastnn.bench run: pytest wrote no %s.json (exit %d)" % (stem, rc), file=sys.stderr)
+    if not os.path.exists(out):
+        print("fastnn.bench run: pytest wrote no %s (exit %d)" % (out, rc), file=sys.stderr)
         return rc or 1
-    with open(stem + ".json") as fh:
-        text = report(json.load(fh))
-    with open(stem + ".md", "w") as fh:
-        fh.write(text + "\n")
-    print(text)
-    print("wrote %s.json and %s.md" % (stem, stem), file=sys.stderr)
+    data = hist.load_results(out, "run")
+    print(report(data))
+    print("wrote %s" % out, file=sys.stderr)
+    command = "python -m fastnn.bench run " + shlex.join(args.argv)
+    if to_history:
+        rec = hist.record(data, label, machine=machine, command=command.rstrip(), exit_code=rc)
+        n = hist.append(history, rec)
+        print("appended %s to %s (run %d)" % (label, history, n), file=sys.stderr)
+        if to_readme:
+            _cmd_readme(args)
+    else:
+        print("a smoke run: not added to the history, README untouched", file=sys.stderr)
+    baseline = hist.baseline_path(results, machine)
+    if os.path.exists(baseline) and not quick:
+        base = hist.record(hist.load_results(baseline, "baseline"), "baseline")
+        print()
+        print(hist.compare(base, hist.record(data, label, machine=machine), baseline, out))
+    print("compare: python -m fastnn.bench compare %s\npromote to the baseline: python -m "
+          "fastnn.bench promote %s" % (out, out), file=sys.stderr)
     return rc
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m fastnn.bench", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("report", help="turn a --benchmark-json file into Markdown tables")
-    r.add_argument("results", help="the JSON written by pytest --benchmark-json")
+    hist_help = "the history file (default: bench/results/history.jsonl)"
+    run = sub.add_parser("run", help="run bench/ with pytest, append the run to the history "
+                                     "and regenerate the README's tables; arguments after -- "
+                                     "go to pytest")
+    run.add_argument("--quick", action="store_true",
+                     help="FASTNN_BENCH_QUICK=1: smoke sizes (kept out of the history and the "
+                          "README unless --history / --readme name one)")
+    run.add_argument("--machine", help="the machine's name in the history and the baseline's "
+                                       "file name (default: $FASTNN_BENCH_MACHINE, else from "
+                                       "the CPU model and count, e.g. amd-epyc-2c)")
+    run.add_argument("--label", help="the run's label in the history (default: UTC time and "
+                                     "machine)")
+    run.add_argument("--json-dir", help="where the run's JSON goes (default: .benchmarks/"
+                                        "fastnn, git-ignored)")
+    run.add_argument("--history", help=hist_help)
+    run.add_argument("--readme", help="the README to regenerate (default: README.md)")
+    run.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    r = sub.add_parser("report", help="a --benchmark-json file, or a run of the history, as "
+                                      "Markdown tables")
+    r.add_argument("results", nargs="?", help="the JSON written by pytest --benchmark-json")
+    r.add_argument("--run", help="instead: the run with this label in the history")
+    r.add_argument("--history", help=hist_help)
     r.add_argument("--out", help="also write the Markdown to this file")
-    run = sub.add_parser("run", help="run bench/ with pytest and write JSON + Markdown; "
-                                     "arguments after -- go to pytest")
-    run.add_argument("--quick", action="store_true", help="FASTNN_BENCH_QUICK=1: smoke sizes")
-    run.add_argument("--name", help="machine name in the file name (default: the hostname)")
-    run.add_argument("--results-dir", help="default: bench/results")
+    a = sub.add_parser("append", help="append a --benchmark-json file to the history")
+    a.add_argument("results", help="the JSON written by pytest --benchmark-json")
+    a.add_argument("--label", help="default: the file's name without .json")
+    a.add_argument("--machine", help="default: from the CPU model and count in the file")
+    a.add_argument("--source", default="suite",
+                   help="'suite' (default: the README may show it) or what made the file, "
+                        "e.g. before-after")
+    a.add_argument("--tree", help="which tree of a before/after run: before or after")
+    a.add_argument("--command", help="the command that made it (default: the one the "
+                                     "suite's conftest recorded)")
+    a.add_argument("--note", help="a note kept with the run")
+    a.add_argument("--history", help=hist_help)
+    rd = sub.add_parser("readme", help="regenerate the README's tables from the history")
+    rd.add_argument("--history", help=hist_help)
+    rd.add_argument("--readme", help="default: README.md")
+    c = sub.add_parser("compare", help="a run against the machine's baseline, ratio per "
+                                       "benchmark")
+    c.add_argument("run", nargs="?", help="a --benchmark-json file or a label in the history "
+                                          "(default: the history's newest full-size run)")
+    c.add_argument("--baseline", help="a --benchmark-json file or a label in the history "
+                                      "(default: bench/results/baseline-<the run's machine>"
+                                      ".json)")
+    c.add_argument("--machine", help="whose baseline (default: the run's machine)")
+    c.add_argument("--history", help=hist_help)
+    pr = sub.add_parser("promote", help="make a run's JSON the machine's baseline")
+    pr.add_argument("run", help="a --benchmark-json file of a full-size run")
+    pr.add_argument("--machine", help="default: from the CPU model and count in the file")
+    pr.add_argument("--baseline", help="default: bench/results/baseline-<machine>.json")
+    h = sub.add_parser("history", help="list the runs in the history")
+    h.add_argument("--history", help=hist_help)
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
     if "--" in argv:
         i = argv.index("--")
         argv, extra = argv[:i], argv[i + 1:]
     args = p.parse_args(argv)
-    if args.cmd == "report":
-        return _cmd_report(args)
-    return _cmd_run(args, extra)
+    args.argv = argv[1:] + (["--"] + extra if extra else [])
+    try:
+        if args.cmd == "run":
+            return _cmd_run(args, extra)
+        return {"report": _cmd_report, "append": _cmd_append, "readme": _cmd_readme,
+                "compare": _cmd_compare, "promote": _cmd_promote,
+                "history": _cmd_history}[args.cmd](args)
+    except ValueError as e:
+        print("fastnn.bench %s: error: %s" % (args.cmd, e), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

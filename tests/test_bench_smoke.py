@@ -96,3 +96,38 @@ def test_report_renders_every_workload(smoke_json, tmp_path):
     for heading in ("## W1", "## W2", "## W3", "## W4", "## Memory", "Machine:", "QUICK"):
         assert heading in text
     assert "of the limit" in text
+
+
+def test_smoke_run_goes_into_a_history(smoke_json, tmp_path):
+    """The smoke run's JSON appended to a history in tmp_path (never the repository's): one
+    line with the machine, the commit, the command and every benchmark's numbers."""
+    from fastnn import _bench_history as hist
+    data, path = smoke_json
+    hfile = tmp_path / "history.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "fastnn.bench", "append", path, "--history",
+                           str(hfile), "--label", "smoke-1"], cwd=FASTNN_ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=FASTNN_ROOT))
+    assert proc.returncode == 0, proc.stderr
+    assert hfile.read_bytes().count(b"\n") == 1
+    (rec,) = hist.read_history(hfile)
+    assert rec["label"] == "smoke-1" and rec["quick"] is True and rec["source"] == "suite"
+    assert rec["machine"] == hist.machine_id(data["machine_info"]["fastnn_bench"])
+    assert rec["commit"]["id"] == data["commit_info"].get("id")
+    assert "load average at start" in rec["machine_line"]
+    # what bench/conftest.py records: the command, the outcomes, the reasons for skips
+    assert "--benchmark-only" in rec["command"] and rec["command"] == rec["pytest_command"]
+    assert rec["outcomes"]["passed"] == len(data["benchmarks"])
+    assert rec["outcomes"]["failed"] == 0
+    assert all(len(s) == 2 and s[1] for s in rec["outcomes"]["skipped"])
+    assert [(b["name"], b["median"], b["min"], b["rounds"]) for b in rec["benchmarks"]] == \
+        [(b["name"], b["stats"]["median"], b["stats"]["min"], b["stats"]["rounds"])
+         for b in data["benchmarks"]]
+    assert [b["extra_info"] for b in rec["benchmarks"]] == \
+        [hist._finite(b["extra_info"]) for b in data["benchmarks"]]
+    assert bench.report(hist.to_results(rec)) == bench.report(data)
+    # a smoke run never reaches the README's tables
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- bench:W1 -->\n<!-- /bench -->\n")
+    hist.update_readme(readme, [rec])
+    assert "No full-size run of W1 in the history yet" in readme.read_text()
