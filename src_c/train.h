@@ -96,9 +96,11 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     const int want = cfg->path;
     const int par = want != FNN_PATH_SERIAL && T > 1 && batch >= T &&
                     (want == FNN_PATH_ROWS || (double)batch * F(net_work)(net) >= FNN_PAR_MIN);
-    const int Tt = par ? T : 1;   /* the most threads a mini-batch runs on */
     const int ksplit = (want == FNN_PATH_AUTO || want == FNN_PATH_KSPLIT) &&
-                       F(ksplit_ok)(net, batch, Tt, cfg->ksplit_blocks);
+                       F(ksplit_ok)(net, batch, par ? T : 1, cfg->ksplit_blocks);
+    /* the most threads a mini-batch runs on; on the K split no more than its blocks (a thread
+     * past them would own no columns and only run the small layers and meet at the barrier) */
+    const int Tt = !par ? 1 : ksplit && T > cfg->ksplit_blocks ? cfg->ksplit_blocks : T;
     cfg->path = ksplit ? FNN_PATH_KSPLIT : par ? FNN_PATH_ROWS : FNN_PATH_SERIAL;
     /* the team of each chunk of mini-batches (team.h) */
     fnn_team_ctl ctl;

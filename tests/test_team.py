@@ -103,3 +103,12 @@ def test_bad_adapt_value():
         _core.train(W, b, X, Y, _core.TrainConfig(acts=["relu", "softmax"],
                                                   cost="log_likelihood", epochs=1, batch=10,
                                                   eta=0.1, adapt=7))
+
+
+def test_ksplit_team_is_capped_at_its_blocks():
+    """A K-split thread past the fixed blocks would own no columns: the team stops there."""
+    blocks = _engine.ksplit_blocks()
+    n_threads = blocks + 1
+    _, res, st = _train([784, 30, 10], 10, "sgd", n_threads, 0)
+    assert res["path"] == "ksplit"
+    assert res["threads"] == float(blocks)
