@@ -23,7 +23,10 @@ from _harness import QUICK
 HERE = os.path.dirname(os.path.abspath(__file__))
 FLOP = {"W5": 9.8e6, "W6": 25e6}
 ROUND = {"W5": 300 if QUICK else 10000, "W6": 300 if QUICK else 6000}
-IMPLS = ["fastnn-f32-1t", "fastnn-f32-2t", "torch-1t", "torch-2t"]
+IMPLS = ["fastnn-f32-1t", "fastnn-f32-2t", "torch-1t", "torch-2t", "numpy-1t", "keras-2t"]
+# the numpy oracle (fastnn/reference_cnn.py, plain loops, float64, one example at a time) trains
+# this many images a round; its time is given per 10,000 like the others
+ORACLE_IMAGES = {"W5": 20 if not QUICK else 4, "W6": 10 if not QUICK else 2}
 
 
 def _same(n, k, s=1):
@@ -134,6 +137,56 @@ def run_torch(wid, threads, X, y):
     return epoch, accuracy
 
 
+def run_oracle(wid, threads, X, y):
+    """The numpy oracle on the round's first ORACLE_IMAGES images: plain SGD (it has no Adam;
+    the step is a negligible part of its time), the same layers and mini-batch."""
+    from fastnn.reference_cnn import ConvNetwork
+    rng = np.random.default_rng(0)
+    layers, W, b, acts = fastnn_net(wid, rng)
+    net = ConvNetwork(layers, W, b, acts)
+    k = ORACLE_IMAGES[wid]
+    Xo, Y = X[:k].astype(np.float64), np.eye(10)[y[:k]]
+    m, eta = (10, 0.03) if wid == "W5" else (32, 1e-3)
+
+    def epoch():
+        net.sgd_epoch(Xo, Y, np.arange(k), m, eta)
+
+    def accuracy():
+        return float(np.mean(net.feedforward(Xo).argmax(axis=1) == y[:k]))
+    return epoch, accuracy, k
+
+
+def run_keras(wid, threads, X, y):
+    """Keras 3 (any backend it finds; TensorFlow's or PyTorch's), the same model and step."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    if wid == "W5":
+        model = keras.Sequential([L.Input((28, 28, 1)), L.Conv2D(20, 5, activation="relu"),
+                                  L.MaxPooling2D(2), L.Conv2D(40, 5, activation="relu"),
+                                  L.MaxPooling2D(2), L.Flatten(), L.Dense(100, activation="relu"),
+                                  L.Dense(10)])
+        opt, m = keras.optimizers.SGD(0.03), 10
+    else:
+        model = keras.Sequential([L.Input((28, 28, 1)),
+                                  L.Conv2D(32, 3, padding="same", activation="relu"),
+                                  L.MaxPooling2D(2), L.Conv2D(64, 3, padding="same",
+                                                              activation="relu"),
+                                  L.MaxPooling2D(2), L.Flatten(), L.Dense(128, activation="relu"),
+                                  L.Dense(10)])
+        opt, m = keras.optimizers.Adam(1e-3), 32
+    model.compile(optimizer=opt,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    Xk = X.reshape(-1, 28, 28, 1)
+
+    def epoch():
+        model.fit(Xk, y, batch_size=m, epochs=1, shuffle=False, verbose=0)
+
+    def accuracy():
+        return float(np.mean(model.predict(Xk, verbose=0).argmax(axis=1) == y))
+    return epoch, accuracy
+
+
 def gemm_gflops():
     """float32 GEMM rate of this run (numpy, 2048 x 2048), GFLOP/s."""
     a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
@@ -151,14 +204,20 @@ def test_cnn(benchmark, wid, impl):
     X, y = data(wid)
     name, threads = impl.rsplit("-", 1)
     threads = int(threads[:-1])
-    fn, accuracy = (run_fastnn if name.startswith("fastnn") else run_torch)(wid, threads, X, y)
-    rounds = 1 if QUICK else 3
-    benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0 if QUICK else 1)
+    images = len(X)
+    if name == "numpy":
+        fn, accuracy, images = run_oracle(wid, threads, X, y)
+    else:
+        run = {"fastnn-f32": run_fastnn, "torch": run_torch, "keras": run_keras}[name]
+        fn, accuracy = run(wid, threads, X, y)
+    rounds = 1 if QUICK or name == "numpy" else 3
+    benchmark.pedantic(fn, rounds=rounds, iterations=1,
+                       warmup_rounds=0 if QUICK or name == "numpy" else 1)
     sec = benchmark.stats.stats.median
-    flops, gemm = FLOP[wid] * len(X), gemm_gflops() * 1e9
+    flops, gemm = FLOP[wid] * images, gemm_gflops() * 1e9
     benchmark.extra_info.update({
         "impl": impl, "quick": QUICK, "dtype": "float32", "threads": threads,
-        "images": len(X), "s_per_10k": sec / len(X) * 1e4, "gflops": flops / sec / 1e9,
+        "images": images, "s_per_10k": sec / images * 1e4, "gflops": flops / sec / 1e9,
         "flops": flops, "gemm_flops_per_s": gemm, "limit_s": flops / gemm,
         "fraction_of_limit": flops / gemm / sec,
         # on the round's own images after its training rounds (a check that it learns)
