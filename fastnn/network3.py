@@ -406,6 +406,14 @@ class Network:
         def on_epoch(stats):
             e = stats["epoch"]
             lines.end_epoch(e)
+            try:
+                report(stats, e)
+            finally:
+                # only now may the next epoch's first line appear (the book prints it when
+                # that epoch starts, after this epoch's accuracy lines)
+                lines.epoch_reported(e)
+
+        def report(stats, e):
             iteration = (e + 1) * nb - 1
             accuracy = stats["eval_correct"] / len(Xv)
             print(f"Epoch {e}: validation accuracy {accuracy:.2%}", flush=True)
@@ -468,8 +476,13 @@ class _MiniBatchLines:
                 self._print_upto(epoch * self.nb + done)
 
     def end_epoch(self, epoch):
+        """The epoch's training is over: print the rest of its lines."""
         with self._lock:
             self._print_upto((epoch + 1) * self.nb - 1)
+
+    def epoch_reported(self, epoch):
+        """The epoch's accuracy lines are printed: the next epoch's lines may follow."""
+        with self._lock:
             self._epochs_done = epoch + 1
 
     def _run(self):

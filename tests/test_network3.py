@@ -425,6 +425,7 @@ def test_mini_batch_lines_follow_the_engines_counters(capsys):
             lines.poll()
         else:
             lines.end_epoch(action)
+            lines.epoch_reported(action)
         out = capsys.readouterr().out
         assert out == "".join(f"Training mini-batch number {i}\n" for i in printed), (
             epoch, done, action)
@@ -432,5 +433,24 @@ def test_mini_batch_lines_follow_the_engines_counters(capsys):
     jump.poll()
     jump.progress[:] = (0, 1500)
     jump.end_epoch(0)
+    jump.epoch_reported(0)
     assert capsys.readouterr().out.split("\n")[:-1] == [
         "Training mini-batch number 0", "Training mini-batch number 1000"]
+
+
+def test_next_epochs_first_line_waits_for_the_accuracy_lines(capsys):
+    """1000 mini-batches an epoch: iteration 1000 is epoch 1's first, and the book prints its
+    line when epoch 1 starts, after epoch 0's accuracy lines.  While those are printed (the
+    test accuracy is an engine call, during which the poller runs) no poll may print it."""
+    lines = n3._MiniBatchLines(1000, 2)
+    lines.poll()
+    lines.progress[:] = (0, 1000)
+    lines.end_epoch(0)
+    print("Epoch 0: validation accuracy 90.00%")
+    lines.poll()                                     # the poller during the test accuracy
+    print("The corresponding test accuracy is 90.00%")
+    lines.epoch_reported(0)
+    lines.poll()
+    assert capsys.readouterr().out.splitlines() == [
+        "Training mini-batch number 0", "Epoch 0: validation accuracy 90.00%",
+        "The corresponding test accuracy is 90.00%", "Training mini-batch number 1000"]
