@@ -39,6 +39,8 @@ cdef extern from "dispatch.h" nogil:
         FNN_CALLBACK_ERROR
         FNN_NOMEM
         FNN_PATH_AUTO
+        FNN_ROWS_F64
+        FNN_ROWS_F32
 
     ctypedef struct fnn_table_row:
         const char *name
@@ -83,6 +85,8 @@ cdef extern from "dispatch.h" nogil:
         const void *X
         const void *Y
         int64_t n
+        const void *const *rows
+        int rows_type
 
     ctypedef struct fnn_epoch_stats:
         int epoch
@@ -489,6 +493,7 @@ cdef int _fill_data(fnn_data *d, object X, object Y, const fnn_net *net, object 
                          f"{Y.shape}")
     if X.shape[0] != Y.shape[0]:
         raise ValueError(f"{name}: X has {X.shape[0]} rows but Y has {Y.shape[0]}")
+    memset_bytes(<char *>d, sizeof(fnn_data))      # no row source
     d.X = _ptr(X)
     d.Y = _ptr(Y)
     d.n = X.shape[0]

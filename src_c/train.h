@@ -137,7 +137,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
         memset(&st, 0, sizeof(st));
         st.epoch = epoch;
         F(snapshot)(net, snap, 0);
-        F(set_direct)(&ws, cfg->train.X, net->sizes[0], batch);  /* evaluate_set reset it */
+        F(set_direct)(&ws, &cfg->train, net->sizes[0], batch);  /* evaluate_set reset it */
         /* The K-split copies are filled at the first chunk of an epoch and written back at
          * its last (or when the epoch stops early): in between, between the chunks where
          * interrupts are checked, they are the live parameters ("live"). */
