@@ -138,6 +138,13 @@ def as_array(a, name):
 # ---------------------------------------------------------------------------------------------
 # data: Nielsen's lists of (x, y) pairs, or arrays
 
+def all_finite(M, block=1 << 16):
+    """``np.isfinite(M).all()`` for a C-contiguous matrix, a block of about ``block`` numbers
+    at a time: no boolean temporary the size of M (37 MiB for MNIST's training images)."""
+    rows = max(1, block // max(M.shape[1], 1))
+    return all(np.isfinite(M[i:i + rows]).all() for i in range(0, M.shape[0], rows))
+
+
 def _as_float_matrix(a, name, dtype, n_cols=None):
     arr = as_array(a, name)
     if arr.dtype == object:
@@ -154,7 +161,7 @@ def _as_float_matrix(a, name, dtype, n_cols=None):
     else:
         out = aligned_empty(arr.shape, dtype)   # a copy is needed anyway: an aligned one
         out[...] = arr
-    if out.size and not np.isfinite(out).all():
+    if out.size and not all_finite(out):
         raise ValueError(f"{name}: expected finite values, got NaN or Inf")
     return out
 
@@ -316,7 +323,7 @@ def to_arrays(data, n_in, n_out, dtype, name, one_hot=True, rows=False):
         del xs
         if X.first_nonfinite(dtype) >= 0:     # row by row: no (n, n_in) temporary
             raise ValueError(f"{name}: expected finite x values, got NaN or Inf")
-    elif n and not np.isfinite(X).all():
+    elif n and not all_finite(X):
         raise ValueError(f"{name}: expected finite x values, got NaN or Inf")
     if n and not np.isfinite(Y).all():
         raise ValueError(f"{name}: expected finite y values, got NaN or Inf")

@@ -404,3 +404,14 @@ def test_xp_backend_gets_matrices(monkeypatch):
     assert seen and all(s == ("ndarray", "ndarray") or s == ("ndarray", None) for s in seen), seen
     _equal(runs[0][0], runs[1][0])
     assert runs[0][1:] == runs[1][1:]
+
+
+@pytest.mark.parametrize("where", [(0, 0), (63, 99), (64, 0), (999, 99), None])
+def test_all_finite_in_blocks(where):
+    """The matrices' finite check (an (X, y) pair, a list copied into a matrix) works a block
+    of rows at a time and still finds a NaN or Inf in any row, first, last or at a seam."""
+    M = np.ones((1000, 100))
+    if where is not None:
+        M[where] = np.inf if where[0] % 2 else np.nan
+    assert _core.all_finite(M, block=6400) == (where is None)
+    assert _core.all_finite(M) == (where is None)
