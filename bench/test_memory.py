@@ -1,4 +1,5 @@
-"""Memory: peak RSS of one W1 and one W2 training epoch, fastnn against the numpy reference.
+"""Memory: peak RSS of W1 and W2 training (W1 with Nielsen's lists: the book's session),
+fastnn against the numpy reference.
 
 Each case runs in a fresh process (memory.py --child CASE); the time of that run is not a
 benchmark, the numbers are in extra_info and the report's memory table.

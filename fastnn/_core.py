@@ -138,6 +138,13 @@ def as_array(a, name):
 # ---------------------------------------------------------------------------------------------
 # data: Nielsen's lists of (x, y) pairs, or arrays
 
+def all_finite(M, block=1 << 16):
+    """``np.isfinite(M).all()`` for a C-contiguous matrix, a block of about ``block`` numbers
+    at a time: no boolean temporary the size of M (37 MiB for MNIST's training images)."""
+    rows = max(1, block // max(M.shape[1], 1))
+    return all(np.isfinite(M[i:i + rows]).all() for i in range(0, M.shape[0], rows))
+
+
 def _as_float_matrix(a, name, dtype, n_cols=None):
     arr = as_array(a, name)
     if arr.dtype == object:
@@ -154,7 +161,7 @@ def _as_float_matrix(a, name, dtype, n_cols=None):
     else:
         out = aligned_empty(arr.shape, dtype)   # a copy is needed anyway: an aligned one
         out[...] = arr
-    if out.size and not np.isfinite(out).all():
+    if out.size and not all_finite(out):
         raise ValueError(f"{name}: expected finite values, got NaN or Inf")
     return out
 
@@ -222,12 +229,39 @@ def as_pairs(data, name):
                         f"got {type(data).__name__}") from None
 
 
-def to_arrays(data, n_in, n_out, dtype, name, one_hot=True):
+# the dtypes of x columns the engine reads where they are (fnn_data.rows)
+ROW_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _row_in_place(x, xa, first):
+    """Can the engine read the x column ``x`` (``xa`` as an array) where it is, after
+    ``first`` (the list's first column, or None): the caller's own numpy array (not one made
+    from a list), float32 or float64 as ``first``, C-contiguous and aligned (the shape and
+    size were checked)."""
+    if not isinstance(x, np.ndarray) or xa.dtype not in ROW_DTYPES or (
+            first is not None and xa.dtype != first.dtype):
+        return False
+    flags = xa.flags
+    return flags.c_contiguous and flags.aligned
+
+
+def as_matrix(X, dtype):
+    """X as an (n, n_in) array of ``dtype``: a row source (``_engine.Rows``) is copied."""
+    return X.to_matrix(dtype) if isinstance(X, _engine.Rows) else X
+
+
+def to_arrays(data, n_in, n_out, dtype, name, one_hot=True, rows=False):
     """Convert training/test data to (X (n, n_in), Y (n, n_out), n).
 
     `data` is either Nielsen's iterable of (x, y) pairs, x shaped (n_in, 1) (or (n_in,)), y a
     one-hot (n_out, 1) vector or an int label; or an (X, y) pair of arrays, X (n, n_in) and y
     integer labels (n,) or targets (n, n_out).
+
+    With ``rows``, a list whose x are all float32 or all float64 numpy arrays, C-contiguous,
+    gives X as an ``_engine.Rows`` of those arrays instead of a matrix: the CPU engine reads
+    each column where it is (a copy of MNIST's 50,000 columns would take 157 MB as float32,
+    314 MB as float64); `train`, `evaluate` and `as_matrix` take it where they take X.  Other
+    x (lists, integers, non-contiguous views, a mix of dtypes) fill a matrix as without it.
     """
     if data is None:
         raise TypeError(f"{name}: expected data, got None")
@@ -244,7 +278,9 @@ def to_arrays(data, n_in, n_out, dtype, name, one_hot=True):
         raise TypeError(f"{name}: expected a list of (x, y) pairs or an (X, y) tuple of arrays, "
                         f"got {type(data).__name__}") from None
     n = len(pairs)
-    X = aligned_empty((n, n_in), dtype)
+    # the x read in place (rows), as long as every one so far can be; else the matrix X
+    xs = [] if rows and n else None
+    X = None if xs is not None else aligned_empty((n, n_in), dtype)
     Y = np.zeros((n, n_out), dtype=dtype)
     for i, pair in enumerate(pairs):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
@@ -255,7 +291,16 @@ def to_arrays(data, n_in, n_out, dtype, name, one_hot=True):
             raise TypeError(f"{name}[{i}]: expected x to be numeric, got dtype {xa.dtype}")
         if xa.size != n_in or (xa.ndim == 2 and xa.shape[1] != 1) or xa.ndim > 2:
             raise ValueError(f"{name}[{i}]: expected x of shape ({n_in}, 1), got {xa.shape}")
-        X[i] = xa.reshape(n_in)
+        if xs is not None and not _row_in_place(x, xa, xs[0] if xs else None):
+            # from here on a matrix: the columns so far are copied into it
+            X = aligned_empty((n, n_in), dtype)
+            for j, xj in enumerate(xs):
+                X[j] = xj.reshape(n_in)
+            xs = None
+        if xs is not None:
+            xs.append(xa)
+        else:
+            X[i] = xa.reshape(n_in)
         if isinstance(y, (numbers.Integral, np.integer)) and not isinstance(y, bool):
             if not 0 <= int(y) < n_out:
                 raise ValueError(f"{name}[{i}]: expected a label in 0..{n_out - 1}, got {y}")
@@ -273,7 +318,12 @@ def to_arrays(data, n_in, n_out, dtype, name, one_hot=True):
                 raise ValueError(f"{name}[{i}]: expected y of shape ({n_out}, 1) or an int "
                                  f"label, got {ya.shape}")
             Y[i] = ya.reshape(n_out)
-    if n and not np.isfinite(X).all():
+    if xs is not None:
+        X = _engine.Rows(xs, n_in)
+        del xs
+        if X.first_nonfinite(dtype) >= 0:     # row by row: no (n, n_in) temporary
+            raise ValueError(f"{name}: expected finite x values, got NaN or Inf")
+    elif n and not all_finite(X):
         raise ValueError(f"{name}: expected finite x values, got NaN or Inf")
     if n and not np.isfinite(Y).all():
         raise ValueError(f"{name}: expected finite y values, got NaN or Inf")
@@ -450,6 +500,12 @@ def train(W, b, X, Y, config):
     config = dataclasses.replace(config, batch=max(1, min(int(config.batch), X.shape[0])))
     if resolve_device(config.device) == "cuda":
         from fastnn.backends import xp as xp_backend
+        # the xp backend takes matrices: a row source (to_arrays' rows, for the CPU engine)
+        # is copied into one here
+        X = as_matrix(X, Y.dtype)
+        if config.eval_data is not None:
+            eX, eY = config.eval_data
+            config = dataclasses.replace(config, eval_data=(as_matrix(eX, eY.dtype), eY))
         res = in_chunks(lambda c: xp_backend.train(W, b, X, Y, c, device="cuda"), config)
     else:
         # interrupts are checked between chunks of about 2e8 multiply-adds
@@ -539,8 +595,9 @@ def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, n_threads=None, device=None
     naming the layer) when finite inputs and weights give a NaN or Inf output."""
     if resolve_device(device) == "cuda":
         from fastnn.backends import xp as xp_backend
-        return xp_backend.evaluate(W, b, acts, cost, X, Y, cost_scale=cost_scale, device="cuda",
-                                   layers=layers)
+        # (a row source is copied into a matrix for the xp backend, as in train)
+        return xp_backend.evaluate(W, b, acts, cost, as_matrix(X, Y.dtype), Y,
+                                   cost_scale=cost_scale, device="cuda", layers=layers)
     codes, cc, scale = act_codes(acts), cost_code(cost), float(cost_scale)
     n = X.shape[0]
     step = pass_rows(W, n, layers)
@@ -555,10 +612,10 @@ def evaluate(W, b, acts, cost, X, Y, cost_scale=1.0, n_threads=None, device=None
                 c, hits = c + ci, hits + hi
         if not math.isfinite(c):
             for i in range(0, n, step):
-                out = _engine.predict(W, b, codes, X[i:i + step], nt, layers)
+                Xi = as_matrix(X[i:i + step], Y.dtype)
+                out = _engine.predict(W, b, codes, Xi, nt, layers)
                 if not np.isfinite(out).all():
-                    warn_nonfinite(W, b, acts, X[i:i + step], out, "evaluate", offset=i,
-                                   layers=layers)
+                    warn_nonfinite(W, b, acts, Xi, out, "evaluate", offset=i, layers=layers)
                     break
     return c, hits
 
@@ -626,8 +683,8 @@ class EngineNetwork:
     def _params(self):
         return sync_params(self, self.sizes, self.dtype)
 
-    def _arrays(self, data, name, one_hot=True):
-        return to_arrays(data, self.sizes[0], self.sizes[-1], self.dtype, name, one_hot)
+    def _arrays(self, data, name, one_hot=True, rows=False):
+        return to_arrays(data, self.sizes[0], self.sizes[-1], self.dtype, name, one_hot, rows)
 
     def feedforward(self, a):
         """Return the output of the network if ``a`` is input.

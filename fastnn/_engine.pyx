@@ -14,6 +14,7 @@ cimport cython
 cimport numpy as cnp
 from cython cimport floating
 from cpython.exc cimport PyErr_CheckSignals
+from libc.math cimport isfinite
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -39,6 +40,8 @@ cdef extern from "dispatch.h" nogil:
         FNN_CALLBACK_ERROR
         FNN_NOMEM
         FNN_PATH_AUTO
+        FNN_ROWS_F64
+        FNN_ROWS_F32
 
     ctypedef struct fnn_table_row:
         const char *name
@@ -83,6 +86,8 @@ cdef extern from "dispatch.h" nogil:
         const void *X
         const void *Y
         int64_t n
+        const void *const *rows
+        int rows_type
 
     ctypedef struct fnn_epoch_stats:
         int epoch
@@ -482,20 +487,146 @@ cdef void memset_bytes(char *p, size_t n) noexcept:
         p[i] = 0
 
 
+cdef class Rows:
+    """A data set's inputs as separate rows that the engine reads where they are (Nielsen's
+    list of x columns: no (n, n_in) copy of the whole set).  ``arrays``: the rows, numpy
+    arrays of one dtype (float32 or float64, whatever the engine's), C-contiguous, aligned,
+    of n_in numbers each; this object holds them for as long as the engine may read them.
+    ``addrs``: their data addresses (intp, the size of a pointer).  ``shape`` is (n, n_in) and
+    a slice with step 1 is a Rows of those rows, as for the (n, n_in) matrix it stands for."""
+    cdef readonly list arrays
+    cdef readonly cnp.ndarray addrs
+    cdef readonly object dtype
+    cdef readonly Py_ssize_t n_in
+
+    def __init__(self, arrays, Py_ssize_t n_in):
+        cdef Py_ssize_t i, n
+        cdef int typenum = -1, t
+        cdef cnp.ndarray a
+        if n_in < 1:
+            raise ValueError(f"n_in: expected a positive int, got {n_in}")
+        self.arrays = list(arrays)       # its own list: the caller's may change meanwhile
+        n = len(self.arrays)
+        self.n_in = n_in
+        self.addrs = np.empty(n, dtype=np.intp)
+        cdef cnp.npy_intp *ad = <cnp.npy_intp *>cnp.PyArray_DATA(self.addrs)
+        for i in range(n):
+            x = self.arrays[i]
+            if not isinstance(x, np.ndarray):
+                raise TypeError(f"rows[{i}]: expected a numpy array, got {type(x).__name__}")
+            a = <cnp.ndarray>x
+            t = cnp.PyArray_TYPE(a)
+            if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not cnp.PyArray_ISNOTSWAPPED(a):
+                raise TypeError(f"rows[{i}]: expected float32 or float64 in the machine's byte "
+                                f"order, got {x.dtype}")
+            if typenum >= 0 and t != typenum:
+                raise TypeError(f"rows[{i}]: expected the dtype of the rows before it, "
+                                f"{self.arrays[0].dtype}, got {x.dtype}")
+            if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a):
+                raise ValueError(f"rows[{i}]: expected a C-contiguous, aligned array")
+            if cnp.PyArray_SIZE(a) != n_in:
+                raise ValueError(f"rows[{i}]: expected {n_in} numbers, got shape {x.shape}")
+            typenum = t
+            ad[i] = <cnp.npy_intp>cnp.PyArray_DATA(a)
+        self.dtype = np.dtype(np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)
+
+    @property
+    def shape(self):
+        return (self.addrs.shape[0], self.n_in)
+
+    def __len__(self):
+        return self.addrs.shape[0]
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice):
+            raise TypeError(f"Rows: expected a slice, got {type(key).__name__}")
+        start, stop, step = key.indices(self.addrs.shape[0])
+        if step != 1:
+            raise ValueError(f"Rows: expected a slice with step 1, got step {step}")
+        cdef Rows r = Rows.__new__(Rows)
+        r.arrays = self.arrays[start:stop]
+        r.addrs = self.addrs[start:stop]       # step 1: a contiguous view
+        r.dtype = self.dtype
+        r.n_in = self.n_in
+        return r
+
+    def to_matrix(self, dtype):
+        """The rows as one (n, n_in) array of ``dtype`` (for what takes only matrices: the xp
+        backend, the search for the layer that gave NaN)."""
+        out = np.empty(self.shape, dtype=dtype)
+        for i, a in enumerate(self.arrays):
+            out[i] = a.reshape(-1)
+        return out
+
+    def first_nonfinite(self, dtype):
+        """The index of the first row holding NaN or Inf once converted to ``dtype`` (the
+        engine's: a float64 row read by a float32 engine is rounded first, and a finite
+        double above the float range becomes Inf), or -1.  No temporary array."""
+        cdef Py_ssize_t i, j, n = self.addrs.shape[0], k = self.n_in, bad = -1
+        cdef const cnp.npy_intp *ad = <const cnp.npy_intp *>cnp.PyArray_DATA(self.addrs)
+        cdef bint f32 = self.dtype == np.float32
+        cdef bint narrow = not f32 and np.dtype(dtype) == np.float32
+        cdef const float *pf
+        cdef const double *pd
+        cdef float v
+        with nogil:
+            for i in range(n):
+                if f32:
+                    pf = <const float *>ad[i]
+                    for j in range(k):
+                        if not isfinite(pf[j]):
+                            bad = i
+                            break
+                elif narrow:
+                    pd = <const double *>ad[i]
+                    for j in range(k):
+                        v = <float>pd[j]
+                        if not isfinite(v):
+                            bad = i
+                            break
+                else:
+                    pd = <const double *>ad[i]
+                    for j in range(k):
+                        if not isfinite(pd[j]):
+                            bad = i
+                            break
+                if bad >= 0:
+                    break
+        return bad
+
+
 cdef int _fill_data(fnn_data *d, object X, object Y, const fnn_net *net, object dtype,
-                    str name) except -1:
-    _check_array(X, f"{name} X", dtype, 2, False)
+                    str name, bint rows_ok=True) except -1:
+    """d from X (an (n, n_in) array of the engine's dtype, or, where rows_ok, a Rows, which
+    the caller keeps alive for the engine's call) and Y (n, n_out)."""
+    cdef Rows r
+    cdef Py_ssize_t n
     _check_array(Y, f"{name} Y", dtype, 2, False)
-    if X.shape[1] != net.layer[0].n_in:
-        raise ValueError(f"{name} X: expected {net.layer[0].n_in} columns, got shape {X.shape}")
+    memset_bytes(<char *>d, sizeof(fnn_data))
+    if isinstance(X, Rows):
+        if not rows_ok:
+            raise TypeError(f"{name} X: expected a numpy array, got {type(X).__name__}")
+        r = <Rows>X
+        if r.n_in != net.layer[0].n_in:
+            raise ValueError(f"{name} X: expected {net.layer[0].n_in} columns, got rows of "
+                             f"{r.n_in}")
+        n = r.addrs.shape[0]
+        d.rows = <const void *const *>cnp.PyArray_DATA(r.addrs)
+        d.rows_type = FNN_ROWS_F32 if r.dtype == np.float32 else FNN_ROWS_F64
+    else:
+        _check_array(X, f"{name} X", dtype, 2, False)
+        if X.shape[1] != net.layer[0].n_in:
+            raise ValueError(f"{name} X: expected {net.layer[0].n_in} columns, got shape "
+                             f"{X.shape}")
+        n = X.shape[0]
+        d.X = _ptr(X)
     if Y.shape[1] != net.layer[net.L - 1].n_out:
         raise ValueError(f"{name} Y: expected {net.layer[net.L - 1].n_out} columns, got shape "
                          f"{Y.shape}")
-    if X.shape[0] != Y.shape[0]:
-        raise ValueError(f"{name}: X has {X.shape[0]} rows but Y has {Y.shape[0]}")
-    d.X = _ptr(X)
+    if n != Y.shape[0]:
+        raise ValueError(f"{name}: X has {n} rows but Y has {Y.shape[0]}")
     d.Y = _ptr(Y)
-    d.n = X.shape[0]
+    d.n = n
     return 0
 
 
@@ -748,7 +879,7 @@ def gradient(list W, list b, acts, int cost, double cost_scale, X, Y, list layer
     cdef int status, l
     dtype = _dtype_of(W)
     _fill_net(&net, W, b, acts, cost, cost_scale, 1, dtype, layers)
-    _fill_data(&data, X, Y, &net, dtype, "data")
+    _fill_data(&data, X, Y, &net, dtype, "data", False)   # (fnn_gradient reads a matrix)
     gW = [None if w is None else np.zeros_like(w) for w in W]
     gb = [None if x is None else np.zeros(x.size, dtype=dtype) for x in b]
     cdef bint is64 = dtype == np.float64

@@ -414,23 +414,27 @@ def _thread_scaling(rows, out):
 def _memory_table(rows, out):
     if not rows:
         return
-    out.append("## Memory: peak RSS of one training epoch (fresh process each)")
+    out.append("## Memory: peak RSS of training (fresh process each)")
     out.append("")
     out.append("| workload | implementation | input | data MiB | peak above baseline MiB "
-               "(VmHWM) | ru_maxrss - baseline MiB | baseline RSS MiB |")
-    out.append("|---|---|---|---|---|---|---|")
+               "(VmHWM) | ru_maxrss - baseline MiB | baseline RSS MiB | peak / baseline |")
+    out.append("|---|---|---|---|---|---|---|---|")
     for r in sorted(rows, key=lambda r: r.get("case", "")):
         def mib(k):
             v = r.get(k)
             return "n/a" if v is None else "%.1f" % v
-        out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+        ratio = r.get("peak_over_baseline")
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
             r.get("mem_workload", r.get("workload")), r.get("mem_impl", r.get("impl")),
             r.get("input", ""), mib("data_mib"), mib("hwm_above_baseline_mib"),
-            mib("maxrss_above_baseline_mib"), mib("baseline_rss_mib")))
+            mib("maxrss_above_baseline_mib"), mib("baseline_rss_mib"),
+            "n/a" if ratio is None else "%.3f" % ratio))
     out.append("")
     out.append("Baseline: the process's RSS after loading and converting the data, before "
-               "training. VmHWM is reset (`/proc/self/clear_refs`) at the baseline, so its "
-               "column is the training's own peak; ru_maxrss also holds any peak from loading.")
+               "training (for the book's session, W1 with Nielsen's lists: the lists alone, "
+               "before `import network`). VmHWM is reset (`/proc/self/clear_refs`) at the "
+               "baseline, so its column is the training's own peak; ru_maxrss also holds any "
+               "peak from loading.")
     out.append("")
 
 

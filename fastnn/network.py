@@ -98,14 +98,15 @@ class Network(_core.EngineNetwork):
         with self._guard:
             caller_list = training_data if isinstance(training_data, list) else None
             pairs = _core.as_pairs(training_data, "training_data")
-            X, Y, n = self._arrays(pairs, "training_data")
+            X, Y, n = self._arrays(pairs, "training_data", rows=True)
             if n == 0:
                 raise ValueError("training_data: expected at least one example, got 0")
             evald = None
             n_test = 0
             test_data = _core.as_pairs(test_data, "test_data")
             if test_data is not None and (_core.is_array_pair(test_data) or len(test_data)):
-                tX, tY, n_test = self._arrays(test_data, "test_data", one_hot=False)
+                tX, tY, n_test = self._arrays(test_data, "test_data", one_hot=False,
+                                                rows=True)
                 if n_test:                   # no examples: as the book's empty test list
                     evald = (tX, tY)
             orders = _core.shuffled_orders(n, epochs, random)
@@ -146,7 +147,7 @@ class Network(_core.EngineNetwork):
         highest activation is the correct label."""
         if self._python_path("evaluate"):
             return _book.evaluate(self, test_data)
-        X, Y, n = self._arrays(test_data, "test_data", one_hot=False)
+        X, Y, n = self._arrays(test_data, "test_data", one_hot=False, rows=True)
         if n == 0:
             return 0
         W, b = self._params()

@@ -291,14 +291,15 @@ class Network(_core.EngineNetwork):
         with self._guard:
             caller_list = training_data if isinstance(training_data, list) else None
             pairs = _core.as_pairs(training_data, "training_data")
-            X, Y, n = self._arrays(pairs, "training_data")
+            X, Y, n = self._arrays(pairs, "training_data", rows=True)
             if n == 0:
                 raise ValueError("training_data: expected at least one example, got 0")
             evald, n_data = None, 0
             evaluation_data = _core.as_pairs(evaluation_data, "evaluation_data")
             if evaluation_data is not None and (_core.is_array_pair(evaluation_data)
                                                 or len(evaluation_data)):
-                eX, eY, n_data = self._arrays(evaluation_data, "evaluation_data", one_hot=False)
+                eX, eY, n_data = self._arrays(evaluation_data, "evaluation_data", one_hot=False,
+                                              rows=True)
                 if n_data:
                     evald = (eX, eY)
             if (early_stopping_n or eta_schedule) and evald is None:
@@ -404,7 +405,7 @@ class Network(_core.EngineNetwork):
         correctly here whatever the flag says."""
         if self._python_path("accuracy"):
             return _book.accuracy(self, data, convert)
-        X, Y, n = self._arrays(data, "data", one_hot=False)
+        X, Y, n = self._arrays(data, "data", one_hot=False, rows=True)
         if n == 0:
             return 0
         W, b = self._params()
@@ -420,7 +421,7 @@ class Network(_core.EngineNetwork):
         lmbda = _core.check_float(lmbda, "lmbda", 0.0)
         if self._python_path("total_cost"):
             return _book.total_cost(self, data, lmbda, convert)
-        X, Y, n = self._arrays(data, "data", one_hot=False)
+        X, Y, n = self._arrays(data, "data", one_hot=False, rows=True)
         if n == 0:
             raise ValueError("data: expected at least one example, got 0")
         W, b = self._params()

@@ -23,10 +23,10 @@ static inline int F(ktile_eval)(int ldr, int K) {
     return (K + nt - 1) / nt;
 }
 
-/* Before a forward-only pass: fill ws->Wt0 from W[0] (allocated at the first pass) and read
- * the rows in place; without the vector kernels, for wide layers, or when the memory is not
- * there, the pass goes through forward() instead. */
-static void F(eval_prepare)(const fnn_net *net, F(fnn_ws) *ws) {
+/* Before a forward-only pass over d: fill ws->Wt0 from W[0] (allocated at the first pass)
+ * and read the rows in place where they are REAL; without the vector kernels, for wide
+ * layers, or when the memory is not there, the pass goes through forward() instead. */
+static void F(eval_prepare)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *d) {
     F(prepare)(net, ws);
     ws->ldr0 = 0;
     if (net->layer[0].kind != FNN_LAYER_DENSE) return;
@@ -43,7 +43,9 @@ static void F(eval_prepare)(const fnn_net *net, F(fnn_ws) *ws) {
     }
     F(transpose_in)((const REAL *)net->layer[0].W, n0, n1, n0, ldr, ws->Wt0);
     ws->ldr0 = ldr;
-    ws->direct = 1;   /* the transposed kernels read x one number at a time: any alignment */
+    /* the transposed kernels read x one number at a time: any alignment; a row source of
+     * the other type is converted into x by the gather */
+    ws->direct = F(src_in_place)(d);
 }
 
 /* examples per chunk of a forward-only pass */
@@ -93,8 +95,8 @@ static void F(evaluate_team)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *
         int m = (int)((data->n - start) < ws->M ? (data->n - start) : ws->M);
         int64_t i0, i1;
         F(own_rows)(ws, m, t, T, &i0, &i1);
-        F(gather)(ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0,
-                  net->sizes[0]);
+        F(gather_src)(ws, data, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0,
+                      net->sizes[0]);
         F(forward_eval)(net, ws, i0, i1);
         F(output_phase)(net, ws, (const REAL *)data->Y, 0, 1, i0, i1, t);
     }
@@ -118,8 +120,8 @@ static void F(reduce_acc)(F(fnn_ws) *ws, double *cost, int64_t *hits) {
  * the per-example costs, each thread's sums are added instead. */
 static void F(evaluate_set)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *data, int T,
                             double *cost, int64_t *hits) {
-    F(set_direct)(ws, data->X, net->sizes[0], ws->M);
-    F(eval_prepare)(net, ws);
+    F(set_direct)(ws, data, net->sizes[0], ws->M);
+    F(eval_prepare)(net, ws, data);
     ws->row_cost = (double *)fnn_malloc(sizeof(double) * (size_t)(data->n > 0 ? data->n : 1));
 #pragma omp parallel num_threads(T)
     F(evaluate_team)(net, ws, data, fnn_thread_num(), fnn_num_threads());
@@ -140,8 +142,12 @@ static int F(fnn_predict)(const fnn_net *net, const REAL *X, int64_t n, REAL *ou
     const int T = net->n_threads > 0 ? net->n_threads : 1, L = net->L, no = net->sizes[L];
     F(fnn_ws) ws;
     if (F(ws_alloc)(&ws, net, F(eval_rows)(net), T, 0, 0, 0) != FNN_OK) return FNN_NOMEM;
-    F(set_direct)(&ws, X, net->sizes[0], ws.M);
-    F(eval_prepare)(net, &ws);
+    fnn_data d;
+    memset(&d, 0, sizeof d);
+    d.X = X;
+    d.n = n;
+    F(set_direct)(&ws, &d, net->sizes[0], ws.M);
+    F(eval_prepare)(net, &ws, &d);
 #pragma omp parallel num_threads(T)
     {
         const int t = fnn_thread_num(), TT = fnn_num_threads();
@@ -149,8 +155,8 @@ static int F(fnn_predict)(const fnn_net *net, const REAL *X, int64_t n, REAL *ou
             int m = (int)((n - start) < ws.M ? (n - start) : ws.M);
             int64_t i0, i1;
             F(own_rows)(&ws, m, t, TT, &i0, &i1);
-            F(gather)(&ws, X, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0,
-                      net->sizes[0]);
+            F(gather_src)(&ws, &d, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0,
+                          net->sizes[0]);
             F(forward_eval)(net, &ws, i0, i1);
             if (i1 > i0)
                 memcpy(out + (start + i0) * no, ws.A[L - 1] + i0 * no,

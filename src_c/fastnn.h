@@ -147,10 +147,20 @@ typedef struct {
     int n_threads;
 } fnn_net;
 
+/* the element type of a row source (fnn_data.rows), whatever the engine's REAL is */
+enum { FNN_ROWS_F64 = 0, FNN_ROWS_F32 = 1 };
+
+/* A data set: the inputs as one matrix X, or as n separate rows read where they are
+ * (Nielsen's list of (n_in, 1) columns: no copy of the whole set); the targets Y always one
+ * matrix.  The gather (workspace.h) reads either, converting a row source's numbers to REAL
+ * where its type is the other one. */
 typedef struct {
-    const void *X;                  /* (n, n_in) */
+    const void *X;                  /* (n, n_in); unused when `rows` is set */
     const void *Y;                  /* (n, n_out) */
     int64_t n;
+    const void *const *rows;        /* NULL, or (n) pointers to each example's n_in
+                                     * contiguous numbers, of rows_type */
+    int rows_type;                  /* FNN_ROWS_F64 or FNN_ROWS_F32 */
 } fnn_data;
 
 typedef struct {

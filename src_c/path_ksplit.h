@@ -67,8 +67,9 @@ static int F(rep_alloc)(F(fnn_rep) *r, const fnn_net *net, const fnn_train_cfg *
         return FNN_NOMEM;
     }
     /* rows read in place, aligned or not: the transposed kernels read x a number at a time
-     * (and the later layers read the activations, never x) */
-    r->ws.direct = 1;
+     * (and the later layers read the activations, never x); the gather converts the rows
+     * of a source whose type is not REAL, the thread's columns only */
+    r->ws.direct = F(src_in_place)(&cfg->train);
     return FNN_OK;
 }
 
@@ -182,8 +183,7 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
     F(fnn_ws) *ws = &rp->ws;
     const int L = net->L, n0 = net->sizes[0], n1 = net->sizes[1];
     const int32_t *order = cfg->orders ? cfg->orders + (int64_t)epoch * cfg->train.n : NULL;
-    F(gather)(ws, (const REAL *)cfg->train.X, n0, order, start, m, cfg->train.n, 0, m, 0, m, k0,
-              k1);
+    F(gather_src)(ws, &cfg->train, n0, order, start, m, cfg->train.n, 0, m, 0, m, k0, k1);
 #if defined(__GNUC__)
     {   /* and the targets of the same examples, which every thread reads */
         const int no = net->sizes[L];

@@ -46,8 +46,8 @@ static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
     if (!par && t != 0) i1 = i0;
     /* a thread whose first layer is split by neuron reads every example: it prefetches all */
     const int all = par && F(row_layer)(net, 0, m, T);
-    F(gather)(ws, (const REAL *)cfg->train.X, net->sizes[0], order, start, m, cfg->train.n, i0,
-              i1, all ? 0 : i0, all ? m : i1, 0, net->sizes[0]);
+    F(gather_src)(ws, &cfg->train, net->sizes[0], order, start, m, cfg->train.n, i0, i1,
+                  all ? 0 : i0, all ? m : i1, 0, net->sizes[0]);
     const fnn_pass ps = {1, cfg->dropout, cfg->seed, epoch, start};
     for (int l = 0; l < net->L; l++) {
         if (par && F(row_layer)(net, l, m, T)) {

@@ -143,7 +143,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
         const double tb0 = ctl.team_batches, w0 = ctl.waited_s, b0 = ctl.busy_s;
         const int64_t nb0 = ctl.batches;
         F(snapshot)(net, snap, 0);
-        F(set_direct)(&ws, cfg->train.X, net->sizes[0], batch);  /* evaluate_set reset it */
+        F(set_direct)(&ws, &cfg->train, net->sizes[0], batch);  /* evaluate_set reset it */
         /* The K-split copies are filled at the first chunk of an epoch and written back at
          * its last, when the epoch stops early, or when another team takes over: in between
          * they are the live parameters ("live"). */

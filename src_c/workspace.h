@@ -84,12 +84,23 @@ static inline const REAL *F(layer_in)(const F(fnn_ws) *ws, int l) {
 /* calls on at most FNN_SMALL_M examples go to the small-batch kernels */
 static inline int F(small)(int64_t m) { return m <= FNN_SMALL_M; }
 
-/* Read the rows of X in place (no gather copy) when every call on these buffers goes to the
- * small-batch kernels (calls on at most m_max examples) and the rows start on vector
- * boundaries. */
-static inline void F(set_direct)(F(fnn_ws) *ws, const void *X, int n_in, int64_t m_max) {
-    ws->direct = F(small)(m_max) && (uintptr_t)X % FNN_VBYTES == 0 &&
-                 ((size_t)n_in * sizeof(REAL)) % FNN_VBYTES == 0;
+/* Are the source's numbers REAL, so that kernels may read them in place: a matrix (always
+ * REAL), or rows of REAL's type?  Rows of the other type are converted by the gather. */
+static inline int F(src_in_place)(const fnn_data *d) {
+    return d->rows == NULL || (d->rows_type == FNN_ROWS_F32) == (sizeof(REAL) == sizeof(float));
+}
+
+/* Read the rows of the source in place (no gather copy) when every call on these buffers goes
+ * to the small-batch kernels (calls on at most m_max examples), the numbers are REAL and the
+ * rows start on vector boundaries: for a row source, every row is checked (n pointers, once
+ * per epoch or pass: about as long as gathering one mini-batch). */
+static inline void F(set_direct)(F(fnn_ws) *ws, const fnn_data *d, int n_in, int64_t m_max) {
+    int ok = F(small)(m_max) && F(src_in_place)(d) &&
+             ((size_t)n_in * sizeof(REAL)) % FNN_VBYTES == 0;
+    if (ok && d->rows == NULL) ok = (uintptr_t)d->X % FNN_VBYTES == 0;
+    for (int64_t i = 0; ok && d->rows != NULL && i < d->n; i++)
+        ok = (uintptr_t)d->rows[i] % FNN_VBYTES == 0;
+    ws->direct = ok;
 }
 
 /* row pointers to the inputs of layer l for examples [i0, i1), from column k0 on: the
@@ -107,20 +118,51 @@ static inline const REAL *const *F(in_rows)(const F(fnn_ws) *ws, int l, int n_in
 /* ------------------------------------------------------------------------------------------ */
 /* per-sample phases: a thread runs them on its own rows [i0, i1) and touches no other row    */
 
-/* gather: slot i holds X[row], row = order[start + i] (or start + i when `order` is NULL):
- * rows[i] points at it in X when ws->direct, else at its copy in x.  The rows of the
- * mini-batch FNN_PREFETCH_BATCHES ahead (below n) are prefetched, slots [p0, p1): shuffled
- * rows are cache misses.  Only columns [k0, k1) are copied and prefetched. */
-static void F(gather)(F(fnn_ws) *ws, const REAL *X, int n_in, const int32_t *order,
-                      int64_t start, int m, int64_t n, int64_t i0, int64_t i1, int64_t p0,
-                      int64_t p1, int64_t k0, int64_t k1) {
+/* the bytes of one of the source's numbers */
+static inline size_t F(src_size)(const fnn_data *d) {
+    return d->rows == NULL ? sizeof(REAL)
+                           : d->rows_type == FNN_ROWS_F32 ? sizeof(float) : sizeof(double);
+}
+
+/* where example `row`'s numbers start in the source */
+static inline const char *F(src_row)(const fnn_data *d, int n_in, int64_t row) {
+    return d->rows == NULL ? (const char *)((const REAL *)d->X + row * n_in)
+                           : (const char *)d->rows[row];
+}
+
+/* dst[0, k) = the k numbers at src, whose type is a row source's `type`, as REAL: a copy, or
+ * an exact widening (float to double) or the rounding numpy's astype does (double to float) */
+static inline void F(copy_as_real)(REAL *dst, const char *src, int type, int64_t k) {
+    if ((type == FNN_ROWS_F32) == (sizeof(REAL) == sizeof(float))) {
+        memcpy(dst, src, sizeof(REAL) * (size_t)k);
+    } else if (type == FNN_ROWS_F32) {
+        const float *s = (const float *)src;
+        for (int64_t j = 0; j < k; j++) dst[j] = (REAL)s[j];
+    } else {
+        const double *s = (const double *)src;
+        for (int64_t j = 0; j < k; j++) dst[j] = (REAL)s[j];
+    }
+}
+
+/* gather: slot i holds example row = order[start + i] (or start + i when `order` is NULL)
+ * of the source d: rows[i] points at its numbers in the source when ws->direct (REAL only),
+ * else at its copy in x (converted to REAL from a row source of the other type).  The rows
+ * of the mini-batch FNN_PREFETCH_BATCHES ahead (below n) are prefetched, slots [p0, p1):
+ * shuffled rows are cache misses (through the row pointers for a row source).  Only columns
+ * [k0, k1) are copied and prefetched. */
+static void F(gather_src)(F(fnn_ws) *ws, const fnn_data *d, int n_in, const int32_t *order,
+                          int64_t start, int m, int64_t n, int64_t i0, int64_t i1, int64_t p0,
+                          int64_t p1, int64_t k0, int64_t k1) {
+    const size_t size = F(src_size)(d);
+    const int type = size == sizeof(float) ? FNN_ROWS_F32 : FNN_ROWS_F64;
     for (int64_t i = i0; i < i1; i++) {
         int64_t row = order ? (int64_t)order[start + i] : start + i;
         ws->idx[i] = row;
+        const char *src = F(src_row)(d, n_in, row);
         if (ws->direct) {
-            ws->rows[i] = X + row * n_in;
+            ws->rows[i] = (const REAL *)src;
         } else {
-            memcpy(ws->x + i * n_in + k0, X + row * n_in + k0, sizeof(REAL) * (size_t)(k1 - k0));
+            F(copy_as_real)(ws->x + i * n_in + k0, src + size * (size_t)k0, type, k1 - k0);
             ws->rows[i] = ws->x + i * n_in;
         }
     }
@@ -128,9 +170,25 @@ static void F(gather)(F(fnn_ws) *ws, const REAL *X, int n_in, const int32_t *ord
     for (int64_t i = p0; i < p1; i++) {
         int64_t s = start + FNN_PREFETCH_BATCHES * (int64_t)m + i;
         if (s >= n) break;
-        const char *p = (const char *)(X + (order ? (int64_t)order[s] : s) * n_in + k0);
-        for (size_t off = 0; off < sizeof(REAL) * (size_t)(k1 - k0); off += FNN_PF_STEP)
+        const char *p = F(src_row)(d, n_in, order ? (int64_t)order[s] : s) + size * (size_t)k0;
+        for (size_t off = 0; off < size * (size_t)(k1 - k0); off += FNN_PF_STEP)
             __builtin_prefetch(p + off, 0, FNN_PF_HINT);
+        /* a row source: the pointer that the prefetch of the next mini-batch will read, one
+         * of n in shuffled order (a miss that would stall that prefetch's address) */
+        const int64_t s2 = s + m;
+        if (d->rows != NULL && s2 < n)
+            __builtin_prefetch(&d->rows[order ? (int64_t)order[s2] : s2], 0, FNN_PF_HINT);
     }
 #endif
+}
+
+/* the gather from a matrix X (REAL, (n, n_in)): fnn_gradient's */
+static void F(gather)(F(fnn_ws) *ws, const REAL *X, int n_in, const int32_t *order,
+                      int64_t start, int m, int64_t n, int64_t i0, int64_t i1, int64_t p0,
+                      int64_t p1, int64_t k0, int64_t k1) {
+    fnn_data d;
+    memset(&d, 0, sizeof d);
+    d.X = X;
+    d.n = n;
+    F(gather_src)(ws, &d, n_in, order, start, m, n, i0, i1, p0, p1, k0, k1);
 }

@@ -108,7 +108,9 @@ static void F(self_sigmoid)(void) {
 
 /* two epochs of the book's SGD on a [256, 16, 3] sigmoid net (4,160 parameters: enough
  * for two threads to share a mini-batch), quadratic cost, mini-batches of
- * 4 in the order 0..n-1: the reference loop, then fnn_train on each path */
+ * 4 in the order 0..n-1: the reference loop, then fnn_train on each path, from the matrix X
+ * and from row sources (fnn_data.rows) over the same numbers, as REAL (read in place) and as
+ * the other type (converted by the gather), which must give the same weights bit for bit */
 #define NT 26
 /* (noinline, no vectorizing: GCC 12 for aarch64 crashes vectorizing this function at -O3) */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -123,8 +125,18 @@ static void F(self_train)(void) {
     /* the reference reads double copies of the data (GCC 12's aarch64 vectorizer crashes on
      * a float-times-double reduction) */
     static double Xd[NT * N0], Yd[NT * N2];
+    static float Xf[NT * N0];
     static REAL W1[N1 * N0], B1[N1], W2[N2 * N1], B2[N2], W1s[N1 * N0];
-    for (int j = 0; j < NT * N0; j++) Xd[j] = X[j] = (REAL)((urand(&s) + 1) * 0.5);
+    /* (inputs that float holds exactly, so that rows of either type are the same numbers) */
+    for (int j = 0; j < NT * N0; j++) Xd[j] = X[j] = (REAL)(float)((urand(&s) + 1) * 0.5);
+    for (int j = 0; j < NT * N0; j++) Xf[j] = (float)X[j];
+    /* row sources: into X, and into the copy of the other type */
+    const void *rows_same[NT], *rows_other[NT];
+    for (int i = 0; i < NT; i++) {
+        rows_same[i] = X + i * N0;
+        rows_other[i] = sizeof(REAL) == sizeof(float) ? (const void *)(Xd + i * N0)
+                                                      : (const void *)(Xf + i * N0);
+    }
     for (int i = 0; i < NT; i++)
         for (int o = 0; o < N2; o++) Yd[i * N2 + o] = Y[i * N2 + o] = (REAL)(o == i % N2);
     for (int o = 0; o < N1; o++) {
@@ -230,6 +242,33 @@ static void F(self_train)(void) {
             snprintf(what, sizeof what, "fnn_train   (2 epochs, %d thread%s, path %s)", threads,
                      threads > 1 ? "s" : "", path_names[cfg.path]);
             report(what, TYPE, d, TOL_T);
+            static REAL got[N1 * N0 + N1 + N2 * N1 + N2];
+            REAL *g = got;
+            memcpy(g, W1, sizeof W1); g += N1 * N0;
+            memcpy(g, B1, sizeof B1); g += N1;
+            memcpy(g, W2, sizeof W2); g += N2 * N1;
+            memcpy(g, B2, sizeof B2);
+            for (int other = 0; other < 2; other++) {
+                memcpy(W1, W1s, sizeof W1); memcpy(B1, B1s, sizeof B1);
+                memcpy(W2, W2s, sizeof W2); memcpy(B2, B2s, sizeof B2);
+                cfg.train.X = NULL;
+                cfg.train.rows = other ? rows_other : rows_same;
+                cfg.train.rows_type = (sizeof(REAL) == sizeof(float)) != other ? FNN_ROWS_F32
+                                                                              : FNN_ROWS_F64;
+                cfg.path = paths[p];
+                status = F(fnn_train)(&net, &cfg);
+                d = status == FNN_OK ? 0 : 1;
+                g = got;
+                for (int j = 0; j < N1 * N0; j++) d = fmax(d, fabs(W1[j] - *g++));
+                for (int j = 0; j < N1; j++) d = fmax(d, fabs(B1[j] - *g++));
+                for (int j = 0; j < N2 * N1; j++) d = fmax(d, fabs(W2[j] - *g++));
+                for (int j = 0; j < N2; j++) d = fmax(d, fabs(B2[j] - *g++));
+                snprintf(what, sizeof what, "  the same from rows of %s", other ? "the other type"
+                         : "REAL");
+                report(what, TYPE, d, 0);
+            }
+            cfg.train.X = X;
+            cfg.train.rows = NULL;
         }
     fnn_free(X);
     fnn_free(Y);
