@@ -156,7 +156,10 @@ def _canonical(dataset):
 # Readers
 # ---------------------------------------------------------------------------------------------
 
-MAX_PICKLE_BYTES = 600 << 20   # Nielsen's mnist.pkl.gz unpickles from about 220 MB
+# the most a Nielsen-layout pickle may unpickle from (a guard against a decompression bomb):
+# mnist.pkl.gz is about 220 MB, the book's expanded data (250,000 training images, written by
+# network3.expand_mnist) about 850 MB
+MAX_PICKLE_BYTES = 1536 << 20
 
 
 def _open_data(filename):

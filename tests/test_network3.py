@@ -454,3 +454,14 @@ def test_next_epochs_first_line_waits_for_the_accuracy_lines(capsys):
     assert capsys.readouterr().out.splitlines() == [
         "Training mini-batch number 0", "Epoch 0: validation accuracy 90.00%",
         "The corresponding test accuracy is 90.00%", "Training mini-batch number 1000"]
+
+
+def test_the_loaders_limit_admits_the_expanded_data():
+    """load_data_shared must read what expand_mnist writes for the book's data: 250,000
+    training images and 10,000 + 10,000 others, float32 784 pixels and an int64 label each
+    (a full run fell over the old 600 MB guard).  By hand: 270,000 * (784 * 4 + 8) bytes of
+    array data, plus the pickle's framing, under the guard."""
+    from fastnn import datasets
+    arrays = 270000 * (784 * 4 + 8)
+    assert arrays == 848_880_000
+    assert datasets.MAX_PICKLE_BYTES >= 1.25 * arrays
