@@ -482,18 +482,8 @@ def update_readme(path, records):
 
 
 def _atomic_write(path, payload):
-    from fastnn import _core      # lazily: it loads the engine
-    try:                          # the replaced file's mode, not mkstemp's 0600
-        mode = os.stat(path).st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-
-    def write(fh):
-        os.fchmod(fh.fileno(), mode)
-        fh.write(payload)
-    _core.atomic_write(path, write)
+    from fastnn import _core      # lazily: it loads the engine (it keeps the file's mode)
+    _core.atomic_write(path, lambda fh: fh.write(payload))
 
 
 # ---------------------------------------------------------------------------------------------

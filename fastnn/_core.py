@@ -626,6 +626,18 @@ def gradient(W, b, acts, cost, X, Y, cost_scale=1.0, layers=None):
                             layers)
 
 
+def _file_mode(filename):
+    """The permission bits ``filename`` has, or that open() would give a new file."""
+    import os
+    import stat
+    try:
+        return stat.S_IMODE(os.stat(filename).st_mode)
+    except OSError:
+        mask = os.umask(0o022)      # read the umask (there is no call that only reads it)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def atomic_write(filename, write):
     """Create ``filename`` through ``write(binary_file)`` so that a crash or a kill leaves
     either the previous file or the complete new one: a temporary file in the same folder is
@@ -642,6 +654,9 @@ def atomic_write(filename, write):
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
+            # mkstemp made it private (0600): give it the mode of the file it replaces, or a
+            # new file's (0666 less the umask), as open() would have
+            os.chmod(tmp, _file_mode(filename))
             os.replace(tmp, filename)
         except BaseException:
             try:

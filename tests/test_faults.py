@@ -905,3 +905,22 @@ def test_forward_passes_in_chunks_give_the_same_outputs(monkeypatch, dtype):
     c1, h1 = _core.evaluate(W, b, acts, "log_likelihood", X, Y, n_threads=2)
     assert h1 == h0
     np.testing.assert_allclose(c1, c0, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_atomic_write_keeps_the_files_mode(tmp_path):
+    """A saved file gets the mode of the file it replaces, or a new file's (0666 less the
+    umask), not the temporary file's private 0600."""
+    import os
+    import stat
+    mask = os.umask(0o022)
+    try:
+        new = tmp_path / "new.bin"
+        _core.atomic_write(str(new), lambda fh: fh.write(b"x"))
+        assert stat.S_IMODE(os.stat(new).st_mode) == 0o644
+        old = tmp_path / "old.bin"
+        old.write_bytes(b"y")
+        os.chmod(old, 0o640)
+        _core.atomic_write(str(old), lambda fh: fh.write(b"z"))
+        assert stat.S_IMODE(os.stat(old).st_mode) == 0o640 and old.read_bytes() == b"z"
+    finally:
+        os.umask(mask)
