@@ -1,8 +1,10 @@
 /* path_rows.h: a mini-batch on one thread (the serial path), or split among the threads by
- * examples and, for big hidden layers, by neurons (the rows path).  Any layer kinds. */
+ * examples and, for big hidden layers, by neurons, and its backward pass by the columns of
+ * the deltas (the rows path).  Any layer kinds. */
 
-/* The parts a mini-batch of m examples is cut into: its examples for the forward, output
- * and delta phases, the neurons of a layer split by neuron, the rows of a layer's update.
+/* The parts a mini-batch of m examples is cut into: its examples for the forward and output
+ * phases (and the backward of kinds other than dense), the neurons of a layer split by
+ * neuron, the rows of a layer's update.
  * Above FNN_SMALL_M examples the dense layers call BLAS, whose sum for an element depends on
  * the call's shape: the parts are then the net's fixed blocks, whatever the thread count,
  * and each is one call (a thread owns a run of them; threads past the blocks own none).  Up
@@ -45,11 +47,40 @@ static void F(update_team)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
     }
 }
 
-/* One mini-batch of training: examples order[start .. start+m).  A thread runs the forward,
- * output and delta phases on its own parts of the examples, except for big hidden layers,
- * whose forward is split into parts by neuron (a barrier on each side); then, after a
- * barrier, it updates its parts of every layer, and a last barrier protects the buffers from
- * the next batch.  Without `par` thread 0 runs every part. */
+/* The backward pass of a mini-batch of m examples, layers L-1 .. 1.  A dense layer is cut by
+ * the columns of D[l-1] (every row) into the net's fixed blocks, one call each, whatever m
+ * and the thread count: BLAS's sums depend on a call's shape, and a block of columns packs
+ * only its part of W, where a block of examples packs all of W.  A dense layer too small to
+ * split is one call, on thread 0.  Other kinds run on the thread's examples [i0, i1).  A
+ * barrier comes before a layer that reads what other threads wrote (without `par` thread 0
+ * runs every block). */
+static void F(backward_team)(const fnn_net *net, F(fnn_ws) *ws, int m, int64_t i0, int64_t i1,
+                             int t, int T, int par, fnn_spin_barrier *bar, int *gen) {
+    const int P = fnn_blocks(net);
+    int cols_above = 0;   /* the layer above went by columns (the output phase: by rows) */
+    for (int l = net->L - 1; l > 0; l--) {
+        const int cols = net->layer[l].kind == FNN_LAYER_DENSE;
+        if (par && (cols || cols_above)) fnn_spin_wait(bar, T, gen);
+        if (cols) {
+            const int n = net->sizes[l];
+            const int Pl = fnn_is_par(n, P, (double)m * (double)net->layer[l].n_w) ? P : 1;
+            const int64_t q0 = t < T ? fnn_part(Pl, t, T) : 0;
+            const int64_t q1 = t < T ? fnn_part(Pl, t + 1, T) : 0;
+            for (int64_t q = q0; q < q1; q++)
+                F(layer_backward_cols)(net, ws, l, m, fnn_part(n, q, Pl), fnn_part(n, q + 1, Pl));
+        } else {
+            F(layer_backward)(net, ws, l, i0, i1);
+        }
+        cols_above = cols;
+    }
+}
+
+/* One mini-batch of training: examples order[start .. start+m).  A thread runs the forward
+ * and output phases on its own parts of the examples, except for big hidden layers, whose
+ * forward is split into parts by neuron (a barrier on each side), and the backward pass on
+ * its blocks of each dense layer's columns (backward_team); then, after a barrier, it updates
+ * its parts of every layer, and a last barrier protects the buffers from the next batch.
+ * Without `par` thread 0 runs every part. */
 static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_ws) *ws,
                            int epoch, int64_t start, int m, double eta, int64_t step, int t,
                            int T, int par, fnn_spin_barrier *bar, int *gen) {
@@ -77,8 +108,7 @@ static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
     }
     F(output_phase)(net, ws, (const REAL *)cfg->train.Y, 1, cfg->monitor & FNN_MON_RUN, i0, i1,
                      t);
-    for (int64_t q = q0; q < q1; q++)
-        F(backward)(net, ws, fnn_part(m, q, P), fnn_part(m, q + 1, P));
+    F(backward_team)(net, ws, m, i0, i1, t, Tp, par, bar, gen);
     if (par) fnn_spin_wait(bar, T, gen);
     F(update_team)(net, cfg, ws, m, eta, step, t, Tp);
     if (par) fnn_spin_wait(bar, T, gen);
