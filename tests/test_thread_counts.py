@@ -122,6 +122,25 @@ def test_rows_path_and_conv():
         _same(runs, label)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch", [7, 33, 50])
+def test_rows_path_small_odd(batch, dtype):
+    """Small mini-batches on the rows path with layer sizes that are no multiple of a vector:
+    the backward pass calls BLAS even here (on fixed blocks of the deltas' columns)."""
+    X, y, _ = _data(n=200, seed=15)
+    X, Y = X.astype(dtype), np.eye(10, dtype=dtype)[y]
+    runs = {}
+    for t in THREADS:
+        W, b = _dense_net([784, 50, 300, 33, 10], 16, dtype)
+        res = _core.train(W, b, X, Y, _core.TrainConfig(
+            acts=["gelu", "sigmoid", "elu", "softmax"], cost="log_likelihood", epochs=2,
+            batch=batch, eta=0.1, optimizer="rmsprop", dropout=0.2,
+            state=_core.new_state("rmsprop", W, b), n_threads=t))
+        runs[t] = W + b
+        assert res["path"] == ("rows" if t > 1 else "serial"), res
+    _same(runs, f"rows path, odd sizes, batch {batch}, {np.dtype(dtype).name}")
+
+
 # ---- mini-batches above FNN_SMALL_M: BLAS on fixed blocks ----------------------------------
 
 DTYPES = [np.float64, np.float32]
