@@ -79,6 +79,7 @@ cdef extern from "dispatch.h" nogil:
         double cost_scale
         void *gemm
         int n_threads
+        int blocks
 
     int fnn_net_finish(fnn_net *net)
 
@@ -316,10 +317,11 @@ def c_code(str table, str name):
 
 
 def ksplit_blocks():
-    """The K split's fixed blocks of the first layer's inputs (src_c/path_ksplit.h): the CPUs
-    this process may use, from 1 to FNN_KSPLIT_MAX_BLOCKS, fixed for the process, so that a
-    call's results do not depend on its thread count.  Two blocks on a 2-core machine cost
-    nothing over the old split by threads; more cores get more blocks to share."""
+    """The K split's fixed blocks of the first layer's inputs (src_c/path_ksplit.h), also the
+    fixed parts of the rows path's and the forward-only passes' BLAS calls (fnn_net.blocks):
+    the CPUs this process may use, from 1 to FNN_KSPLIT_MAX_BLOCKS, fixed for the process, so
+    that a call's results do not depend on its thread count.  Two blocks on a 2-core machine
+    cost nothing over the old split by threads; more cores get more blocks to share."""
     import os
     try:
         n = len(os.sched_getaffinity(0))
@@ -398,6 +400,7 @@ cdef int _fill_net(fnn_net *net, list W, list b, acts, int cost, double cost_sca
     net.cost = cost
     net.cost_scale = cost_scale
     net.n_threads = n_threads if n_threads > 0 else 1
+    net.blocks = ksplit_blocks()
     for l in range(L):
         spec = layers[l] if layers is not None else None
         kind = "dense" if spec is None else spec.get("kind", "dense")

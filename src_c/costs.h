@@ -67,7 +67,6 @@ static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, in
             }
         }
         csum += scale * c;
-        if (ws->row_cost != NULL) ws->row_cost[ws->idx[i]] = scale * c;
     delta:
         if (!want_delta) continue;
         REAL *d = ws->D[L - 1] + i * no;

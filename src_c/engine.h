@@ -3,7 +3,7 @@
  * included in dependency order.  Every op is a forward/backward pair with llm.c's argument
  * order: outputs, inputs, parameters, sizes.  Threads: every function that takes (t, T) is
  * called by all T threads of an OpenMP team; each thread writes only the rows (or examples)
- * fnn_split gives it. */
+ * fnn_split gives it, or the run of fixed blocks fnn_part gives it (runtime.h). */
 #define F(name) FNN_SUFFIX(name)
 
 /* type-generic scalar math for this REAL */

@@ -1,6 +1,6 @@
 /* evaluate.h: the forward-only passes (per-epoch monitors, evaluate, predict).  Chunks of
- * FNN_EVAL_BATCH examples, shared by the threads with no barriers: every thread works on its
- * own rows of the buffers in each chunk.  Where layer 0 is dense and at most FNN_EVALT_MAXN
+ * FNN_EVAL_BATCH examples, cut into the net's fixed blocks and shared by the threads with no
+ * barriers: every thread works on its own blocks of the buffers in each chunk.  Where layer 0 is dense and at most FNN_EVALT_MAXN
  * wide, it runs through a transposed copy of W[0] (forward_eval); the rest through
  * layer_forward. */
 
@@ -77,34 +77,53 @@ static void F(forward_eval)(const fnn_net *net, F(fnn_ws) *ws, int64_t i0, int64
     F(forward)(net, ws, &F(eval_pass), i0, i1);
 }
 
-/* Rows [i0, i1) of a chunk of m rows that thread t owns: the split of the full buffer (M
- * rows), cut at m, so a thread owns the same buffer rows in every chunk, the last shorter one
- * included, and chunks need no barrier between them. */
-static inline void F(own_rows)(const F(fnn_ws) *ws, int m, int t, int T, int64_t *i0,
-                               int64_t *i1) {
-    fnn_split(ws->M, t, T, 1, 0, i0, i1);
+/* A chunk's rows are cut into the net's fixed blocks (each a call of its own: a BLAS call's
+ * sums depend on its shape), and the cost sums are kept per block and added in block order
+ * (reduce_acc), so the results do not depend on the thread count.  The rows [i0, i1) of
+ * blocks [q0, q1) of a chunk of m rows: the split of the full buffer (M rows) into P blocks,
+ * cut at m, so a block is the same buffer rows in every chunk, the last shorter one
+ * included; a thread owns the same run of blocks in every chunk (eval_blocks), so chunks
+ * need no barrier between them. */
+static inline void F(block_rows)(const F(fnn_ws) *ws, int m, int P, int64_t q0, int64_t q1,
+                                 int64_t *i0, int64_t *i1) {
+    *i0 = fnn_part(ws->M, q0, P);
+    *i1 = fnn_part(ws->M, q1, P);
     if (*i0 > m) *i0 = m;
     if (*i1 > m) *i1 = m;
 }
 
-/* Cost sum and hits over a data set, forward only, rows split among the team; no barriers:
- * every thread works on its own rows of the buffer in each chunk. */
+/* thread t's run of blocks [q0, q1) of a forward-only pass */
+static inline void F(eval_blocks)(const fnn_net *net, int t, int T, int64_t *q0, int64_t *q1) {
+    *q0 = fnn_part(fnn_blocks(net), t, T);
+    *q1 = fnn_part(fnn_blocks(net), t + 1, T);
+}
+
+/* Cost sum and hits over a data set, forward only, the blocks of each chunk shared by the
+ * team; no barriers: every thread works on its own blocks' rows of the buffer.  Block q's
+ * sums go to accumulator q. */
 static void F(evaluate_team)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *data, int t,
                              int T) {
-    for (int64_t start = 0; start < data->n; start += ws->M) {
+    const int P = fnn_blocks(net);
+    int64_t q0, q1;
+    F(eval_blocks)(net, t, T, &q0, &q1);
+    for (int64_t start = 0; q1 > q0 && start < data->n; start += ws->M) {
         int m = (int)((data->n - start) < ws->M ? (data->n - start) : ws->M);
-        int64_t i0, i1;
-        F(own_rows)(ws, m, t, T, &i0, &i1);
+        int64_t i0, i1, r0, r1;
+        F(block_rows)(ws, m, P, q0, q1, &i0, &i1);
         F(gather_src)(ws, data, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0,
                       net->sizes[0]);
-        F(forward_eval)(net, ws, i0, i1);
-        F(output_phase)(net, ws, (const REAL *)data->Y, 0, 1, i0, i1, t);
+        for (int64_t q = q0; q < q1; q++) {
+            F(block_rows)(ws, m, P, q, q + 1, &r0, &r1);
+            F(forward_eval)(net, ws, r0, r1);
+            F(output_phase)(net, ws, (const REAL *)data->Y, 0, 1, r0, r1, (int)q);
+        }
     }
 }
 
+/* the cost sum and hits of every accumulator, added in order, then cleared */
 static void F(reduce_acc)(F(fnn_ws) *ws, double *cost, int64_t *hits) {
     double c = 0, h = 0;
-    for (int t = 0; t < ws->T; t++) {
+    for (int t = 0; t < ws->n_acc; t++) {
         c += ws->acc[t * 8 + 0];
         h += ws->acc[t * 8 + 1];
         ws->acc[t * 8 + 0] = 0;
@@ -115,24 +134,15 @@ static void F(reduce_acc)(F(fnn_ws) *ws, double *cost, int64_t *hits) {
     *hits = (int64_t)(h + 0.5);
 }
 
-/* The cost is added example by example in row order, so that it does not depend on the
- * team (training may change its team with the machine's load, team.h); without memory for
- * the per-example costs, each thread's sums are added instead. */
+/* Its cost and hits are kept per fixed block and added in block order (evaluate_team), so
+ * they do not depend on the team (training may change its team with the load, team.h). */
 static void F(evaluate_set)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *data, int T,
                             double *cost, int64_t *hits) {
     F(set_direct)(ws, data, net->sizes[0], ws->M);
     F(eval_prepare)(net, ws, data);
-    ws->row_cost = (double *)fnn_malloc(sizeof(double) * (size_t)(data->n > 0 ? data->n : 1));
 #pragma omp parallel num_threads(T)
     F(evaluate_team)(net, ws, data, fnn_thread_num(), fnn_num_threads());
     F(reduce_acc)(ws, cost, hits);
-    if (ws->row_cost != NULL) {
-        double c = 0;
-        for (int64_t i = 0; i < data->n; i++) c += ws->row_cost[i];
-        *cost = c;
-        fnn_free(ws->row_cost);
-        ws->row_cost = NULL;
-    }
 }
 
 /* sum w^2 and |w| over all weights; returns 0 when any weight or bias is not finite */
@@ -150,14 +160,19 @@ static int F(fnn_predict)(const fnn_net *net, const REAL *X, int64_t n, REAL *ou
     F(eval_prepare)(net, &ws, &d);
 #pragma omp parallel num_threads(T)
     {
-        const int t = fnn_thread_num(), TT = fnn_num_threads();
-        for (int64_t start = 0; start < n; start += ws.M) {
+        const int P = fnn_blocks(net);
+        int64_t q0, q1;
+        F(eval_blocks)(net, fnn_thread_num(), fnn_num_threads(), &q0, &q1);
+        for (int64_t start = 0; q1 > q0 && start < n; start += ws.M) {
             int m = (int)((n - start) < ws.M ? (n - start) : ws.M);
-            int64_t i0, i1;
-            F(own_rows)(&ws, m, t, TT, &i0, &i1);
+            int64_t i0, i1, r0, r1;
+            F(block_rows)(&ws, m, P, q0, q1, &i0, &i1);
             F(gather_src)(&ws, &d, net->sizes[0], NULL, start, m, 0, i0, i1, i0, i1, 0,
                           net->sizes[0]);
-            F(forward_eval)(net, &ws, i0, i1);
+            for (int64_t q = q0; q < q1; q++) {
+                F(block_rows)(&ws, m, P, q, q + 1, &r0, &r1);
+                F(forward_eval)(net, &ws, r0, r1);
+            }
             if (i1 > i0)
                 memcpy(out + (start + i0) * no, ws.A[L - 1] + i0 * no,
                        sizeof(REAL) * (size_t)(i1 - i0) * no);

@@ -48,7 +48,8 @@
 #ifndef FNN_PAR_MIN
 #define FNN_PAR_MIN 16384.0
 #endif
-/* the most fixed blocks the K split cuts the first layer's inputs into (path_ksplit.h) */
+/* the most fixed blocks the K split cuts the first layer's inputs into (path_ksplit.h), and
+ * the rows path its examples and neurons (fnn_net.blocks) */
 #ifndef FNN_KSPLIT_MAX_BLOCKS
 #define FNN_KSPLIT_MAX_BLOCKS 8
 #endif
@@ -145,6 +146,13 @@ typedef struct {
     double cost_scale;              /* multiplies cost and output delta */
     void *gemm;                     /* fnn_dgemm_t or fnn_sgemm_t, or NULL: C kernels only */
     int n_threads;
+    int blocks;                     /* the fixed parts that the rows path and the forward-only
+                                     * passes cut their BLAS calls into (path_rows.h,
+                                     * evaluate.h): 1 to FNN_KSPLIT_MAX_BLOCKS, the same for
+                                     * every call of a process, whatever its thread count, so
+                                     * that the results do not depend on it; the Python layer
+                                     * gives the K split's number (ksplit_blocks); read it
+                                     * through fnn_blocks */
 } fnn_net;
 
 /* the element type of a row source (fnn_data.rows), whatever the engine's REAL is */
@@ -242,6 +250,12 @@ enum { FNN_PATH_AUTO = -1, FNN_PATH_SERIAL = 0, FNN_PATH_ROWS = 1, FNN_PATH_KSPL
 
 #include "runtime.h"
 #include "team.h"
+
+/* the net's fixed blocks: a caller that leaves them unset or out of range (the C self-test)
+ * gets 2, as the K split does */
+static inline int fnn_blocks(const fnn_net *net) {
+    return net->blocks >= 1 && net->blocks <= FNN_KSPLIT_MAX_BLOCKS ? net->blocks : 2;
+}
 
 /* Derive the sizes of every layer and check that the layers chain; 0 when they do, else the
  * index + 1 of the first layer that does not (the Cython layer has checked each one). */

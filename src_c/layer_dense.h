@@ -2,7 +2,8 @@
  * W (n_out, n_in), b (n_out,).
  *   dense_forward   Z = in @ W^T + b, A = act(Z) on a block of examples and
  *                   neurons: the small-batch row kernels, or BLAS
- *   dense_backward  dIn = D @ W: the delta sent to the layer below, before its act'
+ *   dense_backward  dIn = D @ W: the delta sent to the layer below, before its act', on
+ *                   a block of examples (dense_backward_cols: on a block of its columns)
  *   dense_update    the parameter gradient D^T @ in / m fused with the optimizer step, on a
  *                   block of rows (a thread's neurons); update_block_t is the same on a
  *                   transposed block (the K-split path's columns of W[0])
@@ -42,6 +43,17 @@ static void F(dense_backward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t 
     if (ms <= 0) return;
     F(gemm)(net, 0, 0, ms, n_in, n_out, 1, ws->D[l] + i0 * n_out, n_out,
             (const REAL *)net->layer[l].W, n_in, 0, ws->D[l - 1] + i0 * n_in, n_in);
+}
+
+/* dense_backward of layer l on columns [c0, c1) of D[l-1], all m rows: D[l-1][:, c0:c1] =
+ * D[l] (m, n_out) @ W[:, c0:c1] (n_out, c1 - c0), overwritten (the rows path's fixed blocks:
+ * each packs only its columns of W) */
+static void F(dense_backward_cols)(const fnn_net *net, F(fnn_ws) *ws, int l, int m, int64_t c0,
+                                   int64_t c1) {
+    const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
+    if (m <= 0 || c1 <= c0) return;
+    F(gemm)(net, 0, 0, m, (int)(c1 - c0), n_out, 1, ws->D[l], n_out,
+            (const REAL *)net->layer[l].W + c0, n_in, 0, ws->D[l - 1] + c0, n_in);
 }
 
 /* dense_grad of layer l on m examples: gW (n_out, n_in) += D^T @ in, gb (n_out) += sum D */

@@ -72,6 +72,21 @@ static void F(layer_backward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t 
                     net->sizes[l], net->layer[l - 1].act);
 }
 
+/* layer_backward of a dense layer l on columns [c0, c1) of D[l-1] and all m rows, the act'
+ * of the layer below included (other kinds: nothing) */
+static void F(layer_backward_cols)(const fnn_net *net, F(fnn_ws) *ws, int l, int m, int64_t c0,
+                                   int64_t c1) {
+    if (m <= 0 || c1 <= c0 || net->layer[l].kind != FNN_LAYER_DENSE) return;
+    F(dense_backward_cols)(net, ws, l, m, c0, c1);
+    const int n = net->sizes[l];
+    for (int64_t i = 0; i < m; i++) {   /* one row's columns at a time */
+        const int64_t o = i * n + c0;
+        F(act_backward)(ws->D[l - 1] + o, ws->Z[l - 1] + o, ws->A[l - 1] + o,
+                        ws->K[l - 1] ? ws->K[l - 1] + o : NULL, 0, 1, (int)(c1 - c0),
+                        net->layer[l - 1].act);
+    }
+}
+
 static int F(layer_units)(const fnn_net *net, int l) {
 #define FNN_X(E, name, code)                                                                  \
     case FNN_LAYER_##E: return F(name##_units)(net, l);

@@ -174,6 +174,17 @@ static inline void fnn_split(int64_t n, int t, int T, double work, double min_wo
     *hi = *lo + q + (t < r ? 1 : 0);
 }
 
+/* Where part p starts when n items are cut into P near-equal contiguous parts (p = P: n).
+ * Unlike fnn_split, fewer items than parts still go one to a part (later parts are empty):
+ * the parts depend on (n, P) alone, and a run of parts [p0, p1) is items [start(p0),
+ * start(p1)). */
+static inline int64_t fnn_part(int64_t n, int64_t p, int64_t P) {
+    if (P < 1 || n < 1 || p <= 0) return 0;
+    if (p >= P) return n;
+    const int64_t q = n / P, r = n % P;
+    return p * q + (p < r ? p : r);
+}
+
 static inline int fnn_is_par(int64_t n, int T, double work) {
     return T > 1 && work >= FNN_PAR_MIN && n >= T;
 }

@@ -5,7 +5,8 @@
 
 typedef struct {
     int M;                        /* examples the buffers hold */
-    int T;                        /* threads the accumulators are sized for */
+    int n_acc;                    /* accumulators: one per thread (training) or per block
+                                   * (forward-only passes), whichever are more */
     REAL *x;                      /* (M, n_0) gathered inputs */
     int64_t *idx;                 /* (M) row of each slot in X / Y */
     const REAL **rows;            /* (M) each slot's input row: in X itself when `direct`,
@@ -22,9 +23,8 @@ typedef struct {
     int ldr0;                     /* 0 when those passes go through forward() */
     REAL *Dt;                     /* (T, max n_l * M) per-thread transposed delta slices */
     int64_t dt_stride;
-    double *acc;                  /* (T, 8): cost, hits; padded against false sharing */
-    double *row_cost;             /* NULL, or (n): each example's cost by its row in the data
-                                   * (evaluate_set adds them in row order) */
+    double *acc;                  /* (n_acc, 8): cost, hits, examples; padded against false
+                                   * sharing */
 } F(fnn_ws);
 
 static void F(ws_free)(F(fnn_ws) *ws) {
@@ -47,12 +47,13 @@ static size_t F(layer_aux)(const fnn_net *net, int l, int M, int training);
 static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need_D,
                        double dropout, int need_G) {
     memset(ws, 0, sizeof(*ws));
-    ws->M = M; ws->T = T;
+    ws->M = M;
+    ws->n_acc = T > FNN_KSPLIT_MAX_BLOCKS ? T : FNN_KSPLIT_MAX_BLOCKS;
     const int *S = net->sizes;
     ws->x = (REAL *)fnn_malloc(sizeof(REAL) * (size_t)M * S[0]);
     ws->idx = (int64_t *)fnn_malloc(sizeof(int64_t) * (size_t)M);
     ws->rows = (const REAL **)fnn_malloc(sizeof(REAL *) * (size_t)M);
-    ws->acc = (double *)fnn_calloc((size_t)T * 8, sizeof(double));
+    ws->acc = (double *)fnn_calloc((size_t)ws->n_acc * 8, sizeof(double));
     int nmax = 1;
     for (int l = 0; l < net->L; l++)   /* the dense update's transposed delta blocks */
         if (net->layer[l].kind == FNN_LAYER_DENSE) nmax = S[l + 1] > nmax ? S[l + 1] : nmax;

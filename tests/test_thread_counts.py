@@ -4,7 +4,11 @@ front door ends with bit-identical weights for n_threads = 1, 2 and 3.
 The K split adds the first layer's partial sums over fixed blocks of inputs in block order
 (src_c/path_ksplit.h), the rows path gives each weight to one thread that sums over every
 example, and conv2d's update splits the kernel's rows, so no sum's order depends on how many
-threads share it.  Each case prints the largest difference (which must be exactly 0)."""
+threads share it.  Above FNN_SMALL_M (64) examples a call goes to BLAS, whose sums depend on
+the call's shape: the rows path and the forward-only passes then cut the examples and neurons
+into the same fixed blocks whatever the thread count (src_c/path_rows.h, evaluate.h); the
+tests named *_big cover those sizes.  Each case prints the largest difference (which must be
+exactly 0)."""
 import random
 
 import numpy as np
@@ -116,3 +120,139 @@ def test_rows_path_and_conv():
             if t > 1:
                 assert res["path"] == "rows", res
         _same(runs, label)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch", [7, 33, 50])
+def test_rows_path_small_odd(batch, dtype):
+    """Small mini-batches on the rows path with layer sizes that are no multiple of a vector:
+    the backward pass calls BLAS even here (on fixed blocks of the deltas' columns)."""
+    X, y, _ = _data(n=200, seed=15)
+    X, Y = X.astype(dtype), np.eye(10, dtype=dtype)[y]
+    runs = {}
+    for t in THREADS:
+        W, b = _dense_net([784, 50, 300, 33, 10], 16, dtype)
+        res = _core.train(W, b, X, Y, _core.TrainConfig(
+            acts=["gelu", "sigmoid", "elu", "softmax"], cost="log_likelihood", epochs=2,
+            batch=batch, eta=0.1, optimizer="rmsprop", dropout=0.2,
+            state=_core.new_state("rmsprop", W, b), n_threads=t))
+        runs[t] = W + b
+        assert res["path"] == ("rows" if t > 1 else "serial"), res
+    _same(runs, f"rows path, odd sizes, batch {batch}, {np.dtype(dtype).name}")
+
+
+# ---- mini-batches above FNN_SMALL_M: BLAS on fixed blocks ----------------------------------
+
+DTYPES = [np.float64, np.float32]
+
+
+def _dense_net(sizes, seed, dtype):
+    rng = np.random.default_rng(seed)
+    W = [(rng.normal(size=(sizes[i + 1], sizes[i])) * 0.05).astype(dtype)
+         for i in range(len(sizes) - 1)]
+    b = [(rng.normal(size=sizes[i + 1]) * 0.05).astype(dtype) for i in range(len(sizes) - 1)]
+    return W, b
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch", [65, 128, 200])
+def test_rows_path_big(batch, dtype):
+    """[784, 256, 256, 10] with momentum and dropout: the hidden layers split by neuron, the
+    output layer by examples, every update by rows."""
+    X, y, _ = _data(n=400, seed=6)
+    X, Y = X.astype(dtype), np.eye(10, dtype=dtype)[y]
+    runs = {}
+    for t in THREADS:
+        W, b = _dense_net([784, 256, 256, 10], 7, dtype)
+        res = _core.train(W, b, X, Y, _core.TrainConfig(
+            acts=["relu", "sigmoid", "softmax"], cost="log_likelihood", epochs=2, batch=batch,
+            eta=0.05, optimizer="momentum", momentum=0.9, dropout=0.1,
+            state=_core.new_state("momentum", W, b), n_threads=t))
+        runs[t] = W + b
+        assert res["path"] == ("rows" if t > 1 else "serial"), res
+    _same(runs, f"rows path, batch {batch}, {np.dtype(dtype).name}")
+
+
+def test_conv_big():
+    """A conv net on mini-batches of 80: the conv and pooling layers take the fixed blocks of
+    examples too, and the dense layer after them calls BLAS."""
+    X, y, _ = _data(n=160, seed=8)
+    Y = np.eye(10)[y]
+    rng = np.random.default_rng(9)
+    layers = [{"kind": "conv2d", "in_shape": (28, 28, 1), "out_shape": (13, 13, 4),
+               "geom": (3, 3, 2, 2, 0, 0)},
+              {"kind": "maxpool2d", "in_shape": (13, 13, 4), "out_shape": (6, 6, 4),
+               "geom": (2, 2, 2, 2)}, None, None]
+    W0 = [rng.normal(size=(3, 3, 1, 4)) * 0.3, None, rng.normal(size=(64, 144)) * 0.1,
+          rng.normal(size=(10, 64)) * 0.1]
+    b0 = [np.zeros(4), None, np.zeros(64), np.zeros(10)]
+    runs = {}
+    for t in THREADS:
+        W = [None if w is None else w.copy() for w in W0]
+        b = [None if v is None else v.copy() for v in b0]
+        _core.train(W, b, X, Y, _core.TrainConfig(
+            acts=["relu", "identity", "tanh", "softmax"], cost="log_likelihood", epochs=2,
+            batch=80, eta=0.05, optimizer="adam", state=_core.new_state("adam", W, b),
+            layers=layers, n_threads=t))
+        runs[t] = [p for p in W + b if p is not None]
+    _same(runs, "conv, batch 80")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_network2_big(dtype):
+    _, _, data = _data(seed=10)
+    runs = {}
+    for t in THREADS:
+        random.seed(4)
+        np.random.seed(4)
+        net = network2.Network([784, 100, 10], cost=network2.CrossEntropyCost, n_threads=t,
+                               dtype=dtype)
+        net.SGD(list(data), 2, 128, 0.5, lmbda=1.0, momentum=0.5)
+        runs[t] = net.weights + net.biases
+    _same(runs, f"network2 batch 128 {np.dtype(dtype).name}")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sequential_fit_big(dtype):
+    from fastnn import keras
+    X, y, _ = _data(seed=11)
+    runs = {}
+    for t in THREADS:
+        np.random.seed(5)
+        m = keras.Sequential([keras.layers.Dense(256, activation="relu", input_shape=(784,)),
+                              keras.layers.Dense(128, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")], dtype=dtype,
+                             n_threads=t)
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        m.fit(X.astype(dtype), y, epochs=2, batch_size=128, verbose=0)
+        runs[t] = m.get_weights()
+    _same(runs, f"Sequential batch_size=128 {dtype}")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_estimator_fit_big(dtype):
+    from fastnn.sklearn import FastNNClassifier
+    X, y, _ = _data(n=500, seed=12)
+    runs = {}
+    for t in THREADS:
+        clf = FastNNClassifier(hidden_layer_sizes=(128,), activation="relu", optimizer="adam",
+                               mini_batch_size=200, epochs=2, dtype=dtype, random_state=0,
+                               n_threads=t).fit(X, y, eval_set=(X[:150], y[:150]))
+        runs[t] = clf.weights_ + clf.biases_ + [np.array(clf.history_["eval_cost"])]
+    _same(runs, f"FastNNClassifier batch 200 {dtype}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_predict_evaluate_big(dtype):
+    """1000 rows in chunks of 256, each cut into the fixed blocks; the cost sums are kept per
+    block and added in block order."""
+    rng = np.random.default_rng(13)
+    W, b = _dense_net([784, 256, 256, 10], 14, dtype)
+    X = rng.random((1000, 784)).astype(dtype)
+    Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, 1000)]
+    acts = ["relu", "relu", "softmax"]
+    runs = {t: [_core.predict(W, b, acts, X, n_threads=t)] for t in THREADS}
+    _same(runs, f"predict 1000 rows {np.dtype(dtype).name}")
+    evals = {t: [np.array(_core.evaluate(W, b, acts, "log_likelihood", X, Y, n_threads=t))]
+             for t in THREADS}
+    _same(evals, f"evaluate 1000 rows {np.dtype(dtype).name}")
