@@ -1,8 +1,8 @@
 /* evaluate.h: the forward-only passes (per-epoch monitors, evaluate, predict).  Chunks of
  * FNN_EVAL_BATCH examples, cut into the net's fixed blocks and shared by the threads with no
- * barriers: every thread works on its own blocks of the buffers in each chunk.  Where layer 0 is dense and at most FNN_EVALT_MAXN
- * wide, it runs through a transposed copy of W[0] (forward_eval); the rest through
- * layer_forward. */
+ * barriers: every thread works on its own blocks of the buffers in each chunk.  Where layer 0
+ * is dense and at most FNN_EVALT_MAXN wide, it runs through a transposed copy of W[0]
+ * (forward_eval); the rest through layer_forward. */
 
 /* The forward-only passes (evaluation, prediction) run the first layer through a transposed
  * copy of W[0] and the transposed kernels, reading the rows of X in place.  On chunks of
