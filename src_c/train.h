@@ -104,9 +104,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
     cfg->path = ksplit ? FNN_PATH_KSPLIT : par ? FNN_PATH_ROWS : FNN_PATH_SERIAL;
     /* the team of each chunk of mini-batches (team.h) */
     fnn_team_ctl ctl;
-    /* (the rows path's GEMM calls above FNN_SMALL_M rows still depend on the team's split:
-     * no adapting there) */
-    fnn_team_start(&ctl, Tt, ksplit || F(small)(batch) ? cfg->adapt : 0);
+    fnn_team_start(&ctl, Tt, cfg->adapt);
     /* the K split's per-thread copies, one set per team size the controller has used (a set
      * for a team of ladder[r] threads in sets[r]); `reps` is the set in use, of `rteam` */
     F(fnn_rep) *sets[FNN_TEAM_LADDER] = {0};

@@ -35,15 +35,15 @@ def _train(sizes, batch, optimizer, n_threads, adapt, dtype=np.float64, epochs=2
         state=_core.new_state(optimizer, W, b) if optimizer != "sgd" else None,
         orders=np.array([np.random.default_rng(e).permutation(len(X)) for e in range(epochs)],
                         dtype=np.int32),
-        eval_data=(X[:60], Y[:60]), run_stats=True, n_threads=n_threads, adapt=adapt,
+        eval_data=(X[:200], Y[:200]), run_stats=True, n_threads=n_threads, adapt=adapt,
         on_epoch=lambda st: stats.append(dict(st))))
     return W + b, res, stats
 
 
 # the K split ([784, 30, 10] batch 10 as the book; Adam at batch 32 as the Keras lesson) and
-# the rows path with mini-batches its own kernels take
+# the rows path with mini-batches its own kernels take (16) and BLAS takes (128)
 CASES = [([784, 30, 10], 10, "sgd"), ([784, 128, 10], 32, "adam"),
-         ([100, 300, 10], 16, "momentum")]
+         ([100, 300, 10], 16, "momentum"), ([100, 300, 300, 10], 128, "momentum")]
 
 
 @pytest.mark.parametrize("sizes,batch,optimizer", CASES)
