@@ -12,7 +12,9 @@
  *   - while on a smaller team, it tries the next larger one now and then (a short chunk), and
  *     goes back up if that ran faster: the machine may have gone quiet;
  *   - a try that loses doubles the wait before the next try the same way (FNN_TEAM_BACKOFF_*
- *     seconds), so a machine that stays busy (or idle) costs a try every half minute at most.
+ *     seconds), so a machine that stays busy (or idle) costs a try every few seconds at most.
+ * A chunk's time is its mini-batches' alone: the copies a new team needs (the K split's
+ * private columns) are made before the clock starts.
  * What it settled on is kept between calls (a process-wide memory), so that a call of one
  * epoch starts where the last one ended.  The team changes only between mini-batches, and the
  * paths give the same sums for any team (the K split's fixed blocks, the rows path's fixed
@@ -26,9 +28,10 @@
 #define FNN_TEAM_GAIN_DOWN 0.95    /* a smaller team must take at most this fraction of the
                                     * time per mini-batch to be kept, */
 #define FNN_TEAM_GAIN_UP 0.85      /* a larger one this (one preemption can flatter a try) */
-#define FNN_TEAM_CHUNK_S 0.004     /* a chunk's target length; tries are half of it */
-#define FNN_TEAM_BACKOFF_MIN 1.0   /* seconds before the first try after a settled choice */
-#define FNN_TEAM_BACKOFF_MAX 32.0
+#define FNN_TEAM_CHUNK_S 0.004     /* a chunk's target length, tries included */
+#define FNN_TEAM_BACKOFF_MIN 0.5   /* seconds before the first try after a settled choice */
+#define FNN_TEAM_BACKOFF_MAX 4.0   /* a busy machine then pays one 4 ms try every 4 s (about
+                                    * 0.2 %), and an idle one gets its cores back within 4 s */
 
 /* the process-wide memory: the team the last call settled on, the earliest time of the next
  * try down and up, and the current back-off of each */
@@ -51,7 +54,6 @@ typedef struct {
                                     * measured) */
     int64_t span;                  /* mini-batches in the next chunk */
     int64_t chunks;                /* chunks run (the test schedule's counter) */
-    double t0;                     /* the running chunk's start */
     fnn_team_memory mem;           /* this call's copy of the memory */
     /* for the epoch's statistics: sum of team x mini-batches, mini-batches, wait and time */
     double team_batches, waited_s, busy_s;
@@ -87,20 +89,19 @@ static inline int fnn_team_next(fnn_team_ctl *c, int64_t left, int64_t *span) {
         rung = (int)(c->chunks % c->n);
     } else if (c->adapt == 1 && c->probe >= 0) {
         rung = c->probe;
-        s = s / 2 > 1 ? s / 2 : 1;
     } else if (c->adapt == 0) {
         s = left;
     }
     *span = s < left ? s : left;
-    c->t0 = fnn_now();
     c->last = c->ladder[rung];
     return c->last;
 }
 
-/* after the chunk: `batches` mini-batches on `team` threads, which waited `waited` seconds in
- * all at the barrier */
-static inline void fnn_team_done(fnn_team_ctl *c, int team, int64_t batches, double waited) {
-    const double now = fnn_now(), dt = now - c->t0;
+/* after the chunk: `batches` mini-batches on `team` threads in `dt` seconds, in which the
+ * threads waited `waited` seconds in all at the barrier */
+static inline void fnn_team_done(fnn_team_ctl *c, int team, int64_t batches, double dt,
+                                 double waited) {
+    const double now = fnn_now();
     c->team_batches += (double)team * (double)batches;
     c->batches += batches;
     c->waited_s += waited;

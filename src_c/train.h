@@ -170,6 +170,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                 }
                 __atomic_store_n(&bar->waited_ns, 0, __ATOMIC_RELAXED);
                 int used = 0;
+                double tb = 0, te = 0;   /* the chunk's mini-batches, by thread 0's clock */
 #pragma omp parallel num_threads(team)
                 {
                     const int t = fnn_thread_num(), TT = fnn_num_threads();
@@ -179,7 +180,11 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                         /* the barrier's generation now: every thread reads it before any
                          * can pass a meeting */
                         reps[t].bar_gen = fnn_spin_gen(bar);
-                        if (!live) F(rep_copy)(&reps[t], net, cfg, 0, 1);
+                        if (!live) {
+                            F(rep_copy)(&reps[t], net, cfg, 0, 1);
+                            fnn_barrier();   /* the clock starts on the mini-batches */
+                        }
+                        if (t == 0) tb = fnn_now();
                         for (int64_t bi = s0; bi < s1; bi++) {
                             int64_t start = bi * batch;
                             int m = (int)(n - start < batch ? n - start : batch);
@@ -187,6 +192,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                                                   m, eta, cfg->opt.t + bi + 1, t, TT, k0, k1);
                             if (t == 0) F(publish)(cfg, epoch, bi + 1, ws.acc, reps[0].ws.acc);
                         }
+                        if (t == 0) te = fnn_now();
                         if (s1 == nb) F(rep_copy)(&reps[t], net, cfg, 1, t == 0);
                     } else {
                         if (live) {   /* fewer threads than asked: back to the shared copy */
@@ -196,6 +202,7 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                             fnn_barrier();
                         }
                         int gen = fnn_spin_gen(bar);
+                        if (t == 0) tb = fnn_now();
                         for (int64_t bi = s0; bi < s1; bi++) {
                             int64_t start = bi * batch;
                             int m = (int)(n - start < batch ? n - start : batch);
@@ -203,9 +210,10 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                                            cfg->opt.t + bi + 1, t, TT, TT > 1, bar, &gen);
                             if (t == 0) F(publish)(cfg, epoch, bi + 1, ws.acc, NULL);
                         }
+                        if (t == 0) te = fnn_now();
                     }
                 }
-                fnn_team_done(&ctl, used, s1 - s0,
+                fnn_team_done(&ctl, used, s1 - s0, te - tb,
                               1e-9 * (double)__atomic_load_n(&bar->waited_ns, __ATOMIC_RELAXED));
                 live = ksplit && used == rteam && s1 < nb;
                 if (ksplit) {
