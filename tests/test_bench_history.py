@@ -274,6 +274,19 @@ def test_readme_of_a_cnn_workload_names_its_round():
     assert "| fastnn float32, 2 threads | 2.00 | 2.50x faster |" in table
 
 
+def test_readme_scales_a_peer_timed_on_fewer_images():
+    """W5's numpy oracle trains 20 images a round: its time is shown for fastnn's 10,000
+    (by hand: 2.0 s * 10000 / 20 = 1000 s, 500x fastnn's 2.0 s)."""
+    rows = [bench_row("W5", "fastnn-f32-2t", 2.0, dtype="float32", unit=None),
+            bench_row("W5", "numpy-1t", 2.0, dtype="float32", unit=None)]
+    for r, n in zip(rows, (10000, 20)):
+        del r["extra_info"]["time_unit"]
+        r["extra_info"]["images"] = n
+    table = hist.readme_table(hist.record(results(rows), "cnn"), "W5")
+    assert "| fastnn float32, 2 threads | 2.00 | 500.0x faster |" in table
+    assert "| numpy-1t (timed on 20 images) | 1000 |" in table
+
+
 # ---------------------------------------------------------------------------------------------
 # baseline and comparison
 
