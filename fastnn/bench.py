@@ -654,11 +654,11 @@ def _cmd_history(args):
 
 def _cmd_run(args, extra):
     from fastnn import _bench_history as hist
-    root = _repo_root()
+    root = _checkout()          # an installed fastnn runs the suite of the checkout it is in
     bench_dir = os.path.join(root, "bench")
     if not os.path.isdir(bench_dir):
-        print("fastnn.bench run: no bench/ folder next to %s; run it from a source checkout"
-              % os.path.dirname(os.path.abspath(__file__)), file=sys.stderr)
+        print("fastnn.bench run: no bench/ folder in %s; run it from a source checkout"
+              % root, file=sys.stderr)
         return 2
     history, readme, results = _paths(args)
     machine = hist.check_name(args.machine or os.environ.get("FASTNN_BENCH_MACHINE") or
