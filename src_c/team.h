@@ -58,7 +58,6 @@ typedef struct {
     /* for the epoch's statistics: sum of team x mini-batches, mini-batches, wait and time */
     double team_batches, waited_s, busy_s;
     int64_t batches;
-    int last;                      /* the team of the last chunk run */
 } fnn_team_ctl;
 
 static inline void fnn_team_start(fnn_team_ctl *c, int T, int adapt) {
@@ -93,8 +92,7 @@ static inline int fnn_team_next(fnn_team_ctl *c, int64_t left, int64_t *span) {
         s = left;
     }
     *span = s < left ? s : left;
-    c->last = c->ladder[rung];
-    return c->last;
+    return c->ladder[rung];
 }
 
 /* after the chunk: `batches` mini-batches on `team` threads in `dt` seconds, in which the

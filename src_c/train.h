@@ -159,7 +159,6 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                     if (sets[r] == NULL) {   /* no memory for it: stay with this team */
                         team = rteam;
                         ctl.probe = -1;
-                        ctl.last = team;
                     } else {
                         for (int u = 0; live && u < rteam; u++)
                             F(rep_copy)(&reps[u], net, cfg, 1, u == 0);
