@@ -32,6 +32,24 @@ _END = "<!-- /bench -->"
 # ---------------------------------------------------------------------------------------------
 # reading
 
+def _check_benchmarks(benches, bad, median_of, median_name):
+    """The checks a results file and a history line share: a non-empty ``benchmarks`` list of
+    objects, each with a 'name', a positive median (``median_of(b)``) and an object (or
+    nothing) as extra_info; ``bad(why)`` makes the error."""
+    if not isinstance(benches, list) or not benches:
+        raise bad(f"expected a non-empty 'benchmarks' list, got {_short(benches)}")
+    for i, b in enumerate(benches):
+        if not isinstance(b, dict) or not isinstance(b.get("name"), str):
+            raise bad(f"benchmarks[{i}]: expected an object with a 'name', got {_short(b)}")
+        med = median_of(b)
+        if isinstance(med, bool) or not isinstance(med, (int, float)) or not med > 0:
+            raise bad(f"benchmarks[{i}] ({b['name']}): expected a positive {median_name}, "
+                      f"got {_short(med)}")
+        if not isinstance(b.get("extra_info") or {}, dict):
+            raise bad(f"benchmarks[{i}] ({b['name']}): expected an object as extra_info, got "
+                      f"{_short(b['extra_info'])}")
+
+
 def check_results(data, where):
     """Raise ValueError (starting with ``where``) unless ``data`` has the form of a
     pytest-benchmark JSON: an object whose ``benchmarks`` list holds objects with a ``name``
@@ -40,19 +58,10 @@ def check_results(data, where):
         return ValueError(f"{where}: not a pytest-benchmark JSON: {why}")
     if not isinstance(data, dict):
         raise bad(f"expected an object, got {type(data).__name__}")
-    benches = data.get("benchmarks")
-    if not isinstance(benches, list) or not benches:
-        raise bad(f"expected a non-empty 'benchmarks' list, got {_short(benches)}")
-    for i, b in enumerate(benches):
-        if not isinstance(b, dict) or not isinstance(b.get("name"), str):
-            raise bad(f"benchmarks[{i}]: expected an object with a 'name', got {_short(b)}")
-        med = (b.get("stats") or {}).get("median") if isinstance(b.get("stats"), dict) else None
-        if isinstance(med, bool) or not isinstance(med, (int, float)) or not med > 0:
-            raise bad(f"benchmarks[{i}] ({b['name']}): expected a positive stats.median, "
-                      f"got {_short(med)}")
-        if not isinstance(b.get("extra_info") or {}, dict):
-            raise bad(f"benchmarks[{i}] ({b['name']}): expected an object as extra_info, got "
-                      f"{_short(b['extra_info'])}")
+    _check_benchmarks(
+        data.get("benchmarks"), bad,
+        lambda b: b["stats"].get("median") if isinstance(b.get("stats"), dict) else None,
+        "stats.median")
     if not isinstance(data.get("machine_info") or {}, dict):
         raise bad(f"expected an object as machine_info, got {_short(data['machine_info'])}")
 
@@ -65,19 +74,7 @@ def _check_record(rec, where):
         return ValueError(f"{where}: not a history record: {why}")
     if not isinstance(rec, dict) or not isinstance(rec.get("label"), str):
         raise bad(f"expected an object with a 'label', got {_short(rec)}")
-    benches = rec.get("benchmarks")
-    if not isinstance(benches, list) or not benches:
-        raise bad(f"expected a non-empty 'benchmarks' list, got {_short(benches)}")
-    for i, b in enumerate(benches):
-        if not isinstance(b, dict) or not isinstance(b.get("name"), str):
-            raise bad(f"benchmarks[{i}]: expected an object with a 'name', got {_short(b)}")
-        med = b.get("median")
-        if isinstance(med, bool) or not isinstance(med, (int, float)) or not med > 0:
-            raise bad(f"benchmarks[{i}] ({b['name']}): expected a positive 'median', got "
-                      f"{_short(med)}")
-        if not isinstance(b.get("extra_info") or {}, dict):
-            raise bad(f"benchmarks[{i}] ({b['name']}): expected an object as extra_info, got "
-                      f"{_short(b['extra_info'])}")
+    _check_benchmarks(rec.get("benchmarks"), bad, lambda b: b.get("median"), "'median'")
 
 
 def _short(x):
