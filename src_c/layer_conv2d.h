@@ -10,9 +10,13 @@
  * zero-padded into the layer's buffer (Xp, (Hp, Wp, C): the rows and columns the windows
  * reach) unless the windows never leave the input, when they read it in place:
  *   forward   Z = conv(Xp, Wt) + b, A = act(Z)              Wt: W with CO padded to vectors
- *   backward  D[l-1] = conv(Dp, Wf)                         stride 1: Dp the deltas padded by
- *             the kernel size less one, Wf the kernel flipped, C and CO swapped; other
- *             strides: D @ W^T scattered back onto the input (im2col's transpose, col2im)
+ *   backward  D[l-1] = conv(Dp, Wf)                         "full": Dp the deltas padded by
+ *             the kernel size less one, Wf the kernel flipped, C and CO swapped (stride 1,
+ *             when the padded deltas are not much larger than the output: "same");
+ *             otherwise "col": dCol = D Wr (Wr = W^T, (CO, K)) by the same kernels, each
+ *             pixel's row of K scattered back onto the input (im2col's transpose, col2im).
+ *             A "valid" 5x5 on 12x12 (the book's second layer) reads 144 padded pixels
+ *             for 64 outputs: "full" does 2.25 times the products of "col".
  *   update    dW (K, CO) = the sum over the m examples' pixels of their inputs times their
  *             deltas (cgrad), / m; db = the deltas' sums / m; then the optimizer step
  * Threads split the examples in the forward and backward passes and the kernel's rows in the
@@ -20,9 +24,9 @@
  * the thread count).  Wt and Wf are refreshed from W by conv2d_prepare before a pass, and by
  * the update for its own rows.
  *
- * ws->aux[l] (conv_aux below): Wt (K, ldr), Wf (kh kw CO, ldr_c), Gt (K, ldr), Gc (K, CO),
- * Xp (M examples), and for training Dp (M examples, stride 1) or the im2col columns dCol
- * (M P, K, other strides). */
+ * ws->aux[l] (conv_aux below): Wt (K, ldr), Wf (kh kw CO, ldr_c, "full") or Wr (CO, ldr_k,
+ * "col"), Gt (K, ldr), Gc (K, CO), Xp (M examples), and for training Dp (M examples, "full")
+ * or the columns dCol (M P, K, "col"). */
 
 #ifndef FNN_CONV_GEOM_DEFINED
 #define FNN_CONV_GEOM_DEFINED
@@ -32,6 +36,7 @@ typedef struct {
     int in_place;               /* the windows never leave the input: no padded copy */
     int64_t P, K, XS, DS;       /* pixels, kernel rows, padded input and deltas per example */
     int DHp, DWp;               /* the padded deltas (stride 1) */
+    int full;                   /* the backward pass by "full" convolution, else by "col" */
 } fnn_conv_geom;
 enum { FNN_CONV_CHUNK = 64 };   /* pixels per pointer block */
 enum { FNN_MAX_CO_BLOCK = 64 }; /* channels per block of bias gradients */
@@ -52,15 +57,17 @@ static inline fnn_conv_geom F(conv_geom)(const fnn_layer *ly) {
     g.DHp = g.H + g.kh - 1;
     g.DWp = g.W + g.kw - 1;
     g.DS = (int64_t)g.DHp * g.DWp * g.CO;
+    /* "full" multiplies H W kh kw C CO numbers, "col" P kh kw C CO and scatters P K sums:
+     * "full" while the input has at most 1.25 times the output's pixels.  The choice hangs on
+     * the shapes alone (not the vector width), so every build sums in the same order. */
+    g.full = g.sh == 1 && g.sw == 1 && (int64_t)g.H * g.W * 4 <= g.P * 5;
     return g;
 }
 
-static inline int F(conv_stride1)(const fnn_conv_geom *g) { return g->sh == 1 && g->sw == 1; }
-
 /* the parts of ws->aux[l], in REALs */
 typedef struct {
-    REAL *Wt, *Wf, *Gt, *Gc, *Xp, *Dp, *dCol;
-    int ldr, ldrc;
+    REAL *Wt, *Wf, *Wr, *Gt, *Gc, *Xp, *Dp, *dCol;
+    int ldr, ldrc, ldrk;
 } F(conv_bufs);
 
 static F(conv_bufs) F(conv_aux)(const fnn_conv_geom *g, void *aux, int M, int training,
@@ -68,18 +75,20 @@ static F(conv_bufs) F(conv_aux)(const fnn_conv_geom *g, void *aux, int M, int tr
     F(conv_bufs) c;
     c.ldr = F(ldr_of)(g->CO);
     c.ldrc = F(ldr_of)(g->C);
-    const int s1 = F(conv_stride1)(g);
-    size_t n[7];
+    c.ldrk = F(ldr_of)((int)g->K);
+    const int full = g->full;
+    size_t n[8];
     n[0] = (size_t)g->K * c.ldr;
-    n[1] = s1 ? (size_t)g->kh * g->kw * g->CO * c.ldrc : 0;
-    n[2] = (size_t)g->K * c.ldr;
-    n[3] = (size_t)g->K * g->CO;
-    n[4] = (size_t)M * g->XS;
-    n[5] = training && s1 ? (size_t)M * g->DS : 0;
-    n[6] = training && !s1 ? (size_t)M * g->P * g->K : 0;
-    REAL *p = (REAL *)aux, **dst[7] = {&c.Wt, &c.Wf, &c.Gt, &c.Gc, &c.Xp, &c.Dp, &c.dCol};
+    n[1] = full ? (size_t)g->kh * g->kw * g->CO * c.ldrc : 0;
+    n[2] = full ? 0 : (size_t)g->CO * c.ldrk;
+    n[3] = (size_t)g->K * c.ldr;
+    n[4] = (size_t)g->K * g->CO;
+    n[5] = (size_t)M * g->XS;
+    n[6] = training && full ? (size_t)M * g->DS : 0;
+    n[7] = training && !full ? (size_t)M * g->P * g->K : 0;
+    REAL *p = (REAL *)aux, **dst[8] = {&c.Wt, &c.Wf, &c.Wr, &c.Gt, &c.Gc, &c.Xp, &c.Dp, &c.dCol};
     size_t total = 0;
-    for (int k = 0; k < 7; k++) {
+    for (int k = 0; k < 8; k++) {
         *dst[k] = n[k] && p ? p + total : NULL;
         total += (n[k] + 15) / 16 * 16;   /* each part on a 64-byte boundary or more */
     }
@@ -99,11 +108,14 @@ static inline F(conv_bufs) F(conv_bufs_of)(const fnn_net *net, const F(fnn_ws) *
     return F(conv_aux)(g, ws->aux[l], ws->M, ws->D[0] != NULL, NULL);
 }
 
-/* Wt and Wf from W for the kernel rows [k0, k1) */
+/* Wt and Wf or Wr from W for the kernel rows [k0, k1) */
 static void F(conv_refresh)(const fnn_conv_geom *g, const F(conv_bufs) *b, const REAL *W,
                             int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; k++)
         memcpy(b->Wt + k * b->ldr, W + k * g->CO, sizeof(REAL) * (size_t)g->CO);
+    if (b->Wr != NULL)
+        for (int co = 0; co < g->CO; co++)
+            for (int64_t k = k0; k < k1; k++) b->Wr[co * b->ldrk + k] = W[k * g->CO + co];
     if (b->Wf == NULL) return;
     for (int64_t k = k0; k < k1; k++) {   /* row k of W is (dy, dx, c) */
         const int c = (int)(k % g->C), dx = (int)(k / g->C % g->kw), dy = (int)(k / g->C / g->kw);
@@ -112,12 +124,13 @@ static void F(conv_refresh)(const fnn_conv_geom *g, const F(conv_bufs) *b, const
     }
 }
 
-/* before a pass: Wt and Wf from W, their padding zero */
+/* before a pass: Wt and Wf or Wr from W, their padding zero */
 static void F(conv2d_prepare)(const fnn_net *net, F(fnn_ws) *ws, int l) {
     const fnn_conv_geom g = F(conv_geom)(&net->layer[l]);
     const F(conv_bufs) b = F(conv_bufs_of)(net, ws, l, &g);
     memset(b.Wt, 0, sizeof(REAL) * (size_t)g.K * b.ldr);
     if (b.Wf) memset(b.Wf, 0, sizeof(REAL) * (size_t)g.kh * g.kw * g.CO * b.ldrc);
+    if (b.Wr) memset(b.Wr, 0, sizeof(REAL) * (size_t)g.CO * b.ldrk);
     F(conv_refresh)(&g, &b, (const REAL *)net->layer[l].W, 0, g.K);
 }
 
@@ -212,22 +225,28 @@ static void F(conv2d_backward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t
     const fnn_conv_geom g = F(conv_geom)(ly);
     const F(conv_bufs) b = F(conv_bufs_of)(net, ws, l, &g);
     const int n_in = net->sizes[l];
-    if (!F(conv_stride1)(&g)) {   /* dCol = D @ W^T, then col2im */
+    const REAL *ptr[FNN_CONV_CHUNK];
+    if (!g.full) {   /* dCol = D Wr, one row of K per pixel, then col2im */
+        const int64_t zero = 0;
         for (int64_t i = i0; i < i1; i++) {
             REAL *dcol = b.dCol + i * g.P * g.K;
-            F(gemm)(net, 0, 1, (int)g.P, (int)g.K, g.CO, 1, ws->D[l] + i * g.P * g.CO, g.CO,
-                    (const REAL *)ly->W, g.CO, 0, dcol, (int)g.K);
+            const REAL *d = ws->D[l] + i * g.P * g.CO;
+            for (int64_t p0 = 0; p0 < g.P; p0 += FNN_CONV_CHUNK) {
+                const int np = (int)(g.P - p0 < FNN_CONV_CHUNK ? g.P - p0 : FNN_CONV_CHUNK);
+                for (int q = 0; q < np; q++) ptr[q] = d + (p0 + q) * g.CO;
+                F(cfwd_rows)(np, ptr, &zero, 1, g.CO, b.Wr, b.ldrk, dcol + p0 * g.K, (int)g.K,
+                             (int)g.K);
+            }
             F(col2im)(&g, dcol, ws->D[l - 1] + i * n_in);
         }
         return;
     }
-    /* stride 1: the deltas padded by the kernel size less one (less the forward padding),
-     * convolved with the flipped kernel */
+    /* the deltas padded by the kernel size less one (less the forward padding), convolved
+     * with the flipped kernel */
     const int top = g.kh - 1 - g.pt, left = g.kw - 1 - g.pl;
     const int64_t rowlen = (int64_t)g.DWp * g.CO;
     int64_t seg[64];
     for (int s = 0; s < g.kh && s < 64; s++) seg[s] = s * rowlen;
-    const REAL *ptr[FNN_CONV_CHUNK];
     const int64_t HW = (int64_t)g.H * g.W;
     for (int64_t i = i0; i < i1; i++) {
         REAL *dp = b.Dp + i * g.DS;

@@ -191,6 +191,47 @@ def test_engine_forward_and_gradient_match_the_oracle(case, dtype):
     assert d_out < TOL[dtype] and d_grad < 10 * TOL[dtype] and d_cost < 100 * TOL[dtype]
 
 
+# the second conv layer's backward pass (the delta to its input) takes one of two routes by
+# shape: "full" (stride 1, input at most 1.25 times the output's pixels: the padded deltas
+# convolved with the flipped kernel) or "col" (one row of kernel products per output pixel,
+# scattered back onto the input).  (second layer's kernel, stride, padding, its route)
+SECOND = [((3, 3), (1, 1), "valid", "col"),    # 8x7 in, 6x5 out: 56 > 1.25 x 30
+          ((3, 3), (1, 1), "same", "full"),
+          ((1, 2), (1, 1), "valid", "full"),    # 8x7 in, 8x6 out: 56 <= 1.25 x 48
+          ((2, 3), (2, 1), "valid", "col"),     # strides other than 1 always "col"
+          ((4, 4), (1, 1), "valid", "col")]     # the book's shape: larger kernel, valid
+
+
+@pytest.mark.parametrize("second", SECOND, ids=[s[3] + "-" + s[2] + "-" + "x".join(map(str, s[0]))
+                                                + "-s" + str(s[1][0]) for s in SECOND])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_engine_second_conv_layer_gradient_matches_the_oracle(second, dtype):
+    """Two conv layers: the gradient of the first layer's kernel goes through the second's
+    backward pass, so each route is checked against the oracle's loops."""
+    k, stride, padding, _ = second
+    rng = np.random.default_rng(41)
+    c1 = conv_spec((10, 9, 2), (3, 3), 3)
+    c2 = conv_spec(c1["out_shape"], k, 4, stride, padding)
+    f = flat_spec(c2["out_shape"])
+    layers = [c1, c2, f, None]
+    W = [rng.normal(size=(3, 3, 2, 3)) * 0.5, rng.normal(size=k + (3, 4)) * 0.5, None,
+         rng.normal(size=(5, f["out_shape"][2])) * 0.3]
+    b = [rng.normal(size=3) * 0.1, rng.normal(size=4) * 0.1, None, rng.normal(size=5) * 0.1]
+    acts = ["tanh", "relu", "identity", "softmax"]
+    X, Y = data(rng, 6, (10, 9, 2), n_out=5)
+    Xs = X.reshape(6, 10, 9, 2)
+    rW, rb = RC.ConvNetwork(layers, W, b, acts).gradient(Xs, Y)
+    gW, gb, _ = _core.gradient(cast(W, dtype), cast(b, dtype), acts, "log_likelihood",
+                               X.astype(dtype), Y.astype(dtype), layers=layers)
+    scale = float(np.abs(rW[0]).max())
+    d = float(np.abs(gW[0] - rW[0]).max())
+    print(f"{second[3]} {k} {stride} {padding} {np.dtype(dtype).name}: first kernel's "
+          f"gradient {d:.3g} (largest {scale:.3g})")
+    assert scale > 1e-3 and d < 10 * TOL[dtype] * max(scale, 1.0)
+    assert max(float(np.abs(g - r).max()) for g, r in zip(gW + gb, rW + rb)
+               if g is not None) < 10 * TOL[dtype] * max(scale, 1.0)
+
+
 @pytest.mark.parametrize("path,threads", [("serial", 1), ("rows", 2), (None, 2)])
 @pytest.mark.parametrize("batch", [1, 4, 7])
 def test_engine_sgd_epoch_matches_the_oracle(path, threads, batch):
