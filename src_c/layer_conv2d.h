@@ -210,8 +210,8 @@ static void F(col2im)(const fnn_conv_geom *g, const REAL *dcol, REAL *dx) {
                 for (int dx_ = 0; dx_ < g->kw; dx_++) {
                     const int xx = x0 + dx_;
                     if (xx < 0 || xx >= g->W) continue;
-                    REAL *d = dx + ((int64_t)y * g->W + xx) * C;
-                    const REAL *s = src + ((int64_t)dy * g->kw + dx_) * C;
+                    REAL *restrict d = dx + ((int64_t)y * g->W + xx) * C;
+                    const REAL *restrict s = src + ((int64_t)dy * g->kw + dx_) * C;
                     for (int c = 0; c < C; c++) d[c] += s[c];
                 }
             }
@@ -292,11 +292,13 @@ static void F(conv_wgrad)(const fnn_net *net, const F(fnn_ws) *ws, int l, const 
 /* the channels' bias gradients g[0..nb) = (sum over the rows of D[:, o0 + c]) / m */
 static void F(conv2d_bias_grad)(const REAL *D, int64_t rows, int CO, int64_t o0, int nb,
                                 double inv_m, REAL *g) {
-    for (int c = 0; c < nb; c++) {
-        double s = 0;
-        for (int64_t r = 0; r < rows; r++) s += D[r * CO + o0 + c];
-        g[c] = (REAL)(s * inv_m);
+    double s[FNN_MAX_CO_BLOCK];   /* row after row: each channel's sum in the rows' order */
+    for (int c = 0; c < nb; c++) s[c] = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const REAL *restrict d = D + r * CO + o0;
+        for (int c = 0; c < nb; c++) s[c] += d[c];
     }
+    for (int c = 0; c < nb; c++) g[c] = (REAL)(s[c] * inv_m);
 }
 
 /* conv2d_update: the kernel's rows [o0, o1) (and, for the thread that owns row 0, the

@@ -12,7 +12,14 @@
  * flatten: the same numbers under a new shape (channels-last rows are already Keras'
  * flattened order); forward and backward copy. */
 
-/* maxpool2d_forward, examples [i0, i1) */
+#ifndef FNN_POOL_CB_DEFINED
+#define FNN_POOL_CB_DEFINED
+enum { FNN_POOL_CB = 64 };   /* channels per block of running maxima */
+#endif
+
+/* maxpool2d_forward, examples [i0, i1).  Each window's channels in blocks: the running
+ * maxima and winners sit in local arrays and each tap updates them by selects (no branches,
+ * whole vectors); a tie keeps the earlier input, as the loop in row-major order would. */
 static void F(maxpool2d_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t i0,
                                  int64_t i1, int64_t o0, int64_t o1) {
     (void)o0; (void)o1;
@@ -22,32 +29,39 @@ static void F(maxpool2d_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64
     const int ph = ly->geom[0], pw = ly->geom[1], sh = ly->geom[2], sw = ly->geom[3];
     const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
     int32_t *arg = (int32_t *)ws->aux[l];
+    REAL best[FNN_POOL_CB];
+    int32_t win[FNN_POOL_CB];
     for (int64_t i = i0; i < i1; i++) {
-        const REAL *x = l == 0 ? ws->rows[i] : ws->A[l - 1] + i * n_in;
-        REAL *z = ws->Z[l] + i * n_out, *a = ws->A[l] + i * n_out;
-        int32_t *ar = arg ? arg + i * n_out : NULL;
+        const REAL *restrict x = l == 0 ? ws->rows[i] : ws->A[l - 1] + i * n_in;
+        REAL *restrict z = ws->Z[l] + i * n_out, *restrict a = ws->A[l] + i * n_out;
+        int32_t *restrict ar = arg ? arg + i * n_out : NULL;
         for (int oy = 0; oy < OH; oy++) {
             for (int ox = 0; ox < OW; ox++) {
                 const int64_t o = ((int64_t)oy * OW + ox) * C;
-                const int64_t base = ((int64_t)oy * sh * W + (int64_t)ox * sw) * C;
-                /* the window's first input, then the others in row-major order */
-                for (int c = 0; c < C; c++) { z[o + c] = x[base + c]; if (ar) ar[o + c] = (int32_t)(base + c); }
-                for (int dy = 0; dy < ph; dy++) {
-                    for (int dx = 0; dx < pw; dx++) {
-                        if (dy == 0 && dx == 0) continue;
-                        const int64_t p = base + ((int64_t)dy * W + dx) * C;
-                        for (int c = 0; c < C; c++) {
-                            const REAL v = x[p + c];
-                            if (v > z[o + c]) {
-                                z[o + c] = v;
-                                if (ar) ar[o + c] = (int32_t)(p + c);
+                const int32_t base = (int32_t)(((int64_t)oy * sh * W + (int64_t)ox * sw) * C);
+                for (int c0 = 0; c0 < C; c0 += FNN_POOL_CB) {
+                    const int nc = C - c0 < FNN_POOL_CB ? C - c0 : FNN_POOL_CB;
+                    for (int c = 0; c < nc; c++) {
+                        best[c] = x[base + c0 + c];
+                        win[c] = base + c0 + c;
+                    }
+                    for (int dy = 0; dy < ph; dy++) {
+                        for (int dx = dy == 0; dx < pw; dx++) {
+                            const int32_t p = base + (int32_t)((dy * W + dx) * C) + c0;
+                            const REAL *restrict xp = x + p;
+                            for (int c = 0; c < nc; c++) {
+                                const int gt = xp[c] > best[c];
+                                best[c] = gt ? xp[c] : best[c];
+                                win[c] = gt ? p + c : win[c];
                             }
                         }
                     }
+                    for (int c = 0; c < nc; c++) z[o + c0 + c] = a[o + c0 + c] = best[c];
+                    if (ar)
+                        for (int c = 0; c < nc; c++) ar[o + c0 + c] = win[c];
                 }
             }
         }
-        memcpy(a, z, sizeof(REAL) * (size_t)n_out);
     }
 }
 
