@@ -211,6 +211,38 @@ def adapts(n_threads):
     return os.environ.get("FASTNN_ADAPT", "").strip() != "0"
 
 
+_split_fma = None
+
+
+def conv_half():
+    """Whether the conv kernels may take 256-bit vectors beside AVX-512's where the channels
+    fill them better (src_c/kernels_conv.h; the results are the same numbers either way):
+    ``FASTNN_CONV_HALF=0`` or ``1`` says so; by default on CPUs that run a 512-bit FMA as two
+    256-bit halves, where a half-width vector costs half (AMD Zen 4: family 25 with
+    AVX-512).  Elsewhere a 512-bit FMA costs what a 256-bit one does and full width wins."""
+    v = os.environ.get("FASTNN_CONV_HALF", "").strip()
+    if v in ("0", "1"):
+        return v == "1"
+    global _split_fma
+    if _split_fma is None:
+        _split_fma = False
+        try:
+            with open("/proc/cpuinfo") as f:
+                info = f.read(65536)
+            fields = {}
+            for line in info.splitlines():
+                if not line.strip():
+                    break                       # the first CPU is enough
+                k, _, val = line.partition(":")
+                fields[k.strip()] = val.strip()
+            _split_fma = (fields.get("vendor_id") == "AuthenticAMD"
+                          and fields.get("cpu family") == "25"
+                          and "avx512f" in fields.get("flags", "").split())
+        except (OSError, ValueError):
+            pass
+    return _split_fma
+
+
 _last_run = {}
 
 
@@ -394,6 +426,8 @@ def show_config(print_=True):
         "cpu_levels": list(_engine.CPU_LEVELS),
         "cpu_levels_supported": list(_engine.CPU_LEVELS_SUPPORTED),
         "cpu_level_flags": BUILD_INFO.get("cpu_levels", {}).get(_engine.CPU_LEVEL, ""),
+        # the conv kernels' 256-bit vectors beside AVX-512's (conv_half)
+        "conv_half": conv_half(),
         "debug_cython": bool(BUILD_INFO.get("debug_cython", False)),
         "compile_args": BUILD_INFO.get("compile_args", ""),
         "numpy": numpy.__version__,

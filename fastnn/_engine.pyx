@@ -19,7 +19,7 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-from fastnn._config import blas_single_thread
+from fastnn._config import blas_single_thread, conv_half
 
 cnp.import_array()
 
@@ -80,6 +80,7 @@ cdef extern from "dispatch.h" nogil:
         void *gemm
         int n_threads
         int blocks
+        int conv_half
 
     int fnn_net_finish(fnn_net *net)
 
@@ -401,6 +402,7 @@ cdef int _fill_net(fnn_net *net, list W, list b, acts, int cost, double cost_sca
     net.cost_scale = cost_scale
     net.n_threads = n_threads if n_threads > 0 else 1
     net.blocks = ksplit_blocks()
+    net.conv_half = 1 if conv_half() else 0
     for l in range(L):
         spec = layers[l] if layers is not None else None
         kind = "dense" if spec is None else spec.get("kind", "dense")

@@ -34,7 +34,7 @@
 #include "workspace.h"     /* per-call buffers, the gather of a mini-batch's rows */
 #include "costs.h"         /* the cost table's functions: the output phase */
 #include "layer_dense.h"   /* dense: forward, backward, gradient fused with the update */
-#include "layer_conv2d.h"  /* conv2d: im2col and GEMM, channels-last */
+#include "layer_conv2d.h"  /* conv2d: direct, channels-last */
 #include "layer_maxpool2d.h" /* maxpool2d */
 #include "layer_flatten.h" /* flatten */
 #include "layers.h"        /* the layer-kind table's dispatch */

@@ -153,6 +153,10 @@ typedef struct {
                                      * that the results do not depend on it; the Python layer
                                      * gives the K split's number (ksplit_blocks); read it
                                      * through fnn_blocks */
+    int conv_half;                  /* 1: the conv kernels may take 256-bit vectors beside
+                                     * AVX-512's where they leave fewer lanes idle
+                                     * (kernels_conv.h, conv_half); the Python layer sets it
+                                     * for CPUs that split 512-bit FMAs in two */
 } fnn_net;
 
 /* the element type of a row source (fnn_data.rows), whatever the engine's REAL is */

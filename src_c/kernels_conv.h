@@ -47,117 +47,113 @@ static void F(cgrad_ref)(int m, const REAL *const *x, const int64_t *seg, int ns
 #endif
 
 #ifdef FNN_CONV_VEC
-/* G pixels times VB vectors; nlast: the lanes of the last vector that are real channels */
-FNN_INLINE void F(cfwd_block)(const int G, const int VB, const REAL *const *x,
-                              const int64_t *seg, int nseg, int seglen, const REAL *Wt, int ldr,
-                              REAL *z, int ldz, int nlast) {
-    F(vec) acc[FNN_GMAX][4];
-    for (int i = 0; i < G; i++)
-        for (int v = 0; v < VB; v++) acc[i][v] = (F(vec)){0};
-    for (int s = 0; s < nseg; s++) {
-        const REAL *xs[FNN_GMAX];
-        for (int i = 0; i < G; i++) xs[i] = x[i] + seg[s];
-        const REAL *ws = Wt + (int64_t)s * seglen * ldr;
-        for (int j = 0; j < seglen; j++) {
-            F(vec) w[4];
-            for (int v = 0; v < VB; v++) w[v] = F(vload)(ws + (int64_t)j * ldr + v * FNN_VL);
-            for (int i = 0; i < G; i++) {
-                const REAL xb = xs[i][j];
-                for (int v = 0; v < VB; v++) acc[i][v] += xb * w[v];
-            }
-        }
-    }
-    for (int i = 0; i < G; i++) {
-        REAL *zi = z + (int64_t)i * ldz;
-        for (int v = 0; v < VB - 1; v++) F(vstore)(zi + v * FNN_VL, acc[i][v]);
-        if (nlast == FNN_VL) F(vstore)(zi + (VB - 1) * FNN_VL, acc[i][VB - 1]);
-        else F(vstore_n)(zi + (VB - 1) * FNN_VL, acc[i][VB - 1], nlast);
-    }
-}
-
-FNN_INLINE void F(cgrad_block)(const int G, const int VB, const REAL *const *x,
-                               const int64_t *seg, int nseg, int seglen, const REAL *c, int ldc,
-                               int nlast, REAL *Gt, int ldr) {
-    F(vec) cv[FNN_GMAX][4];
-    for (int i = 0; i < G; i++) {
-        const REAL *ci = c + (int64_t)i * ldc;
-        for (int v = 0; v < VB - 1; v++) cv[i][v] = F(vload)(ci + v * FNN_VL);
-        cv[i][VB - 1] = nlast == FNN_VL ? F(vload)(ci + (VB - 1) * FNN_VL)
-                                        : F(vload_n)(ci + (VB - 1) * FNN_VL, nlast);
-    }
-    for (int s = 0; s < nseg; s++) {
-        const REAL *xs[FNN_GMAX];
-        for (int i = 0; i < G; i++) xs[i] = x[i] + seg[s];
-        REAL *gs = Gt + (int64_t)s * seglen * ldr;
-        for (int j = 0; j < seglen; j++) {
-            F(vec) a[4];
-            for (int v = 0; v < VB; v++) a[v] = F(vload)(gs + (int64_t)j * ldr + v * FNN_VL);
-            for (int i = 0; i < G; i++) {
-                const REAL xb = xs[i][j];
-                for (int v = 0; v < VB; v++) a[v] += xb * cv[i][v];
-            }
-            for (int v = 0; v < VB; v++) F(vstore)(gs + (int64_t)j * ldr + v * FNN_VL, a[v]);
-        }
-    }
-}
-
-#define FNN_KERNELS_C(G, VB)                                                                 \
-    static void F(cfwd_##G##_##VB)(const REAL *const *x, const int64_t *seg, int nseg,      \
-                                   int seglen, const REAL *Wt, int ldr, REAL *z, int ldz,    \
-                                   int nlast) {                                              \
-        F(cfwd_block)(G, VB, x, seg, nseg, seglen, Wt, ldr, z, ldz, nlast);                  \
-    }                                                                                        \
-    static void F(cgrad_##G##_##VB)(const REAL *const *x, const int64_t *seg, int nseg,     \
-                                    int seglen, const REAL *c, int ldc, int nlast, REAL *Gt, \
-                                    int ldr) {                                               \
-        F(cgrad_block)(G, VB, x, seg, nseg, seglen, c, ldc, nlast, Gt, ldr);                 \
-    }
-#define FNN_KERNELS_C4(G) FNN_KERNELS_C(G, 1) FNN_KERNELS_C(G, 2) FNN_KERNELS_C(G, 3) \
-    FNN_KERNELS_C(G, 4)
-FNN_FOR_G(FNN_KERNELS_C4)
-#undef FNN_KERNELS_C4
-#undef FNN_KERNELS_C
-
 typedef void (*F(cfwd_fn))(const REAL *const *, const int64_t *, int, int, const REAL *, int,
                            REAL *, int, int);
 typedef void (*F(cgrad_fn))(const REAL *const *, const int64_t *, int, int, const REAL *, int,
                             int, REAL *, int);
-#define FNN_C4(name, G) {F(name##_##G##_1), F(name##_##G##_2), F(name##_##G##_3), F(name##_##G##_4)}
-#define FNN_C6(name) FNN_C4(name, 1), FNN_C4(name, 2), FNN_C4(name, 3), FNN_C4(name, 4), \
-    FNN_C4(name, 5), FNN_C4(name, 6)
-#if FNN_GMAX >= 12
-#define FNN_CALL(name) FNN_C6(name), FNN_C4(name, 7), FNN_C4(name, 8), FNN_C4(name, 9), \
-    FNN_C4(name, 10), FNN_C4(name, 11), FNN_C4(name, 12)
-#else
-#define FNN_CALL(name) FNN_C6(name)
+/* the level's vectors */
+#define CV F(vec)
+#define CVL FNN_VL
+#define CLOAD F(vload)
+#define CSTORE F(vstore)
+#define CLOAD_N F(vload_n)
+#define CSTORE_N F(vstore_n)
+#define CN(x) F(x)
+#define CVB 4
+#define CGROUP(vb) F(tgroup)(vb)
+#include "kernels_conv_w.h"
+#undef CV
+#undef CVL
+#undef CLOAD
+#undef CSTORE
+#undef CLOAD_N
+#undef CSTORE_N
+#undef CN
+#undef CVB
+#undef CGROUP
+
+#if FNN_VBYTES == 64 && defined(__AVX512VL__)
+/* and half-width vectors (256 bits) beside AVX-512's: where the channels fill 256-bit
+ * vectors much better than 512-bit ones (40: 5 x 8 lanes against 3 x 16; 20: 3 x 8 against
+ * 2 x 16), a CPU that runs a 512-bit FMA as two 256-bit halves (AMD Zen 4) does the same
+ * products in fewer cycles.  Each lane's sum runs over the same terms in the same order at
+ * either width: the results are the same numbers. */
+#define FNN_CONV_HALF 1
+typedef REAL F(hvec) __attribute__((vector_size(32)));
+FNN_INLINE F(hvec) F(hload)(const REAL *p) { F(hvec) v; memcpy(&v, p, sizeof v); return v; }
+FNN_INLINE void F(hstore)(REAL *p, F(hvec) v) { memcpy(p, &v, sizeof v); }
+FNN_INLINE F(hvec) F(hload_n)(const REAL *p, int n) {
+    F(hvec) r;
+    if (sizeof(REAL) == sizeof(double)) {
+        __m256d v = _mm256_maskz_loadu_pd((__mmask8)((1u << n) - 1), (const void *)p);
+        memcpy(&r, &v, sizeof r);
+    } else {
+        __m256 v = _mm256_maskz_loadu_ps((__mmask8)((1u << n) - 1), (const void *)p);
+        memcpy(&r, &v, sizeof r);
+    }
+    return r;
+}
+FNN_INLINE void F(hstore_n)(REAL *p, F(hvec) v, int n) {
+    if (sizeof(REAL) == sizeof(double)) {
+        __m256d x; memcpy(&x, &v, sizeof x);
+        _mm256_mask_storeu_pd((void *)p, (__mmask8)((1u << n) - 1), x);
+    } else {
+        __m256 x; memcpy(&x, &v, sizeof x);
+        _mm256_mask_storeu_ps((void *)p, (__mmask8)((1u << n) - 1), x);
+    }
+}
+/* pixels per block of vb half vectors: vb (g + 1) <= 30 of the 32 registers */
+static inline int F(hgroup)(int vb) {
+    const int g = 30 / vb - 1;
+    return g < FNN_GMAX ? g : FNN_GMAX;
+}
+#define CV F(hvec)
+#define CVL ((int)(32 / sizeof(REAL)))
+#define CLOAD F(hload)
+#define CSTORE F(hstore)
+#define CLOAD_N F(hload_n)
+#define CSTORE_N F(hstore_n)
+#define CN(x) F(x##_h)
+#define CVB 5
+#define CGROUP(vb) F(hgroup)(vb)
+#include "kernels_conv_w.h"
+#undef CV
+#undef CVL
+#undef CLOAD
+#undef CSTORE
+#undef CLOAD_N
+#undef CSTORE_N
+#undef CN
+#undef CVB
+#undef CGROUP
 #endif
-static const F(cfwd_fn) F(cfwd_table)[FNN_GMAX][4] = {FNN_CALL(cfwd)};
-static const F(cgrad_fn) F(cgrad_table)[FNN_GMAX][4] = {FNN_CALL(cgrad)};
-#undef FNN_CALL
-#undef FNN_C6
-#undef FNN_C4
 #endif /* FNN_CONV_VEC */
 #undef FNN_FOR_G
 
-/* z (m rows, stride ldz, n channels) = the convolution of the m pixels x[0..m) with Wt (K,
- * ldr): vectors of channels in blocks of at most 4, pixels in near-equal blocks that fit the
- * registers */
-static void F(cfwd_rows)(int m, const REAL *const *x, const int64_t *seg, int nseg, int seglen,
-                         const REAL *Wt, int ldr, REAL *z, int ldz, int n) {
-#ifdef FNN_CONV_VEC
-    const int nv = (n + FNN_VL - 1) / FNN_VL;
-    for (int v0 = 0; v0 < nv; v0 += 4) {
-        const int vb = nv - v0 < 4 ? nv - v0 : 4, gm = F(tgroup)(vb);
-        const int nlast = v0 + vb == nv ? n - (nv - 1) * FNN_VL : FNN_VL;
-        const int nblk = (m + gm - 1) / gm;
-        for (int b = 0, i0 = 0; b < nblk; b++) {
-            const int g = (m - i0) / (nblk - b);
-            F(cfwd_table)[g - 1][vb - 1](x + i0, seg, nseg, seglen, Wt + v0 * FNN_VL, ldr,
-                                         z + (int64_t)i0 * ldz + v0 * FNN_VL, ldz, nlast);
-            i0 += g;
-        }
-    }
+/* whether n channels take the half-width kernels: the CPU asks for them (half: fnn_net's
+ * conv_lanes, from the Python layer) and they leave at least 10 % fewer lanes idle */
+static inline int F(conv_half)(int half, int n) {
+#ifdef FNN_CONV_HALF
+    const int hl = (int)(32 / sizeof(REAL)), fl = 2 * hl;
+    return half && (int64_t)((n + hl - 1) / hl * hl) * 10 <= (int64_t)((n + fl - 1) / fl * fl) * 9;
 #else
+    (void)half; (void)n;
+    return 0;
+#endif
+}
+
+/* z (m rows, stride ldz, n channels) = the convolution of the m pixels x[0..m) with Wt (K,
+ * ldr); half: conv_half's answer for n */
+static void F(cfwd_rows)(int half, int m, const REAL *const *x, const int64_t *seg, int nseg,
+                         int seglen, const REAL *Wt, int ldr, REAL *z, int ldz, int n) {
+#ifdef FNN_CONV_VEC
+#ifdef FNN_CONV_HALF
+    if (half) { F(cfwd_vrows_h)(m, x, seg, nseg, seglen, Wt, ldr, z, ldz, n); return; }
+#endif
+    (void)half;
+    F(cfwd_vrows)(m, x, seg, nseg, seglen, Wt, ldr, z, ldz, n);
+#else
+    (void)half;
     F(cfwd_ref)(m, x, seg, nseg, seglen, Wt, ldr, z, ldz, n);
 #endif
 }
@@ -165,28 +161,23 @@ static void F(cfwd_rows)(int m, const REAL *const *x, const int64_t *seg, int ns
 /* Gt (K, ldr) rows [ka, kb) += the m pixels' inputs times their rows of c (stride ldc, n
  * channels): each kernel row a thread owns is one sum over the same pixels in the same order,
  * whoever owns it */
-static void F(cgrad_rows)(int m, const REAL *const *x, const int64_t *seg, int seglen,
-                          const REAL *c, int ldc, int n, int64_t ka, int64_t kb, REAL *Gt,
-                          int ldr) {
+static void F(cgrad_rows)(int half, int m, const REAL *const *x, const int64_t *seg,
+                          int seglen, const REAL *c, int ldc, int n, int64_t ka, int64_t kb,
+                          REAL *Gt, int ldr) {
+    (void)half;
     for (int64_t s = ka / seglen; s * seglen < kb; s++) {
         const int64_t j0 = ka > s * seglen ? ka - s * seglen : 0;
         const int64_t j1 = kb < (s + 1) * seglen ? kb - s * seglen : seglen;
         const int64_t off = seg[s] + j0;
         REAL *g = Gt + (s * seglen + j0) * ldr;
 #ifdef FNN_CONV_VEC
-        const int nv = (n + FNN_VL - 1) / FNN_VL;
-        for (int va = 0; va < nv; va += 4) {
-            const int vb = nv - va < 4 ? nv - va : 4, gm = F(tgroup)(vb);
-            const int nlast = va + vb == nv ? n - (nv - 1) * FNN_VL : FNN_VL;
-            const int nblk = (m + gm - 1) / gm;
-            for (int b = 0, i0 = 0; b < nblk; b++) {
-                const int gg = (m - i0) / (nblk - b);
-                F(cgrad_table)[gg - 1][vb - 1](x + i0, &off, 1, (int)(j1 - j0),
-                                               c + (int64_t)i0 * ldc + va * FNN_VL, ldc, nlast,
-                                               g + va * FNN_VL, ldr);
-                i0 += gg;
-            }
+#ifdef FNN_CONV_HALF
+        if (half) {
+            F(cgrad_vrows_h)(m, x, &off, (int)(j1 - j0), c, ldc, n, g, ldr);
+            continue;
         }
+#endif
+        F(cgrad_vrows)(m, x, &off, (int)(j1 - j0), c, ldc, n, g, ldr);
 #else
         F(cgrad_ref)(m, x, &off, 1, (int)(j1 - j0), c, ldc, n, g, ldr);
 #endif
@@ -194,3 +185,4 @@ static void F(cgrad_rows)(int m, const REAL *const *x, const int64_t *seg, int s
 }
 #undef FNN_CX
 #undef FNN_CONV_VEC
+#undef FNN_CONV_HALF

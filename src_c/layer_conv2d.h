@@ -180,13 +180,14 @@ static void F(conv2d_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t 
     int64_t seg[64];
     for (int s = 0; s < g.kh && s < 64; s++) seg[s] = s * rowlen;
     const REAL *ptr[FNN_CONV_CHUNK];
+    const int half = F(conv_half)(net->conv_half, g.CO);
     for (int64_t i = i0; i < i1; i++) {
         if (!g.in_place) F(conv_pad)(&g, F(conv_in)(net, ws, l, i), b.Xp + i * g.XS);
         const REAL *img = F(conv_img)(net, ws, l, &g, &b, i);
         for (int64_t p0 = 0; p0 < g.P; p0 += FNN_CONV_CHUNK) {
             const int np = (int)(g.P - p0 < FNN_CONV_CHUNK ? g.P - p0 : FNN_CONV_CHUNK);
             F(conv_ptrs)(img, g.OW, g.sh, g.sw, g.C, rowlen, p0, np, ptr);
-            F(cfwd_rows)(np, ptr, seg, g.kh, g.kw * g.C, b.Wt, b.ldr,
+            F(cfwd_rows)(half, np, ptr, seg, g.kh, g.kw * g.C, b.Wt, b.ldr,
                          ws->Z[l] + (i * g.P + p0) * g.CO, g.CO, g.CO);
         }
     }
@@ -228,14 +229,15 @@ static void F(conv2d_backward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t
     const REAL *ptr[FNN_CONV_CHUNK];
     if (!g.full) {   /* dCol = D Wr, one row of K per pixel, then col2im */
         const int64_t zero = 0;
+        const int half = F(conv_half)(net->conv_half, (int)g.K);
         for (int64_t i = i0; i < i1; i++) {
             REAL *dcol = b.dCol + i * g.P * g.K;
             const REAL *d = ws->D[l] + i * g.P * g.CO;
             for (int64_t p0 = 0; p0 < g.P; p0 += FNN_CONV_CHUNK) {
                 const int np = (int)(g.P - p0 < FNN_CONV_CHUNK ? g.P - p0 : FNN_CONV_CHUNK);
                 for (int q = 0; q < np; q++) ptr[q] = d + (p0 + q) * g.CO;
-                F(cfwd_rows)(np, ptr, &zero, 1, g.CO, b.Wr, b.ldrk, dcol + p0 * g.K, (int)g.K,
-                             (int)g.K);
+                F(cfwd_rows)(half, np, ptr, &zero, 1, g.CO, b.Wr, b.ldrk, dcol + p0 * g.K,
+                             (int)g.K, (int)g.K);
             }
             F(col2im)(&g, dcol, ws->D[l - 1] + i * n_in);
         }
@@ -248,6 +250,7 @@ static void F(conv2d_backward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t
     int64_t seg[64];
     for (int s = 0; s < g.kh && s < 64; s++) seg[s] = s * rowlen;
     const int64_t HW = (int64_t)g.H * g.W;
+    const int half = F(conv_half)(net->conv_half, g.C);
     for (int64_t i = i0; i < i1; i++) {
         REAL *dp = b.Dp + i * g.DS;
         memset(dp, 0, sizeof(REAL) * (size_t)g.DS);
@@ -258,7 +261,7 @@ static void F(conv2d_backward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t
         for (int64_t p0 = 0; p0 < HW; p0 += FNN_CONV_CHUNK) {
             const int np = (int)(HW - p0 < FNN_CONV_CHUNK ? HW - p0 : FNN_CONV_CHUNK);
             F(conv_ptrs)(dp, g.W, 1, 1, g.CO, rowlen, p0, np, ptr);
-            F(cfwd_rows)(np, ptr, seg, g.kh, g.kw * g.CO, b.Wf, b.ldrc,
+            F(cfwd_rows)(half, np, ptr, seg, g.kh, g.kw * g.CO, b.Wf, b.ldrc,
                          ws->D[l - 1] + i * n_in + p0 * g.C, g.C, g.C);
         }
     }
@@ -278,12 +281,13 @@ static void F(conv_wgrad)(const fnn_net *net, const F(fnn_ws) *ws, int l, const 
     int64_t seg[64];
     for (int s = 0; s < g->kh && s < 64; s++) seg[s] = s * rowlen;
     const REAL *ptr[FNN_CONV_CHUNK];
+    const int half = F(conv_half)(net->conv_half, g->CO);
     for (int64_t i = 0; i < m; i++) {
         const REAL *img = F(conv_img)(net, ws, l, g, b, i);
         for (int64_t p0 = 0; p0 < g->P; p0 += FNN_CONV_CHUNK) {
             const int np = (int)(g->P - p0 < FNN_CONV_CHUNK ? g->P - p0 : FNN_CONV_CHUNK);
             F(conv_ptrs)(img, g->OW, g->sh, g->sw, g->C, rowlen, p0, np, ptr);
-            F(cgrad_rows)(np, ptr, seg, g->kw * g->C, ws->D[l] + (i * g->P + p0) * g->CO, g->CO,
+            F(cgrad_rows)(half, np, ptr, seg, g->kw * g->C, ws->D[l] + (i * g->P + p0) * g->CO, g->CO,
                           g->CO, k0, k1, b->Gt, b->ldr);
         }
     }

@@ -307,3 +307,40 @@ def test_layers_that_do_not_fit_are_rejected(bad, msg):
     X, _ = data(rng, 2, CASES[0]["in_shape"])
     with pytest.raises(ValueError, match=msg):
         _core.predict(W, b, acts, X, layers=layers)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_half_width_conv_kernels_give_the_same_numbers(monkeypatch, dtype):
+    """The conv kernels' 256-bit vectors (taken beside AVX-512's where the channels fill them
+    better: 20 and 40 channels here, as in the book's chapter 6) sum each lane over the same
+    terms in the same order: training with them on and off ends in the same bits, and both
+    match the oracle."""
+    rng = np.random.default_rng(43)
+    c1 = conv_spec((12, 12, 1), (5, 5), 20)
+    p1 = pool_spec(c1["out_shape"])
+    c2 = conv_spec(p1["out_shape"], (3, 3), 40)
+    f = flat_spec(c2["out_shape"])
+    layers = [c1, p1, c2, f, None]
+    W = [rng.normal(size=(5, 5, 1, 20)) * 0.3, None, rng.normal(size=(3, 3, 20, 40)) * 0.1,
+         None, rng.normal(size=(5, f["out_shape"][2])) * 0.1]
+    b = [rng.normal(size=20) * 0.1, None, rng.normal(size=40) * 0.1, None,
+         rng.normal(size=5) * 0.1]
+    acts = ["relu", "identity", "relu", "identity", "softmax"]
+    X, Y = data(rng, 12, (12, 12, 1), n_out=5)
+    order = rng.permutation(12).astype(np.int32)[None]
+    out = []
+    for half in ("0", "1"):
+        monkeypatch.setenv("FASTNN_CONV_HALF", half)
+        Wc, bc = cast(W, dtype), cast(b, dtype)
+        cfg = _core.TrainConfig(acts=acts, cost="log_likelihood", epochs=1, batch=4, eta=0.1,
+                                layers=layers, orders=order, n_threads=2)
+        _core.train(Wc, bc, X.astype(dtype), Y.astype(dtype), cfg)
+        out.append([p for p in Wc + bc if p is not None])
+    assert all(np.array_equal(a, c) for a, c in zip(*out))
+    # and the oracle agrees with them
+    ref = RC.ConvNetwork(layers, W, b, acts)
+    ref.sgd_epoch(X.reshape(12, 12, 12, 1), Y, order[0], 4, 0.1)
+    d = max(float(np.abs(g - r).max()) for g, r in
+            zip(out[1], [p for p in ref.weights + ref.biases if p is not None]))
+    print(f"{np.dtype(dtype).name}: half and full the same bits; oracle {d:.3g}")
+    assert d < 10 * TOL[dtype]
