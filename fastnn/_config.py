@@ -32,10 +32,57 @@ def _no_engine_message(error):
             f"({error}); reinstall fastnn (`pip install --force-reinstall fastnn`).")
 
 
+def _load_cython_blas():
+    """Put ``scipy.linalg.cython_blas`` (where the engine's ``cimport`` finds BLAS) in
+    ``sys.modules`` for the engine's import without importing the ``scipy.linalg`` package
+    around it: the package loads LAPACK's wrappers and the array-API layer, about 23 MiB of a
+    process's memory that the engine never uses (4 MiB for the module alone).  The extension
+    is loaded from its file under its own name after ``import scipy`` (whose ``__init__``
+    readies the bundled OpenBLAS where a platform needs it); ``import_engine`` takes it out
+    of ``sys.modules`` again once the engine has its functions.  True if it was loaded here;
+    anything unexpected (another layout, ``scipy.linalg`` already imported) leaves the plain
+    import to the engine."""
+    import importlib.machinery
+    import importlib.util
+    name = "scipy.linalg.cython_blas"
+    if name in sys.modules or "scipy.linalg" in sys.modules:
+        return False
+    try:
+        import scipy
+        folder = os.path.join(os.path.dirname(scipy.__file__), "linalg")
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "cython_blas" + suffix)
+            if os.path.isfile(path):
+                break
+        else:
+            return False
+        loader = importlib.machinery.ExtensionFileLoader(name, path)
+        spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return True
+    except Exception:   # the engine's own import then says what is wrong, if anything is
+        return False
+
+
 def import_engine():
     """Return the compiled module ``fastnn._engine``; if it cannot be imported, raise an
     ImportError that says why and how to build it."""
     try:
+        if "fastnn._engine" not in sys.modules:
+            loaded = _load_cython_blas()
+            try:
+                from fastnn import _engine  # noqa: F401
+            finally:
+                # the engine holds its BLAS functions now; the next `import
+                # scipy.linalg.cython_blas` is Python's own, the package with it
+                if loaded:
+                    sys.modules.pop("scipy.linalg.cython_blas", None)
         from fastnn import _engine
     except ImportError as e:
         raise ImportError(_no_engine_message(e), name="fastnn._engine") from e
@@ -311,7 +358,7 @@ class _Blas:
         return paths
 
     def _find(self):
-        import scipy.linalg.cython_blas  # noqa: F401  (loads scipy's BLAS)
+        import_engine()   # the engine's cimport has loaded scipy's BLAS
         for path in self._candidates():
             try:
                 lib = ctypes.CDLL(path)

@@ -19,7 +19,7 @@ import random
 
 import numpy as np
 
-from fastnn import _book, _core
+from fastnn import _book, _core, _orders
 from fastnn._core import DivergenceError  # noqa: F401  (re-exported)
 
 
@@ -88,8 +88,9 @@ class Network(_core.EngineNetwork):
 
         ``training_data`` is a list of ``(x, y)`` tuples (or an ``(X, y)`` pair of arrays).
         With ``test_data``, the network is evaluated after each epoch and the number of
-        correct test results is printed.  The whole run is one call into the compiled engine;
-        a training-data list is left shuffled in place, as the book's code leaves it."""
+        correct test results is printed.  The run is one call into the compiled engine for
+        every few epochs (their example orders drawn as the book's shuffles draw them); a
+        training-data list is left shuffled in place, as the book's code leaves it."""
         epochs = _core.check_int(epochs, "epochs", 0, _core.INT_MAX)
         mini_batch_size = _core.check_int(mini_batch_size, "mini_batch_size", 1)
         eta = _core.check_float(eta, "eta", 0.0)
@@ -109,7 +110,7 @@ class Network(_core.EngineNetwork):
                                                 rows=True)
                 if n_test:                   # no examples: as the book's empty test list
                     evald = (tX, tY)
-            orders = _core.shuffled_orders(n, epochs, random)
+            orders = _core.shuffled_orders(n, epochs, random, chunk=_orders.BOOK_ORDER_CHUNK)
             W, b = self._params()
 
             def on_epoch(st):

@@ -415,3 +415,22 @@ def test_all_finite_in_blocks(where):
         M[where] = np.inf if where[0] % 2 else np.nan
     assert _core.all_finite(M, block=6400) == (where is None)
     assert _core.all_finite(M) == (where is None)
+
+
+def test_engine_import_leaves_scipy_linalg_out(run_python):
+    """The book's session memory (issue 20, item 2): importing the engine loads scipy's BLAS
+    module alone, not the scipy.linalg package (about 23 MiB of LAPACK wrappers and more);
+    the process's later `import scipy.linalg.cython_blas` is Python's own, and works."""
+    out = run_python(
+        "import sys\n"
+        "from fastnn import network\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scipy.linalg')))\n"
+        "import scipy.linalg.cython_blas as cb\n"
+        "import scipy.linalg\n"
+        "print(scipy.linalg.cython_blas is cb, hasattr(cb, '__pyx_capi__'),\n"
+        "      float(scipy.linalg.det([[2.0, 0.0], [0.0, 3.0]])))\n"
+        "net = network.Network([3, 2])\n"
+        "import numpy as np\n"
+        "print(net.feedforward(np.ones((3, 1))).shape)\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["[]", "True True 6.0", "(2, 1)"]
