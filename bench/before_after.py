@@ -3,7 +3,8 @@
     python bench/before_after.py BEFORE_TREE AFTER_TREE [--repeat 2] [--out DIR] [-k EXPR]
 
 Each tree is a checkout with the engine built in place (``python setup.py build_ext
---inplace``); its own ``bench/`` suite runs against its own build, fastnn's benchmarks only
+--inplace``); its own ``bench/`` suite (W1-W4, and W5/W6 where the tree has
+``bench/test_cnn.py``) runs against its own build, fastnn's benchmarks only
 (``-k fastnn`` unless ``-k`` says otherwise), ``repeat`` times each, the trees taking turns so
 that a change in the machine's load falls on both.  For every benchmark the table gives each
 tree's best median and the ratio before / after (above 1: the after tree is faster).
@@ -16,8 +17,10 @@ import sys
 
 
 def run(tree, out, expr):
-    cmd = [sys.executable, "-m", "pytest", "bench/test_w1.py", "bench/test_w2.py",
-           "bench/test_w3.py", "bench/test_w4.py", "--benchmark-only", "-q", "-p",
+    files = ["bench/test_w1.py", "bench/test_w2.py", "bench/test_w3.py", "bench/test_w4.py"]
+    # W5 and W6 where the tree has them (a tree before the conv layers does not)
+    files += [f for f in ("bench/test_cnn.py",) if os.path.exists(os.path.join(tree, f))]
+    cmd = [sys.executable, "-m", "pytest", *files, "--benchmark-only", "-q", "-p",
            "no:cacheprovider", "-k", expr, f"--benchmark-json={out}"]
     env = dict(os.environ, PYTHONPATH=tree)
     proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)

@@ -61,16 +61,7 @@ typedef void (*F(cgrad_fn))(const REAL *const *, const int64_t *, int, int, cons
 #define CN(x) F(x)
 #define CVB 4
 #define CGROUP(vb) F(tgroup)(vb)
-#include "kernels_conv_w.h"
-#undef CV
-#undef CVL
-#undef CLOAD
-#undef CSTORE
-#undef CLOAD_N
-#undef CSTORE_N
-#undef CN
-#undef CVB
-#undef CGROUP
+#include "kernels_conv_w.h"   /* (it undefines them) */
 
 #if FNN_VBYTES == 64 && defined(__AVX512VL__)
 /* and half-width vectors (256 bits) beside AVX-512's: where the channels fill 256-bit
@@ -116,16 +107,7 @@ static inline int F(hgroup)(int vb) {
 #define CN(x) F(x##_h)
 #define CVB 5
 #define CGROUP(vb) F(hgroup)(vb)
-#include "kernels_conv_w.h"
-#undef CV
-#undef CVL
-#undef CLOAD
-#undef CSTORE
-#undef CLOAD_N
-#undef CSTORE_N
-#undef CN
-#undef CVB
-#undef CGROUP
+#include "kernels_conv_w.h"   /* (it undefines them) */
 #endif
 #endif /* FNN_CONV_VEC */
 #undef FNN_FOR_G

@@ -6,7 +6,8 @@
  *   CGROUP(vb)  the pixels in a block of vb vectors: accumulators and weights fill, but do
  *            not overflow, the 32 (AVX-512) or 16 registers
  * and gives CN(cfwd_vrows) and CN(cgrad_vrows): the products of kernels_conv.h's header over
- * channels in blocks of at most CVB vectors, pixels in near-equal blocks of at most CGROUP. */
+ * channels in blocks of at most CVB vectors, pixels in near-equal blocks of at most CGROUP.
+ * It undefines those names at its end, ready for the next width. */
 
 /* G pixels times VB vectors; nlast: the lanes of the last vector that are real channels */
 FNN_INLINE void CN(cfwd_block)(const int G, const int VB, const REAL *const *x,
@@ -136,3 +137,12 @@ static void CN(cgrad_vrows)(int m, const REAL *const *x, const int64_t *off, int
         }
     }
 }
+#undef CV
+#undef CVL
+#undef CLOAD
+#undef CSTORE
+#undef CLOAD_N
+#undef CSTORE_N
+#undef CN
+#undef CVB
+#undef CGROUP
