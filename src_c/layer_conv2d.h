@@ -21,12 +21,13 @@
  *             deltas (cgrad), / m; db = the deltas' sums / m; then the optimizer step
  * Threads split the examples in the forward and backward passes and the kernel's rows in the
  * update (each thread reads every example for its rows: no reduction, the same sums whatever
- * the thread count).  Wt and Wf are refreshed from W by conv2d_prepare before a pass, and by
- * the update for its own rows.
+ * the thread count).  Wt and Wf or Wr are refreshed from W by conv2d_prepare before a pass,
+ * and by the update for its own rows.
  *
  * ws->aux[l] (conv_aux below): Wt (K, ldr), Wf (kh kw CO, ldr_c, "full") or Wr (CO, ldr_k,
  * "col"), Gt (K, ldr), Gc (K, CO), Xp (M examples), and for training Dp (M examples, "full")
- * or the columns dCol (M P, K, "col"). */
+ * or the columns dCol (M x a chunk of pixels, K, "col": each example's rows, worked a chunk
+ * at a time by the thread that owns the example). */
 
 #ifndef FNN_CONV_GEOM_DEFINED
 #define FNN_CONV_GEOM_DEFINED
@@ -64,6 +65,11 @@ static inline fnn_conv_geom F(conv_geom)(const fnn_layer *ly) {
     return g;
 }
 
+/* the rows of dCol an example holds: one chunk of pixels at a time */
+static inline int64_t F(conv_col_rows)(const fnn_conv_geom *g) {
+    return g->P < FNN_CONV_CHUNK ? g->P : FNN_CONV_CHUNK;
+}
+
 /* the parts of ws->aux[l], in REALs */
 typedef struct {
     REAL *Wt, *Wf, *Wr, *Gt, *Gc, *Xp, *Dp, *dCol;
@@ -85,7 +91,7 @@ static F(conv_bufs) F(conv_aux)(const fnn_conv_geom *g, void *aux, int M, int tr
     n[4] = (size_t)g->K * g->CO;
     n[5] = (size_t)M * g->XS;
     n[6] = training && full ? (size_t)M * g->DS : 0;
-    n[7] = training && !full ? (size_t)M * g->P * g->K : 0;
+    n[7] = training && !full ? (size_t)M * F(conv_col_rows)(g) * g->K : 0;
     REAL *p = (REAL *)aux, **dst[8] = {&c.Wt, &c.Wf, &c.Wr, &c.Gt, &c.Gc, &c.Xp, &c.Dp, &c.dCol};
     size_t total = 0;
     for (int k = 0; k < 8; k++) {
@@ -196,25 +202,24 @@ static void F(conv2d_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t 
                    ly->act);
 }
 
-/* col2im of one example: dx (H, W, C) = the sum, over the pixels whose field covers each
- * input, of dcol (P, K); dx is overwritten */
-static void F(col2im)(const fnn_conv_geom *g, const REAL *dcol, REAL *dx) {
+/* col2im of the output pixels [p0, p0 + np) of one example: dx (H, W, C) += the rows of
+ * dcol (np, K) on the inputs their fields cover; pixel after pixel in row-major order, so
+ * the chunks of a pass add in the order one pass over all the pixels would */
+static void F(col2im)(const fnn_conv_geom *g, const REAL *dcol, int64_t p0, int np, REAL *dx) {
     const int C = g->C;
-    memset(dx, 0, sizeof(REAL) * (size_t)g->H * g->W * C);
-    for (int oy = 0; oy < g->OH; oy++) {
-        for (int ox = 0; ox < g->OW; ox++) {
-            const REAL *src = dcol + ((int64_t)oy * g->OW + ox) * g->K;
-            const int x0 = ox * g->sw - g->pl;
-            for (int dy = 0; dy < g->kh; dy++) {
-                const int y = oy * g->sh - g->pt + dy;
-                if (y < 0 || y >= g->H) continue;
-                for (int dx_ = 0; dx_ < g->kw; dx_++) {
-                    const int xx = x0 + dx_;
-                    if (xx < 0 || xx >= g->W) continue;
-                    REAL *restrict d = dx + ((int64_t)y * g->W + xx) * C;
-                    const REAL *restrict s = src + ((int64_t)dy * g->kw + dx_) * C;
-                    for (int c = 0; c < C; c++) d[c] += s[c];
-                }
+    for (int q = 0; q < np; q++) {
+        const int oy = (int)((p0 + q) / g->OW), ox = (int)((p0 + q) % g->OW);
+        const REAL *src = dcol + (int64_t)q * g->K;
+        const int x0 = ox * g->sw - g->pl;
+        for (int dy = 0; dy < g->kh; dy++) {
+            const int y = oy * g->sh - g->pt + dy;
+            if (y < 0 || y >= g->H) continue;
+            for (int dx_ = 0; dx_ < g->kw; dx_++) {
+                const int xx = x0 + dx_;
+                if (xx < 0 || xx >= g->W) continue;
+                REAL *restrict d = dx + ((int64_t)y * g->W + xx) * C;
+                const REAL *restrict s = src + ((int64_t)dy * g->kw + dx_) * C;
+                for (int c = 0; c < C; c++) d[c] += s[c];
             }
         }
     }
@@ -227,19 +232,21 @@ static void F(conv2d_backward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t
     const F(conv_bufs) b = F(conv_bufs_of)(net, ws, l, &g);
     const int n_in = net->sizes[l];
     const REAL *ptr[FNN_CONV_CHUNK];
-    if (!g.full) {   /* dCol = D Wr, one row of K per pixel, then col2im */
+    if (!g.full) {   /* a chunk of pixels' rows of dCol = D Wr, then col2im, chunk by chunk */
         const int64_t zero = 0;
         const int half = F(conv_half)(net->conv_half, (int)g.K);
         for (int64_t i = i0; i < i1; i++) {
-            REAL *dcol = b.dCol + i * g.P * g.K;
+            REAL *dcol = b.dCol + i * F(conv_col_rows)(&g) * g.K;   /* example i's rows */
             const REAL *d = ws->D[l] + i * g.P * g.CO;
+            REAL *dx = ws->D[l - 1] + i * n_in;
+            memset(dx, 0, sizeof(REAL) * (size_t)n_in);
             for (int64_t p0 = 0; p0 < g.P; p0 += FNN_CONV_CHUNK) {
                 const int np = (int)(g.P - p0 < FNN_CONV_CHUNK ? g.P - p0 : FNN_CONV_CHUNK);
                 for (int q = 0; q < np; q++) ptr[q] = d + (p0 + q) * g.CO;
-                F(cfwd_rows)(half, np, ptr, &zero, 1, g.CO, b.Wr, b.ldrk, dcol + p0 * g.K,
-                             (int)g.K, (int)g.K);
+                F(cfwd_rows)(half, np, ptr, &zero, 1, g.CO, b.Wr, b.ldrk, dcol, (int)g.K,
+                             (int)g.K);
+                F(col2im)(&g, dcol, p0, np, dx);
             }
-            F(col2im)(&g, dcol, ws->D[l - 1] + i * n_in);
         }
         return;
     }
