@@ -130,10 +130,13 @@ static void F(cfwd_rows)(int half, int m, const REAL *const *x, const int64_t *s
                          int seglen, const REAL *Wt, int ldr, REAL *z, int ldz, int n) {
 #ifdef FNN_CONV_VEC
 #ifdef FNN_CONV_HALF
-    if (half) { F(cfwd_vrows_h)(m, x, seg, nseg, seglen, Wt, ldr, z, ldz, n); return; }
+    if (half) {
+        F(conv_walk_h)(0, m, x, seg, nseg, seglen, NULL, 0, (REAL *)Wt, ldr, z, ldz, n);
+        return;
+    }
 #endif
     (void)half;
-    F(cfwd_vrows)(m, x, seg, nseg, seglen, Wt, ldr, z, ldz, n);
+    F(conv_walk)(0, m, x, seg, nseg, seglen, NULL, 0, (REAL *)Wt, ldr, z, ldz, n);
 #else
     (void)half;
     F(cfwd_ref)(m, x, seg, nseg, seglen, Wt, ldr, z, ldz, n);
@@ -155,11 +158,11 @@ static void F(cgrad_rows)(int half, int m, const REAL *const *x, const int64_t *
 #ifdef FNN_CONV_VEC
 #ifdef FNN_CONV_HALF
         if (half) {
-            F(cgrad_vrows_h)(m, x, &off, (int)(j1 - j0), c, ldc, n, g, ldr);
+            F(conv_walk_h)(1, m, x, &off, 1, (int)(j1 - j0), c, ldc, g, ldr, NULL, 0, n);
             continue;
         }
 #endif
-        F(cgrad_vrows)(m, x, &off, (int)(j1 - j0), c, ldc, n, g, ldr);
+        F(conv_walk)(1, m, x, &off, 1, (int)(j1 - j0), c, ldc, g, ldr, NULL, 0, n);
 #else
         F(cgrad_ref)(m, x, &off, 1, (int)(j1 - j0), c, ldc, n, g, ldr);
 #endif

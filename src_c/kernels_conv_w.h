@@ -5,8 +5,8 @@
  *   CN(x)    the name for this width  CVB      the most vectors in a block (4 or 5)
  *   CGROUP(vb)  the pixels in a block of vb vectors: accumulators and weights fill, but do
  *            not overflow, the 32 (AVX-512) or 16 registers
- * and gives CN(cfwd_vrows) and CN(cgrad_vrows): the products of kernels_conv.h's header over
- * channels in blocks of at most CVB vectors, pixels in near-equal blocks of at most CGROUP.
+ * and gives CN(conv_walk): the products of kernels_conv.h's header over channels in blocks
+ * of at most CVB vectors, pixels in near-equal blocks of at most CGROUP.
  * It undefines those names at its end, ready for the next width. */
 
 /* G pixels times VB vectors; nlast: the lanes of the last vector that are real channels */
@@ -102,9 +102,13 @@ static const F(cgrad_fn) CN(cgrad_table)[FNN_GMAX][CVB] = {FNN_CALL(cgrad)};
 #undef FNN_KERNELS_CV
 #undef FNN_KERNELS_C
 
-/* z (m rows, stride ldz, n channels) = the m pixels' windows times Wt (K, ldr) */
-static void CN(cfwd_vrows)(int m, const REAL *const *x, const int64_t *seg, int nseg,
-                           int seglen, const REAL *Wt, int ldr, REAL *z, int ldz, int n) {
+/* The walk both products share (as kernels_t.h's trans_walk): channels in blocks of at most
+ * CVB vectors, the m pixels in near-equal blocks of at most CGROUP.  grad = 0: z (m rows,
+ * stride ldz, n channels) = the pixels' windows times Wt (K, ldr); grad = 1: the rows of Wt
+ * += the pixels' windows times their rows of c (stride ldc, n channels). */
+static void CN(conv_walk)(int grad, int m, const REAL *const *x, const int64_t *seg, int nseg,
+                          int seglen, const REAL *c, int ldc, REAL *Wt, int ldr, REAL *z,
+                          int ldz, int n) {
     const int nv = (n + CVL - 1) / CVL;
     for (int v0 = 0; v0 < nv; v0 += CVB) {
         const int vb = nv - v0 < CVB ? nv - v0 : CVB, gm = CGROUP(vb);
@@ -112,28 +116,14 @@ static void CN(cfwd_vrows)(int m, const REAL *const *x, const int64_t *seg, int 
         const int nblk = (m + gm - 1) / gm;
         for (int b = 0, i0 = 0; b < nblk; b++) {
             const int g = (m - i0) / (nblk - b);
-            CN(cfwd_table)[g - 1][vb - 1](x + i0, seg, nseg, seglen, Wt + v0 * CVL, ldr,
-                                          z + (int64_t)i0 * ldz + v0 * CVL, ldz, nlast);
+            if (grad)
+                CN(cgrad_table)[g - 1][vb - 1](x + i0, seg, nseg, seglen,
+                                               c + (int64_t)i0 * ldc + v0 * CVL, ldc, nlast,
+                                               Wt + v0 * CVL, ldr);
+            else
+                CN(cfwd_table)[g - 1][vb - 1](x + i0, seg, nseg, seglen, Wt + v0 * CVL, ldr,
+                                              z + (int64_t)i0 * ldz + v0 * CVL, ldz, nlast);
             i0 += g;
-        }
-    }
-}
-
-/* the seglen rows of Gt (stride ldr) from g on += the m pixels' inputs at offset off times
- * their rows of c (stride ldc, n channels) */
-static void CN(cgrad_vrows)(int m, const REAL *const *x, const int64_t *off, int seglen,
-                            const REAL *c, int ldc, int n, REAL *g, int ldr) {
-    const int nv = (n + CVL - 1) / CVL;
-    for (int va = 0; va < nv; va += CVB) {
-        const int vb = nv - va < CVB ? nv - va : CVB, gm = CGROUP(vb);
-        const int nlast = va + vb == nv ? n - (nv - 1) * CVL : CVL;
-        const int nblk = (m + gm - 1) / gm;
-        for (int b = 0, i0 = 0; b < nblk; b++) {
-            const int gg = (m - i0) / (nblk - b);
-            CN(cgrad_table)[gg - 1][vb - 1](x + i0, off, 1, seglen,
-                                            c + (int64_t)i0 * ldc + va * CVL, ldc, nlast,
-                                            g + va * CVL, ldr);
-            i0 += gg;
         }
     }
 }
