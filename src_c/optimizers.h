@@ -13,7 +13,10 @@
  *             w -= u, or with momentum mu > 0: m = mu m + u; w -= m    (Keras 3; s = v, m)
  *   adagrad   a += g^2; w -= lr g / sqrt(a + eps)            (Keras 3; s = a, which the
  *             front door starts at the initial accumulator value, 0.1)
- * opt_apply runs a step over a block of parameters; the loops come from the table. */
+ * opt_apply runs a step over a block of parameters; the loops come from the table.  Each step
+ * reads its numbers into locals before it stores any: the compiler cannot know that w and the
+ * slots do not overlap, and otherwise reads each back after the store before it (Adam's loop
+ * ran about 1.6x slower so in a test program). */
 
 typedef struct {
     REAL lr, lr_t, mu, c1, c2, rho, crho, eps;
@@ -44,31 +47,34 @@ FNN_STEP(sgd) {
     w[j] = w[j] - k->lr * g;
 }
 FNN_STEP(momentum) {
-    const REAL v = k->mu * s[0][j] - k->lr * g;
+    const REAL v = k->mu * s[0][j] - k->lr * g, w0 = w[j];
     s[0][j] = v;
-    w[j] = w[j] + v;
+    w[j] = w0 + v;
 }
 FNN_STEP(adam) {
-    s[0][j] += k->c1 * (g - s[0][j]);
-    s[1][j] += k->c2 * (g * g - s[1][j]);
-    w[j] = w[j] - k->lr_t * s[0][j] / (FNN_R_SQRT(s[1][j]) + k->eps);
+    const REAL m0 = s[0][j], v0 = s[1][j], w0 = w[j];
+    const REAL m = m0 + k->c1 * (g - m0), v = v0 + k->c2 * (g * g - v0);
+    s[0][j] = m;
+    s[1][j] = v;
+    w[j] = w0 - k->lr_t * m / (FNN_R_SQRT(v) + k->eps);
 }
 FNN_STEP(rmsprop) {
-    const REAL v = k->rho * s[0][j] + k->crho * (g * g);
+    const REAL v = k->rho * s[0][j] + k->crho * (g * g), w0 = w[j];
+    const REAL m0 = k->mu > 0 ? s[1][j] : 0;
     s[0][j] = v;
     const REAL u = k->lr * g / FNN_R_SQRT(v + k->eps);
     if (k->mu > 0) {
-        const REAL m = k->mu * s[1][j] + u;
+        const REAL m = k->mu * m0 + u;
         s[1][j] = m;
-        w[j] = w[j] - m;
+        w[j] = w0 - m;
     } else {
-        w[j] = w[j] - u;
+        w[j] = w0 - u;
     }
 }
 FNN_STEP(adagrad) {
-    const REAL a = s[0][j] + g * g;
+    const REAL a = s[0][j] + g * g, w0 = w[j];
     s[0][j] = a;
-    w[j] = w[j] - k->lr * g / FNN_R_SQRT(a + k->eps);
+    w[j] = w0 - k->lr * g / FNN_R_SQRT(a + k->eps);
 }
 #undef FNN_STEP
 
