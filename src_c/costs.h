@@ -17,9 +17,11 @@ static inline REAL F(cost_grad)(int cost, REAL e) {
 }
 
 /* output: when want_stats the cost and hits of rows [i0, i1) into this thread's
- * accumulators, and when want_delta the output delta D[L-1] = cost_scale * dC/dz. */
+ * accumulators (with ex, each row's cost and hit into ex[2i], ex[2i + 1] instead, for the
+ * caller to add in row order), and when want_delta the output delta D[L-1] =
+ * cost_scale * dC/dz. */
 static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, int want_delta,
-                            int want_stats, int64_t i0, int64_t i1, int t) {
+                            int want_stats, int64_t i0, int64_t i1, int t, double *ex) {
     const int L = net->L, no = net->sizes[L], act = net->layer[L - 1].act, cost = net->cost;
     const double scale = net->cost_scale;
     double csum = 0, hits = 0;
@@ -33,7 +35,8 @@ static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, in
             if (a[j] > a[ja]) ja = j;
             if (y[j] > y[jy]) jy = j;
         }
-        hits += (ja == jy);
+        if (ex != NULL) ex[2 * i + 1] = (ja == jy);
+        else hits += (ja == jy);
         double c = 0;
         if (cost == FNN_COST_QUADRATIC) {
             for (int j = 0; j < no; j++) { double e = (double)a[j] - y[j]; c += 0.5 * e * e; }
@@ -66,7 +69,8 @@ static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, in
                 c -= y[j] * la;
             }
         }
-        csum += scale * c;
+        if (ex != NULL) ex[2 * i] = scale * c;
+        else csum += scale * c;
     delta:
         if (!want_delta) continue;
         REAL *d = ws->D[L - 1] + i * no;
@@ -87,6 +91,7 @@ static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, in
             F(act_backward)(d, z, a, NULL, 0, 1, no, act);
         }
     }
+    if (ex != NULL) return;
     ws->acc[t * 8 + 0] += csum;
     ws->acc[t * 8 + 1] += hits;
     if (want_stats) ws->acc[t * 8 + 2] += (double)(i1 - i0);   /* examples counted */

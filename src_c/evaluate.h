@@ -115,7 +115,7 @@ static void F(evaluate_team)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *
         for (int64_t q = q0; q < q1; q++) {
             F(block_rows)(ws, m, P, q, q + 1, &r0, &r1);
             F(forward_eval)(net, ws, r0, r1);
-            F(output_phase)(net, ws, (const REAL *)data->Y, 0, 1, r0, r1, (int)q);
+            F(output_phase)(net, ws, (const REAL *)data->Y, 0, 1, r0, r1, (int)q, NULL);
         }
     }
 }

@@ -106,10 +106,24 @@ static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
                 F(layer_forward)(net, ws, l, &ps, fnn_part(m, q, P), fnn_part(m, q + 1, P), 0, n);
         }
     }
-    F(output_phase)(net, ws, (const REAL *)cfg->train.Y, 1, cfg->monitor & FNN_MON_RUN, i0, i1,
-                     t);
+    /* the running cost and hits: each example's into ex_cost, added in example order by
+     * thread 0 once every thread has passed the next meeting, so they do not depend on the
+     * team */
+    const int run = (cfg->monitor & FNN_MON_RUN) != 0;
+    F(output_phase)(net, ws, (const REAL *)cfg->train.Y, 1, run, i0, i1, t,
+                    run ? ws->ex_cost : NULL);
     F(backward_team)(net, ws, m, i0, i1, t, Tp, par, bar, gen);
     if (par) fnn_spin_wait(bar, T, gen);
+    if (run && t == 0) {
+        double c = 0, h = 0;
+        for (int i = 0; i < m; i++) {
+            c += ws->ex_cost[2 * i];
+            h += ws->ex_cost[2 * i + 1];
+        }
+        ws->acc[0] += c;
+        ws->acc[1] += h;
+        ws->acc[2] += m;
+    }
     F(update_team)(net, cfg, ws, m, eta, step, t, Tp);
     if (par) fnn_spin_wait(bar, T, gen);
 }

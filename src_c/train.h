@@ -50,8 +50,8 @@ static void F(snapshot)(const fnn_net *net, REAL *buf, int restore) {
 /* The progress counters a front door may read while the engine runs: [0] the epoch, [1] the
  * mini-batches done in it, and with run_stats and room for them, [2] the running cost sum (a
  * double's bits), [3] the hits and [4] the examples they cover, as thread 0 has counted them
- * so far (all the examples on the K split; its share on the rows path).  `a` and `b` are
- * accumulators to add (the epoch's and thread 0's current chunk). */
+ * so far (every example of the mini-batches done, on either path).  `a` and `b` are
+ * accumulators to add. */
 static inline void F(publish)(const fnn_train_cfg *cfg, int epoch, int64_t done,
                               const double *a, const double *b) {
     if (cfg->progress == NULL) return;
@@ -189,7 +189,13 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                             int m = (int)(n - start < batch ? n - start : batch);
                             F(train_batch_ksplit)(cfg, &reps[t], P, pstride, bar, epoch, start,
                                                   m, eta, cfg->opt.t + bi + 1, t, TT, k0, k1);
-                            if (t == 0) F(publish)(cfg, epoch, bi + 1, ws.acc, reps[0].ws.acc);
+                            if (t == 0) {   /* this mini-batch's cost, hits, examples */
+                                for (int k = 0; k < 3; k++) {
+                                    ws.acc[k] += reps[0].ws.acc[k];
+                                    reps[0].ws.acc[k] = 0;
+                                }
+                                F(publish)(cfg, epoch, bi + 1, ws.acc, NULL);
+                            }
                         }
                         if (t == 0) te = fnn_now();
                         if (s1 == nb) F(rep_copy)(&reps[t], net, cfg, 1, t == 0);
@@ -216,8 +222,8 @@ static int F(fnn_train)(fnn_net *net, fnn_train_cfg *cfg) {
                               1e-9 * (double)__atomic_load_n(&bar->waited_ns, __ATOMIC_RELAXED));
                 live = ksplit && used == rteam && s1 < nb;
                 if (ksplit) {
-                    /* every copy saw the same examples: count thread 0's cost and hits */
-                    for (int k = 0; k < 3; k++) ws.acc[k] += reps[0].ws.acc[k];
+                    /* every copy saw the same examples: thread 0's cost and hits were counted
+                     * after each mini-batch, in order; the others' are dropped */
                     for (int t = 0; t < rteam; t++)
                         reps[t].ws.acc[0] = reps[t].ws.acc[1] = reps[t].ws.acc[2] = 0;
                 }
@@ -291,7 +297,7 @@ static int F(fnn_gradient)(const fnn_net *net, const fnn_data *data, REAL **gW, 
         F(gather)(&ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, 0, m, 0, m, 0,
                   net->sizes[0]);
         F(forward)(net, &ws, &F(eval_pass), 0, m);
-        F(output_phase)(net, &ws, (const REAL *)data->Y, 1, 1, 0, m, 0);
+        F(output_phase)(net, &ws, (const REAL *)data->Y, 1, 1, 0, m, 0, NULL);
         F(backward)(net, &ws, 0, m);
         for (int l = 0; l < L; l++) F(layer_grad)(net, &ws, l, m, gW[l], gb[l]);
     }

@@ -25,10 +25,12 @@ typedef struct {
     int64_t dt_stride;
     double *acc;                  /* (n_acc, 8): cost, hits, examples; padded against false
                                    * sharing */
+    double *ex_cost;              /* (M, 2) a training mini-batch's cost and hit per example,
+                                   * when the rows path keeps the running cost */
 } F(fnn_ws);
 
 static void F(ws_free)(F(fnn_ws) *ws) {
-    fnn_free(ws->x); fnn_free(ws->idx); fnn_free(ws->acc); fnn_free(ws->Dt);
+    fnn_free(ws->x); fnn_free(ws->idx); fnn_free(ws->acc); fnn_free(ws->Dt); fnn_free(ws->ex_cost);
     fnn_free((void *)ws->rows); fnn_free(ws->Wt0); fnn_free(ws->Zt);
     for (int l = 0; l < FNN_MAX_LAYERS; l++) {
         fnn_free(ws->Z[l]); fnn_free(ws->A[l]); fnn_free(ws->D[l]); fnn_free(ws->K[l]);
@@ -54,12 +56,14 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
     ws->idx = (int64_t *)fnn_malloc(sizeof(int64_t) * (size_t)M);
     ws->rows = (const REAL **)fnn_malloc(sizeof(REAL *) * (size_t)M);
     ws->acc = (double *)fnn_calloc((size_t)ws->n_acc * 8, sizeof(double));
+    ws->ex_cost = need_D ? (double *)fnn_calloc((size_t)M * 2, sizeof(double)) : NULL;
     int nmax = 1;
     for (int l = 0; l < net->L; l++)   /* the dense update's transposed delta blocks */
         if (net->layer[l].kind == FNN_LAYER_DENSE) nmax = S[l + 1] > nmax ? S[l + 1] : nmax;
     ws->dt_stride = (int64_t)nmax * M + 16;
     ws->Dt = need_D ? (REAL *)fnn_malloc(sizeof(REAL) * (size_t)T * ws->dt_stride) : NULL;
-    int ok = ws->x && ws->idx && ws->rows && ws->acc && (ws->Dt || !need_D);
+    int ok = ws->x && ws->idx && ws->rows && ws->acc && (ws->Dt || !need_D) &&
+             (ws->ex_cost || !need_D);
     for (int l = 0; ok && l < net->L; l++) {
         size_t nl = (size_t)S[l + 1] * M;
         ws->Z[l] = (REAL *)fnn_malloc(sizeof(REAL) * nl);

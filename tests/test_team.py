@@ -62,6 +62,9 @@ def test_team_changes_leave_the_weights_alone(sizes, batch, optimizer, dtype):
         # the evaluation's cost is added in row order: the same on any team
         assert [s["eval_cost"] for s in st] == [s["eval_cost"] for s in st1]
         assert [s["run_correct"] for s in st] == [s["run_correct"] for s in st1]
+        # and the running cost of the training mini-batches (Keras' loss in fit): each
+        # mini-batch's in example order, the mini-batches in order
+        assert [s["run_cost"] for s in st] == [s["run_cost"] for s in st1]
 
 
 def test_statistics_count_the_threads():
