@@ -87,6 +87,30 @@ def test_widths_off_the_vector_size_match_oracle(dtype, tol, n_threads, path, si
     assert _max_diff(W2, W) > 100 * tol
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
+@pytest.mark.parametrize("optimizer, lmbda, l1", [("sgd", 1.0, 0.0), ("sgd", 0.0, 1.0),
+                                                  ("momentum", 1.0, 0.0), ("adam", 0.0, 0.0)])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_blas_update_matches_oracle(dtype, tol, optimizer, lmbda, l1, n_threads):
+    # mini-batches of 100 (above FNN_SMALL_M): the update's gradient is a BLAS product that
+    # reads each block's delta columns in place (op(A) = D^T) and the biases' sums run a row
+    # of deltas at a time; odd widths, so the fixed blocks split the neurons unevenly, and a
+    # short last mini-batch (50) that takes the row kernels
+    sizes = [203, 70, 131, 7]
+    X, Y, W, b, order = _problem(dtype, n=350, sizes=sizes)
+    eta = 0.01 if optimizer == "adam" else 0.5
+    W2, b2, res = _engine_epoch(X, Y, W, b, order, n_threads=n_threads, optimizer=optimizer,
+                                batch=100, eta=eta, lmbda=lmbda, l1=l1,
+                                acts=("sigmoid",) * (len(sizes) - 1))
+    assert res["path"] == ("rows" if n_threads > 1 else "serial")
+    ref = reference.MatrixNetwork(W, [x.reshape(-1, 1) for x in b], dtype=dtype)
+    ref.train_epoch(X, Y, order, 100, eta, lmbda=lmbda, l1=l1, n=len(X), optimizer=optimizer,
+                    momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-7)
+    assert _max_diff(W2, ref.weights) < tol
+    assert _max_diff(b2, [x.ravel() for x in ref.biases]) < tol
+    assert _max_diff(W2, W) > 100 * tol
+
+
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-11), (np.float32, 1e-4)])
 @pytest.mark.parametrize("kw", [dict(dropout=0.3), dict(batch=7),
                                 dict(acts=("relu", "softmax"), cost="log_likelihood"),
