@@ -74,24 +74,19 @@ typedef struct {
     int64_t ldw;
 } F(fnn_block);
 
-/* the biases' step from the mean of their deltas, D[r * sr + i * si] for neuron r and
- * example i */
+/* the biases' step from the mean of their deltas, D[i * ldd + r] for neuron r and example
+ * i: each neuron's sum over the examples in order, a row of deltas at a time */
 static void F(bias_update)(const fnn_train_cfg *cfg, const F(opt_k) *k, F(fnn_block) blk,
-                           const REAL *D, int64_t sr, int64_t si, int R, int m) {
+                           const REAL *D, int64_t ldd, int R, int m) {
     enum { CH = 64 };
     REAL g[CH];
     for (int r0 = 0; r0 < R; r0 += CH) {
         const int nr = R - r0 < CH ? R - r0 : CH;
         double s[CH];
         for (int r = 0; r < nr; r++) s[r] = 0;
-        if (sr == 1) {   /* neurons along a row: a row at a time (the same sums, in order) */
-            for (int i = 0; i < m; i++) {
-                const REAL *d = D + r0 + i * si;
-                for (int r = 0; r < nr; r++) s[r] += d[r];
-            }
-        } else {
-            for (int r = 0; r < nr; r++)
-                for (int i = 0; i < m; i++) s[r] += D[(r0 + r) * sr + i * si];
+        for (int i = 0; i < m; i++) {
+            const REAL *d = D + r0 + i * ldd;
+            for (int r = 0; r < nr; r++) s[r] += d[r];
         }
         for (int r = 0; r < nr; r++) g[r] = (REAL)(s[r] * (1.0 / m));
         REAL *sb[FNN_MAX_SLOTS];
@@ -112,18 +107,7 @@ static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_
                             const REAL *const *xr, const REAL *in, int lda, REAL *Dt) {
     const double inv_m = 1.0 / m;
     const F(opt_k) k = F(opt_consts)(&cfg->opt, eta, step);
-    if (xr != NULL) {
-        /* the row kernels: the block's delta columns transposed to (R, m), the update
-         * W += Dt @ in, one row of Dt per row of W */
-        for (int r = 0; r < R; r++)
-            for (int i = 0; i < m; i++) Dt[(int64_t)r * m + i] = D[(int64_t)i * ldd + r];
-        if (blk.b != NULL) F(bias_update)(cfg, &k, blk, Dt, m, 1, R, m);
-    } else if (blk.b != NULL) {
-        /* BLAS reads the columns as they are (op(A) = D^T): a transposing copy here read D
-         * down its columns, ldd apart, which for a layer 1024 wide all fall in one set of
-         * the L1 cache (4 % of W3's epoch) */
-        F(bias_update)(cfg, &k, blk, D, 1, ldd, R, m);
-    }
+    if (blk.b != NULL) F(bias_update)(cfg, &k, blk, D, ldd, R, m);
     if (K <= 0) return;
     const int plain = F(plain_sgd)(cfg);
     const double alpha = plain ? -eta * inv_m : inv_m;
@@ -131,10 +115,16 @@ static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_
     REAL *G = plain ? blk.W : blk.G;
     const int ldw = (int)blk.ldw;
     if (xr != NULL) {
+        /* the row kernels: the block's delta columns, scaled, transposed to (R, m); the
+         * update is W += Dt @ in, one row of Dt per row of W */
         const REAL a = (REAL)alpha;
-        for (int64_t j = 0; j < (int64_t)R * m; j++) Dt[j] *= a;
+        for (int r = 0; r < R; r++)
+            for (int i = 0; i < m; i++) Dt[(int64_t)r * m + i] = a * D[(int64_t)i * ldd + r];
         F(axpy_rows)(m, xr, Dt, m, beta, G, ldw, K, R);
     } else {
+        /* BLAS reads the columns as they are (op(A) = D^T): a transposing copy for it read D
+         * down its columns, ldd apart, which for a layer 1024 wide all fall in one set of
+         * the L1 cache (4 % of W3's epoch) */
         F(gemm)(net, 1, 0, R, K, m, (REAL)alpha, D, ldd, in, lda, beta, G, ldw);
     }
     if (!plain) F(weight_step)(cfg, &k, blk, G, ldw, R, K);
@@ -157,7 +147,7 @@ static void F(update_block_t)(const fnn_train_cfg *cfg, F(fnn_block) blk, const 
         for (int r = 0; r < R; r++) ci[r] = a * di[r];
         for (int r = R; r < ldr; r++) ci[r] = 0;
     }
-    if (blk.b != NULL) F(bias_update)(cfg, &k, blk, D, 1, ldd, R, m);
+    if (blk.b != NULL) F(bias_update)(cfg, &k, blk, D, ldd, R, m);
     if (K <= 0) return;
     const REAL beta = plain ? (REAL)(1 - eta * cfg->lmbda / cfg->reg_n) : (REAL)0;
     REAL *G = plain ? blk.W : blk.G;
