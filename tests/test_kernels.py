@@ -50,6 +50,16 @@ def _max_diff(a, b):
     return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
 
 
+def _assert_oracle_epoch(W, b, W2, b2, X, Y, order, batch, eta, dtype, tol, **kw):
+    """W2, b2 (the engine's epoch from W, b) against the numpy oracle's epoch on the same
+    order, within tol; and training moved the weights well beyond tol."""
+    ref = reference.MatrixNetwork(W, [x.reshape(-1, 1) for x in b], dtype=dtype)
+    ref.train_epoch(X, Y, order, batch, eta, n=len(X), **kw)
+    assert _max_diff(W2, ref.weights) < tol
+    assert _max_diff(b2, [x.ravel() for x in ref.biases]) < tol
+    assert _max_diff(W2, W) > 100 * tol
+
+
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
 @pytest.mark.parametrize("optimizer, lmbda, l1", [("sgd", 0.0, 0.0), ("sgd", 2.0, 0.0),
                                                   ("sgd", 0.0, 1.0), ("momentum", 1.0, 0.0),
@@ -61,13 +71,8 @@ def test_ksplit_epoch_matches_oracle(dtype, tol, optimizer, lmbda, l1, n_threads
     W2, b2, res = _engine_epoch(X, Y, W, b, order, n_threads=n_threads, optimizer=optimizer,
                                 eta=eta, lmbda=lmbda, l1=l1)
     assert res["path"] == "ksplit"
-    ref = reference.MatrixNetwork(W, [x.reshape(-1, 1) for x in b], dtype=dtype)
-    ref.train_epoch(X, Y, order, 10, eta, lmbda=lmbda, l1=l1, n=len(X), optimizer=optimizer,
-                    momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-7)
-    assert _max_diff(W2, ref.weights) < tol
-    assert _max_diff(b2, [x.ravel() for x in ref.biases]) < tol
-    # and training moved the weights well beyond that tolerance
-    assert _max_diff(W2, W) > 100 * tol
+    _assert_oracle_epoch(W, b, W2, b2, X, Y, order, 10, eta, dtype, tol, lmbda=lmbda, l1=l1,
+                         optimizer=optimizer, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-7)
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
@@ -80,11 +85,7 @@ def test_widths_off_the_vector_size_match_oracle(dtype, tol, n_threads, path, si
     W2, b2, res = _engine_epoch(X, Y, W, b, order, n_threads=n_threads, path=path,
                                 lmbda=1.0, acts=("sigmoid",) * (len(sizes) - 1))
     assert res["path"] == path
-    ref = reference.MatrixNetwork(W, [x.reshape(-1, 1) for x in b], dtype=dtype)
-    ref.train_epoch(X, Y, order, 10, 0.5, lmbda=1.0, n=len(X))
-    assert _max_diff(W2, ref.weights) < tol
-    assert _max_diff(b2, [x.ravel() for x in ref.biases]) < tol
-    assert _max_diff(W2, W) > 100 * tol
+    _assert_oracle_epoch(W, b, W2, b2, X, Y, order, 10, 0.5, dtype, tol, lmbda=1.0)
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
@@ -103,12 +104,8 @@ def test_blas_update_matches_oracle(dtype, tol, optimizer, lmbda, l1, n_threads)
                                 batch=100, eta=eta, lmbda=lmbda, l1=l1,
                                 acts=("sigmoid",) * (len(sizes) - 1))
     assert res["path"] == ("rows" if n_threads > 1 else "serial")
-    ref = reference.MatrixNetwork(W, [x.reshape(-1, 1) for x in b], dtype=dtype)
-    ref.train_epoch(X, Y, order, 100, eta, lmbda=lmbda, l1=l1, n=len(X), optimizer=optimizer,
-                    momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-7)
-    assert _max_diff(W2, ref.weights) < tol
-    assert _max_diff(b2, [x.ravel() for x in ref.biases]) < tol
-    assert _max_diff(W2, W) > 100 * tol
+    _assert_oracle_epoch(W, b, W2, b2, X, Y, order, 100, eta, dtype, tol, lmbda=lmbda, l1=l1,
+                         optimizer=optimizer, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-7)
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-11), (np.float32, 1e-4)])
