@@ -79,6 +79,15 @@
 #define FNN_VBYTES 16
 #define FNN_GMAX 6
 #endif
+/* The dense update of larger mini-batches (layer_dense.h, update_fused): a tile of FNN_UMR
+ * neurons times FNN_UNV vectors of inputs in accumulators (6 x 4 = 24 of AVX-512's 32
+ * registers; 6 x 2 = 12 of 16) */
+#define FNN_UMR 6
+#if FNN_VBYTES >= 64
+#define FNN_UNV 4
+#else
+#define FNN_UNV 2
+#endif
 #if defined(__GNUC__)
 #define FNN_INLINE static inline __attribute__((always_inline))
 #else

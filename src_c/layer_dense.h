@@ -102,6 +102,112 @@ static void F(weight_step)(const fnn_train_cfg *cfg, const F(opt_k) *k, F(fnn_bl
                  (REAL)(cfg->l1 / cfg->reg_n));
 }
 
+#if FNN_TRANS_VEC   /* vector types (kernels_t.h has undefined FNN_VEC_KERNELS) */
+#define FNN_FUSED_UPDATE 1
+#endif
+
+#ifdef FNN_FUSED_UPDATE
+/* The update through our own product, fused with the step (larger mini-batches: W3's 128).
+ * Through BLAS the gradient G = D^T in / m goes to a buffer the size of W (BLAS first zeroes
+ * it, in a pass of its own) and the step then streams G, W and the state again: for W3 that is
+ * 22 MB a mini-batch through memory, 13 % of the epoch in the step alone.  Here a tile of
+ * FNN_UMR neurons x FNN_UNV vectors of inputs (fastnn.h) accumulates in registers over the
+ * mini-batch and is stepped at once: W and its state pass through memory once, G never does.
+ *   acc[r][j] = sum_i D[i][r0 + r] in[i][j0 + j], i = 0, 1, ..., m - 1 in order
+ * so every weight's sum is the same whatever the tiling or the threads' rows.  Both operands
+ * are copied first, so that the tile reads each contiguously: the inputs once a call into
+ * panels of NR columns (m, NR), zero past the row's end, and the deltas of a tile's neurons
+ * (m, FNN_UMR).  Read in place, the rows of either lie ldd or lda apart, for a layer 1024
+ * wide all in one set of the L1 cache. */
+
+/* one tile: NV vectors of the panel Bp (m, NR) times the deltas Ap (m, FNN_UMR), scaled by a,
+ * into gt (FNN_UMR, NR) */
+FNN_INLINE void F(utile)(const int NV, const REAL *Ap, const REAL *Bp, int m, REAL a,
+                         REAL *gt) {
+    enum { NR = FNN_UNV * FNN_VL };
+    F(vec) acc[FNN_UMR][FNN_UNV];
+    for (int r = 0; r < FNN_UMR; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = (F(vec)){0};
+    for (int i = 0; i < m; i++) {
+        F(vec) b[FNN_UNV];
+        for (int v = 0; v < NV; v++) b[v] = F(vload)(Bp + (int64_t)i * NR + v * FNN_VL);
+        const REAL *ai = Ap + (int64_t)i * FNN_UMR;
+        for (int r = 0; r < FNN_UMR; r++)
+            for (int v = 0; v < NV; v++) acc[r][v] += ai[r] * b[v];
+    }
+    for (int r = 0; r < FNN_UMR; r++)
+        for (int v = 0; v < NV; v++) F(vstore)(gt + r * NR + v * FNN_VL, acc[r][v] * a);
+}
+
+/* the update of R rows of K weights of the block: W = beta W + alpha D^T in (plain SGD), or
+ * the mean gradient alpha D^T in and the optimizer's step.  buf: room for the inputs in
+ * panels (K rounded up to NR, times m) and a tile's deltas (m * FNN_UMR): the thread's Dt */
+static void F(update_fused)(const fnn_train_cfg *cfg, const F(opt_k) *k, F(fnn_block) blk,
+                            const REAL *D, int ldd, int m, REAL alpha, REAL beta, int plain,
+                            int R, int K, const REAL *in, int lda, REAL *buf) {
+    enum { NR = FNN_UNV * FNN_VL };
+    REAL gt[FNN_UMR * NR] __attribute__((aligned(64)));
+    const int64_t ldw = blk.ldw, panel = (int64_t)m * NR;
+    const int np = (K + NR - 1) / NR, ns = fnn_opt_slots(cfg->opt.code);
+    const REAL cwd = (REAL)(cfg->lmbda / cfg->reg_n), cl1 = (REAL)(cfg->l1 / cfg->reg_n);
+    REAL *Bp = buf, *Ap = buf + np * panel;
+    for (int p = 0; p < np; p++) {
+        const int j0 = p * NR, nj = K - j0 < NR ? K - j0 : NR;
+        for (int i = 0; i < m; i++) {
+            const REAL *x = in + (int64_t)i * lda + j0;
+            REAL *b = Bp + p * panel + (int64_t)i * NR;
+            int j = 0;
+            for (; j < nj; j++) b[j] = x[j];
+            for (; j < NR; j++) b[j] = 0;
+        }
+    }
+    for (int r0 = 0; r0 < R; r0 += FNN_UMR) {
+        const int nr = R - r0 < FNN_UMR ? R - r0 : FNN_UMR;
+        for (int i = 0; i < m; i++) {
+            const REAL *d = D + (int64_t)i * ldd + r0;
+            REAL *ap = Ap + (int64_t)i * FNN_UMR;
+            int r = 0;
+            for (; r < nr; r++) ap[r] = d[r];
+            for (; r < FNN_UMR; r++) ap[r] = 0;
+        }
+        for (int p = 0; p < np; p++) {
+            const int j0 = p * NR, nj = K - j0 < NR ? K - j0 : NR;
+            if (p + 1 < np)   /* the next tile's weights and state, while this one computes */
+                for (int r = 0; r < nr; r++) {
+                    const int64_t off = (int64_t)(r0 + r) * ldw + j0 + NR;
+                    for (int c = 0; c < NR; c += 64 / (int)sizeof(REAL)) {
+                        __builtin_prefetch(blk.W + off + c, 1, 2);
+                        for (int q = 0; q < ns; q++) __builtin_prefetch(blk.sW[q] + off + c, 1, 2);
+                    }
+                }
+            const REAL *b = Bp + p * panel;
+            switch ((nj + FNN_VL - 1) / FNN_VL) {
+            case 1: F(utile)(1, Ap, b, m, alpha, gt); break;
+            case 2: F(utile)(2, Ap, b, m, alpha, gt); break;
+#if FNN_UNV > 2
+            case 3: F(utile)(3, Ap, b, m, alpha, gt); break;
+            case 4: F(utile)(4, Ap, b, m, alpha, gt); break;
+#endif
+            default: break;
+            }
+            for (int r = 0; r < nr; r++) {
+                const int64_t off = (int64_t)(r0 + r) * ldw + j0;
+                REAL *w = blk.W + off;
+                const REAL *g = gt + r * NR;
+                if (plain) {
+                    _Pragma("omp simd")
+                    for (int j = 0; j < nj; j++) w[j] = beta * w[j] + g[j];
+                } else {
+                    REAL *s[FNN_MAX_SLOTS];
+                    for (int q = 0; q < FNN_MAX_SLOTS; q++) s[q] = q < ns ? blk.sW[q] + off : NULL;
+                    F(opt_apply)(&cfg->opt, k, w, s, g, NR, 1, nj, cwd, cl1);
+                }
+            }
+        }
+    }
+}
+#endif
+
 static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_block) blk,
                             const REAL *D, int ldd, int m, double eta, int64_t step, int R, int K,
                             const REAL *const *xr, const REAL *in, int lda, REAL *Dt) {
@@ -122,6 +228,12 @@ static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_
             for (int i = 0; i < m; i++) Dt[(int64_t)r * m + i] = a * D[(int64_t)i * ldd + r];
         F(axpy_rows)(m, xr, Dt, m, beta, G, ldw, K, R);
     } else {
+#ifdef FNN_FUSED_UPDATE
+        if (R >= FNN_UMR && Dt != NULL) {   /* Dt: room for update_fused's copies */
+            F(update_fused)(cfg, &k, blk, D, ldd, m, (REAL)alpha, beta, plain, R, K, in, lda, Dt);
+            return;
+        }
+#endif
         /* BLAS reads the columns as they are (op(A) = D^T): a transposing copy for it read D
          * down its columns, ldd apart, which for a layer 1024 wide all fall in one set of
          * the L1 cache (4 % of W3's epoch) */

@@ -21,7 +21,9 @@ typedef struct {
     REAL *Wt0;                    /* (n_0, ldr0) W[0] transposed, for forward-only passes */
     REAL *Zt;                     /* (M, ldr0) their first-layer products */
     int ldr0;                     /* 0 when those passes go through forward() */
-    REAL *Dt;                     /* (T, max n_l * M) per-thread transposed delta slices */
+    REAL *Dt;                     /* (T, dt_stride) per-thread scratch of the dense update:
+                                   * transposed deltas (small mini-batches) or the packed
+                                   * inputs and deltas of update_fused (larger ones) */
     int64_t dt_stride;
     double *acc;                  /* (n_acc, 8): cost, hits, examples; padded against false
                                    * sharing */
@@ -38,6 +40,9 @@ static void F(ws_free)(F(fnn_ws) *ws) {
     }
     memset(ws, 0, sizeof(*ws));
 }
+
+/* calls on at most FNN_SMALL_M examples go to the small-batch kernels */
+static inline int F(small)(int64_t m) { return m <= FNN_SMALL_M; }
 
 /* the bytes of layer l's own buffer for M examples (layers.h); `training`: for a training
  * call, which also runs the backward pass */
@@ -57,10 +62,17 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
     ws->rows = (const REAL **)fnn_malloc(sizeof(REAL *) * (size_t)M);
     ws->acc = (double *)fnn_calloc((size_t)ws->n_acc * 8, sizeof(double));
     ws->ex_cost = need_D ? (double *)fnn_calloc((size_t)M * 2, sizeof(double)) : NULL;
-    int nmax = 1;
-    for (int l = 0; l < net->L; l++)   /* the dense update's transposed delta blocks */
-        if (net->layer[l].kind == FNN_LAYER_DENSE) nmax = S[l + 1] > nmax ? S[l + 1] : nmax;
-    ws->dt_stride = (int64_t)nmax * M + 16;
+    int64_t per = 1;   /* the dense update's scratch per example, the most any layer needs */
+    const int64_t nr = FNN_UNV * (FNN_VBYTES / (int64_t)sizeof(REAL));
+    for (int l = 0; l < net->L; l++) {
+        if (net->layer[l].kind != FNN_LAYER_DENSE) continue;
+        /* the transposed deltas of a small mini-batch; for larger ones also update_fused's
+         * inputs in whole panels and a tile's deltas */
+        const int64_t fused = F(small)(M) ? 0 : (S[l] + nr - 1) / nr * nr + FNN_UMR;
+        const int64_t need = S[l + 1] > fused ? S[l + 1] : fused;
+        per = need > per ? need : per;
+    }
+    ws->dt_stride = (per * M + 31) / 32 * 32;   /* slices on 128-byte boundaries */
     ws->Dt = need_D ? (REAL *)fnn_malloc(sizeof(REAL) * (size_t)T * ws->dt_stride) : NULL;
     int ok = ws->x && ws->idx && ws->rows && ws->acc && (ws->Dt || !need_D) &&
              (ws->ex_cost || !need_D);
@@ -85,9 +97,6 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
 static inline const REAL *F(layer_in)(const F(fnn_ws) *ws, int l) {
     return l == 0 ? ws->x : ws->A[l - 1];
 }
-
-/* calls on at most FNN_SMALL_M examples go to the small-batch kernels */
-static inline int F(small)(int64_t m) { return m <= FNN_SMALL_M; }
 
 /* Are the source's numbers REAL, so that kernels may read them in place: a matrix (always
  * REAL), or rows of REAL's type?  Rows of the other type are converted by the gather. */

@@ -75,6 +75,15 @@ for dtype in ("float64", "float32"):
         acts=["sigmoid", "sigmoid"], cost="quadratic", epochs=2, batch=10, eta=0.5,
         optimizer="sgd", state=[], orders=None, n_threads=1))
     out[dtype] = [w.ravel().tolist() for w in W + b]
+    # mini-batches of 100 with momentum: the dense update's own tiles (update_fused), whose
+    # shape follows the level's vector width
+    W = [(rng.randn(o, i) / np.sqrt(i)).astype(dtype) for i, o in ((70, 24), (24, 5))]
+    b = [rng.randn(o).astype(dtype) for o in (24, 5)]
+    _core.train(W, b, X, Y, _core.TrainConfig(
+        acts=["sigmoid", "sigmoid"], cost="quadratic", epochs=2, batch=100, eta=0.5,
+        optimizer="momentum", momentum=0.9, state=_core.new_state("momentum", W, b),
+        orders=None, n_threads=1))
+    out[dtype] += [w.ravel().tolist() for w in W + b]
 print(json.dumps(out))
 """
 
