@@ -58,7 +58,8 @@
 #define FNN_PREFETCH_BATCHES 2
 #endif
 /* The small-batch kernels (kernels_rows.h, kernels_t.h) take the dense layers whose calls have at
- * most FNN_SMALL_M examples; larger calls go to BLAS.  The evaluation chunks (FNN_EVAL_BATCH
+ * most FNN_SMALL_M examples; larger calls go to BLAS, and their updates to our own tiles
+ * (layer_dense.h, update_fused).  The evaluation chunks (FNN_EVAL_BATCH
  * examples shared by the threads) are above it: BLAS runs them 1.5-2x faster than the
  * small-batch kernels, which re-read the examples for every pair of neurons.  Their first
  * layer, up to FNN_EVALT_MAXN neurons, goes to the transposed kernels instead
