@@ -100,9 +100,9 @@ def test_large_batch_update_matches_oracle(dtype, tol, optimizer, lmbda, l1, n_t
     # BLAS for the blocks of the last layer's 5; the biases' sums run a row of deltas at a
     # time.  The inputs' widths end every way a panel can (float32, 64 a panel: 11, 50, 26 and
     # 36 left, so 1, 4, 2 and 3 vectors, the last one partial; float64, 32 a panel: 2, 3, 4
-    # and 1); the layers are updated in two fixed blocks of neurons (25, 45, 50, 6 and 7 of
-    # them), most leaving a partial tile of rows; a short last mini-batch (50) takes the row
-    # kernels
+    # and 1); each layer is updated in fixed blocks of neurons (as many as the CPUs, up to 8;
+    # with 2: 25, 45, 50, 6 and 7 neurons), most leaving a partial tile of rows; a short last
+    # mini-batch (50) takes the row kernels
     sizes = [203, 50, 90, 100, 13, 5]
     X, Y, W, b, order = _problem(dtype, n=350, sizes=sizes)
     eta = 0.01 if optimizer == "adam" else 0.5
