@@ -84,6 +84,11 @@
  * neurons times FNN_UNV vectors of inputs in accumulators (6 x 4 = 24 of AVX-512's 32
  * registers; 6 x 2 = 12 of 16) */
 #define FNN_UMR 6
+/* up to FNN_FUSED_MAX_M examples a call: it copies a mini-batch of the layer's inputs, one
+ * per thread, so a call of whole-epoch batches goes to BLAS instead */
+#ifndef FNN_FUSED_MAX_M
+#define FNN_FUSED_MAX_M 1024
+#endif
 #if FNN_VBYTES >= 64
 #define FNN_UNV 4
 #else

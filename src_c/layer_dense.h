@@ -208,9 +208,11 @@ static void F(update_fused)(const fnn_train_cfg *cfg, const F(opt_k) *k, F(fnn_b
 }
 #endif
 
+/* Dt: the thread's scratch (workspace.h); fused: update_fused may use it */
 static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_block) blk,
                             const REAL *D, int ldd, int m, double eta, int64_t step, int R, int K,
-                            const REAL *const *xr, const REAL *in, int lda, REAL *Dt) {
+                            const REAL *const *xr, const REAL *in, int lda, REAL *Dt,
+                            int fused) {
     const double inv_m = 1.0 / m;
     const F(opt_k) k = F(opt_consts)(&cfg->opt, eta, step);
     if (blk.b != NULL) F(bias_update)(cfg, &k, blk, D, ldd, R, m);
@@ -229,7 +231,7 @@ static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_
         F(axpy_rows)(m, xr, Dt, m, beta, G, ldw, K, R);
     } else {
 #ifdef FNN_FUSED_UPDATE
-        if (R >= FNN_UMR && Dt != NULL) {   /* Dt: room for update_fused's copies */
+        if (fused && R >= FNN_UMR && Dt != NULL) {
             F(update_fused)(cfg, &k, blk, D, ldd, m, (REAL)alpha, beta, plain, R, K, in, lda, Dt);
             return;
         }
@@ -287,7 +289,8 @@ static void F(dense_update)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_
     const REAL *ptr[FNN_SMALL_M];
     const REAL *const *xr = F(small)(m) ? F(in_rows)(ws, l, n_in, 0, m, 0, ptr) : NULL;
     F(update_block)(cfg, net, blk, ws->D[l] + o0, n_out, m, eta, step, (int)(o1 - o0), n_in, xr,
-                    xr ? NULL : F(layer_in)(ws, l), n_in, ws->Dt + (int64_t)t * ws->dt_stride);
+                    xr ? NULL : F(layer_in)(ws, l), n_in, ws->Dt + (int64_t)t * ws->dt_stride,
+                    F(fused_ws)(ws->M));
 }
 
 static void F(dense_prepare)(const fnn_net *net, F(fnn_ws) *ws, int l) {

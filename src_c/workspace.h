@@ -43,6 +43,8 @@ static void F(ws_free)(F(fnn_ws) *ws) {
 
 /* calls on at most FNN_SMALL_M examples go to the small-batch kernels */
 static inline int F(small)(int64_t m) { return m <= FNN_SMALL_M; }
+/* whether a workspace for M examples has room for update_fused (layer_dense.h) */
+static inline int F(fused_ws)(int64_t M) { return !F(small)(M) && M <= FNN_FUSED_MAX_M; }
 
 /* the bytes of layer l's own buffer for M examples (layers.h); `training`: for a training
  * call, which also runs the backward pass */
@@ -68,7 +70,7 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
         if (net->layer[l].kind != FNN_LAYER_DENSE) continue;
         /* the transposed deltas of a small mini-batch; for larger ones also update_fused's
          * inputs in whole panels and a tile's deltas */
-        const int64_t fused = F(small)(M) ? 0 : (S[l] + nr - 1) / nr * nr + FNN_UMR;
+        const int64_t fused = F(fused_ws)(M) ? (S[l] + nr - 1) / nr * nr + FNN_UMR : 0;
         const int64_t need = S[l + 1] > fused ? S[l + 1] : fused;
         per = need > per ? need : per;
     }

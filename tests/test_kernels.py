@@ -114,6 +114,22 @@ def test_large_batch_update_matches_oracle(dtype, tol, optimizer, lmbda, l1, n_t
                          optimizer=optimizer, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-7)
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-6)])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_batches_above_the_fused_limit_match_oracle(dtype, tol, n_threads):
+    # mini-batches of 1100, above FNN_FUSED_MAX_M (1024): the update goes back to BLAS and the
+    # gradient buffer, so that no call copies a whole epoch of inputs per thread; the last
+    # mini-batch of 100 in the same call (a workspace for 1100) takes BLAS as well
+    sizes = [70, 24, 3]
+    X, Y, W, b, order = _problem(dtype, n=2300, sizes=sizes)
+    W2, b2, res = _engine_epoch(X, Y, W, b, order, n_threads=n_threads, optimizer="momentum",
+                                batch=1100, eta=0.5, lmbda=1.0,
+                                acts=("sigmoid",) * (len(sizes) - 1))
+    assert res["path"] == ("rows" if n_threads > 1 else "serial")
+    _assert_oracle_epoch(W, b, W2, b2, X, Y, order, 1100, 0.5, dtype, tol, lmbda=1.0,
+                         optimizer="momentum", momentum=0.9)
+
+
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-11), (np.float32, 1e-4)])
 @pytest.mark.parametrize("kw", [dict(dropout=0.3), dict(batch=7),
                                 dict(acts=("relu", "softmax"), cost="log_likelihood"),
