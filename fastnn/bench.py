@@ -68,12 +68,14 @@ def forward_flops(sizes, n):
     return int(n) * sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def gemm_rate(dtype, n=2048, repeats=3, threads=None):
+def gemm_rate(dtype, n=2048, repeats=3, threads=None, bursts=1, pause_s=1.0):
     """Return ``(best, median)`` FLOP/s of numpy's ``a @ b`` on ``n x n`` matrices of ``dtype``.
 
-    One untimed warm-up product first.  ``threads`` limits numpy's BLAS through threadpoolctl
-    (None: the BLAS default, all the cores it may use); returns None when threadpoolctl is
-    missing and a limit was asked for.
+    One untimed warm-up product first, then ``bursts`` runs of ``repeats`` timed products,
+    ``pause_s`` seconds apart: on a shared machine another process can hold a core through
+    one burst, and a limit from that burst alone would be too low.  ``threads`` limits numpy's
+    BLAS through threadpoolctl (None: the BLAS default, all the cores it may use); returns
+    None when threadpoolctl is missing and a limit was asked for.
     """
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
@@ -83,10 +85,13 @@ def gemm_rate(dtype, n=2048, repeats=3, threads=None):
     def measure():
         a @ b
         times = []
-        for _ in range(max(1, repeats)):
-            t0 = time.perf_counter()
-            a @ b
-            times.append(time.perf_counter() - t0)
+        for k in range(max(1, bursts)):
+            if k:
+                time.sleep(pause_s)
+            for _ in range(max(1, repeats)):
+                t0 = time.perf_counter()
+                a @ b
+                times.append(time.perf_counter() - t0)
         return flops / min(times), flops / statistics.median(times)
 
     if threads is None:
