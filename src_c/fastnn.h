@@ -82,17 +82,18 @@
 #endif
 /* The dense update of larger mini-batches (layer_dense.h, update_fused): a tile of FNN_UMR
  * neurons times FNN_UNV vectors of inputs in accumulators (6 x 4 = 24 of AVX-512's 32
- * registers; 6 x 2 = 12 of 16) */
+ * registers; 6 x 2 = 12 of 16); FNN_UNR, the inputs of a tile (a panel's width), in REALs */
 #define FNN_UMR 6
-/* up to FNN_FUSED_MAX_M examples a call: it copies a mini-batch of the layer's inputs, one
- * per thread, so a call of whole-epoch batches goes to BLAS instead */
-#ifndef FNN_FUSED_MAX_M
-#define FNN_FUSED_MAX_M 1024
-#endif
 #if FNN_VBYTES >= 64
 #define FNN_UNV 4
 #else
 #define FNN_UNV 2
+#endif
+#define FNN_UNR ((int)(FNN_UNV * FNN_VBYTES / sizeof(REAL)))
+/* up to FNN_FUSED_MAX_M examples a call: it copies a mini-batch of the layer's inputs, one
+ * per thread, so a call of whole-epoch batches goes to BLAS instead */
+#ifndef FNN_FUSED_MAX_M
+#define FNN_FUSED_MAX_M 1024
 #endif
 #if defined(__GNUC__)
 #define FNN_INLINE static inline __attribute__((always_inline))

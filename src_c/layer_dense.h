@@ -103,10 +103,6 @@ static void F(weight_step)(const fnn_train_cfg *cfg, const F(opt_k) *k, F(fnn_bl
 }
 
 #if FNN_TRANS_VEC   /* vector types (kernels_t.h has undefined FNN_VEC_KERNELS) */
-#define FNN_FUSED_UPDATE 1
-#endif
-
-#ifdef FNN_FUSED_UPDATE
 /* The update through our own product, fused with the step (larger mini-batches: W3's 128).
  * Through BLAS the gradient G = D^T in / m goes to a buffer the size of W (BLAS first zeroes
  * it, in a pass of its own) and the step then streams G, W and the state again: for W3 that is
@@ -124,7 +120,7 @@ static void F(weight_step)(const fnn_train_cfg *cfg, const F(opt_k) *k, F(fnn_bl
  * into gt (FNN_UMR, NR) */
 FNN_INLINE void F(utile)(const int NV, const REAL *Ap, const REAL *Bp, int m, REAL a,
                          REAL *gt) {
-    enum { NR = FNN_UNV * FNN_VL };
+    enum { NR = FNN_UNR };
     F(vec) acc[FNN_UMR][FNN_UNV];
     for (int r = 0; r < FNN_UMR; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = (F(vec)){0};
@@ -145,7 +141,7 @@ FNN_INLINE void F(utile)(const int NV, const REAL *Ap, const REAL *Bp, int m, RE
 static void F(update_fused)(const fnn_train_cfg *cfg, const F(opt_k) *k, F(fnn_block) blk,
                             const REAL *D, int ldd, int m, REAL alpha, REAL beta, int plain,
                             int R, int K, const REAL *in, int lda, REAL *buf) {
-    enum { NR = FNN_UNV * FNN_VL };
+    enum { NR = FNN_UNR };
     REAL gt[FNN_UMR * NR] __attribute__((aligned(64)));
     const int64_t ldw = blk.ldw, panel = (int64_t)m * NR;
     const int np = (K + NR - 1) / NR, ns = fnn_opt_slots(cfg->opt.code);
@@ -208,7 +204,7 @@ static void F(update_fused)(const fnn_train_cfg *cfg, const F(opt_k) *k, F(fnn_b
 }
 #endif
 
-/* Dt: the thread's scratch (workspace.h); fused: update_fused may use it */
+/* Dt: the thread's scratch (workspace.h); fused: it has room for update_fused (fused_ws) */
 static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_block) blk,
                             const REAL *D, int ldd, int m, double eta, int64_t step, int R, int K,
                             const REAL *const *xr, const REAL *in, int lda, REAL *Dt,
@@ -230,8 +226,8 @@ static void F(update_block)(const fnn_train_cfg *cfg, const fnn_net *net, F(fnn_
             for (int i = 0; i < m; i++) Dt[(int64_t)r * m + i] = a * D[(int64_t)i * ldd + r];
         F(axpy_rows)(m, xr, Dt, m, beta, G, ldw, K, R);
     } else {
-#ifdef FNN_FUSED_UPDATE
-        if (fused && R >= FNN_UMR && Dt != NULL) {
+#if FNN_TRANS_VEC
+        if (fused && R >= FNN_UMR) {
             F(update_fused)(cfg, &k, blk, D, ldd, m, (REAL)alpha, beta, plain, R, K, in, lda, Dt);
             return;
         }

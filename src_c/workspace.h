@@ -43,8 +43,11 @@ static void F(ws_free)(F(fnn_ws) *ws) {
 
 /* calls on at most FNN_SMALL_M examples go to the small-batch kernels */
 static inline int F(small)(int64_t m) { return m <= FNN_SMALL_M; }
-/* whether a workspace for M examples has room for update_fused (layer_dense.h) */
-static inline int F(fused_ws)(int64_t M) { return !F(small)(M) && M <= FNN_FUSED_MAX_M; }
+/* whether a training workspace for M examples makes room for update_fused (layer_dense.h,
+ * built where the vector kernels are: FNN_TRANS_VEC), and its calls may use it */
+static inline int F(fused_ws)(int64_t M) {
+    return FNN_TRANS_VEC && !F(small)(M) && M <= FNN_FUSED_MAX_M;
+}
 
 /* the bytes of layer l's own buffer for M examples (layers.h); `training`: for a training
  * call, which also runs the backward pass */
@@ -65,12 +68,12 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
     ws->acc = (double *)fnn_calloc((size_t)ws->n_acc * 8, sizeof(double));
     ws->ex_cost = need_D ? (double *)fnn_calloc((size_t)M * 2, sizeof(double)) : NULL;
     int64_t per = 1;   /* the dense update's scratch per example, the most any layer needs */
-    const int64_t nr = FNN_UNV * (FNN_VBYTES / (int64_t)sizeof(REAL));
     for (int l = 0; l < net->L; l++) {
         if (net->layer[l].kind != FNN_LAYER_DENSE) continue;
         /* the transposed deltas of a small mini-batch; for larger ones also update_fused's
          * inputs in whole panels and a tile's deltas */
-        const int64_t fused = F(fused_ws)(M) ? (S[l] + nr - 1) / nr * nr + FNN_UMR : 0;
+        const int64_t fused =
+            F(fused_ws)(M) ? (int64_t)(S[l] + FNN_UNR - 1) / FNN_UNR * FNN_UNR + FNN_UMR : 0;
         const int64_t need = S[l + 1] > fused ? S[l + 1] : fused;
         per = need > per ? need : per;
     }
