@@ -59,7 +59,8 @@ static int F(eval_rows)(const fnn_net *net) {
 static const fnn_pass F(eval_pass) = {0, 0.0, 0, 0, 0};
 
 /* forward through every layer on the rows [i0, i1), no dropout: after eval_prepare */
-static void F(forward_eval)(const fnn_net *net, F(fnn_ws) *ws, int64_t i0, int64_t i1) {
+static void F(forward_eval)(const fnn_net *net, F(fnn_ws) *ws, int64_t i0, int64_t i1,
+                            int t) {
     if (ws->ldr0 > 0) {
         const int n0 = net->sizes[0], n1 = net->sizes[1], ldr = ws->ldr0;
         if (i1 <= i0) return;
@@ -71,10 +72,10 @@ static void F(forward_eval)(const fnn_net *net, F(fnn_ws) *ws, int64_t i0, int64
                        net->layer[0].act);
         F(layer_dropout)(net, ws, 0, &F(eval_pass), i0, i1, 0, n1);
         for (int l = 1; l < net->L; l++)
-            F(layer_forward)(net, ws, l, &F(eval_pass), i0, i1, 0, net->sizes[l + 1]);
+            F(layer_forward)(net, ws, l, &F(eval_pass), i0, i1, 0, net->sizes[l + 1], t);
         return;
     }
-    F(forward)(net, ws, &F(eval_pass), i0, i1);
+    F(forward)(net, ws, &F(eval_pass), i0, i1, t);
 }
 
 /* A chunk's rows are cut into the net's fixed blocks (each a call of its own: a BLAS call's
@@ -114,7 +115,7 @@ static void F(evaluate_team)(const fnn_net *net, F(fnn_ws) *ws, const fnn_data *
                       net->sizes[0]);
         for (int64_t q = q0; q < q1; q++) {
             F(block_rows)(ws, m, P, q, q + 1, &r0, &r1);
-            F(forward_eval)(net, ws, r0, r1);
+            F(forward_eval)(net, ws, r0, r1, t);
             F(output_phase)(net, ws, (const REAL *)data->Y, 0, 1, r0, r1, (int)q, NULL);
         }
     }
@@ -162,7 +163,8 @@ static int F(fnn_predict)(const fnn_net *net, const REAL *X, int64_t n, REAL *ou
     {
         const int P = fnn_blocks(net);
         int64_t q0, q1;
-        F(eval_blocks)(net, fnn_thread_num(), fnn_num_threads(), &q0, &q1);
+        const int t = fnn_thread_num();
+        F(eval_blocks)(net, t, fnn_num_threads(), &q0, &q1);
         for (int64_t start = 0; q1 > q0 && start < n; start += ws.M) {
             int m = (int)((n - start) < ws.M ? (n - start) : ws.M);
             int64_t i0, i1, r0, r1;
@@ -171,7 +173,7 @@ static int F(fnn_predict)(const fnn_net *net, const REAL *X, int64_t n, REAL *ou
                           net->sizes[0]);
             for (int64_t q = q0; q < q1; q++) {
                 F(block_rows)(&ws, m, P, q, q + 1, &r0, &r1);
-                F(forward_eval)(net, &ws, r0, r1);
+                F(forward_eval)(net, &ws, r0, r1, t);
             }
             if (i1 > i0)
                 memcpy(out + (start + i0) * no, ws.A[L - 1] + i0 * no,

@@ -177,8 +177,8 @@ static inline void F(conv_ptrs)(const REAL *img, int OW, int sh, int sw, int C, 
 
 /* conv2d_forward, examples [i0, i1): Z = conv(input, W) + b, A = act(Z) */
 static void F(conv2d_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t i0, int64_t i1,
-                              int64_t o0, int64_t o1) {
-    (void)o0; (void)o1;
+                              int64_t o0, int64_t o1, int t) {
+    (void)o0; (void)o1; (void)t;
     const fnn_layer *ly = &net->layer[l];
     const fnn_conv_geom g = F(conv_geom)(ly);
     const F(conv_bufs) b = F(conv_bufs_of)(net, ws, l, &g);

@@ -10,14 +10,96 @@
  *   dense_grad      the parameter gradient summed into gW, gb (fnn_gradient, for tests)
  */
 
+#if FNN_TRANS_VEC
+/* The forward of larger mini-batches through our own tiles: BLAS packs its block of W for
+ * every call, for only the mini-batch's rows (W3: 4 MB read and written again per layer and
+ * mini-batch, for 128 rows; 8 % of a 1-thread epoch).  W is read in place here, one number of
+ * each of FNN_UMR neurons at a time, against a panel of the inputs of up to FNN_UNR examples
+ * copied transposed (K, FNN_UNR), zero past the last example (lanes computed, never stored:
+ * zeros keep NaNs and subnormals out of them):
+ *   Z[i][o] = sum_k in[i][k] W[o][k], k = 0, 1, ..., K - 1 in order
+ * one sum per element, whatever the tiling, the examples' blocks or the threads' neurons.
+ * nr: the tile's neurons (rows past them repeat its last); ni: the panel's examples. */
+FNN_INLINE void F(ftile)(const int NV, const REAL *W, int64_t ldw, int nr, const REAL *Xt, int K,
+                         REAL *Z, int64_t ldz, int ni) {
+    enum { NR = FNN_UNR };
+    F(vec) acc[FNN_UMR][FNN_UNV];
+    const REAL *w[FNN_UMR];
+    for (int r = 0; r < FNN_UMR; r++) {
+        w[r] = W + (int64_t)(r < nr ? r : nr - 1) * ldw;
+        for (int v = 0; v < NV; v++) acc[r][v] = (F(vec)){0};
+    }
+    for (int k = 0; k < K; k++) {
+        F(vec) b[FNN_UNV];
+        for (int v = 0; v < NV; v++) b[v] = F(vload)(Xt + (int64_t)k * NR + v * FNN_VL);
+        for (int r = 0; r < FNN_UMR; r++) {
+            const REAL a = w[r][k];
+            for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
+        }
+    }
+    REAL t[FNN_UMR][NR] __attribute__((aligned(64)));
+    for (int r = 0; r < FNN_UMR; r++)   /* (all of t: ni <= NV lanes, which GCC cannot see) */
+        for (int v = 0; v < FNN_UNV; v++) F(vstore)(t[r] + v * FNN_VL, v < NV ? acc[r][v] : (F(vec)){0});
+    for (int i = 0; i < ni; i++)
+        for (int r = 0; r < nr; r++) Z[(int64_t)i * ldz + r] = t[r][i];
+}
+
+/* Z (m, R; row stride ldz) = in (m, K; row stride lda) @ W (R, K; row stride ldw)^T, a panel
+ * of FNN_UNR examples at a time, copied transposed into buf (room for K * FNN_UNR: the
+ * thread's Dt); every tile of FNN_UMR neurons passes over it */
+static void F(forward_tiles)(const REAL *in, int64_t lda, int m, const REAL *W, int64_t ldw,
+                             int K, int R, REAL *Z, int64_t ldz, REAL *buf) {
+    enum { NR = FNN_UNR, KB = 16 };
+    for (int e0 = 0; e0 < m; e0 += NR) {
+        const int ni = m - e0 < NR ? m - e0 : NR, nv = (ni + FNN_VL - 1) / FNN_VL;
+        const int nw = nv * FNN_VL;   /* the lanes the tiles read */
+        /* the transposing copy in blocks of KB inputs: a block's lines of buf stay in L1
+         * while every example writes its KB numbers into them */
+        for (int k0 = 0; k0 < K; k0 += KB) {
+            const int nk = K - k0 < KB ? K - k0 : KB;
+            for (int i = 0; i < nw; i++) {
+                REAL *b = buf + (int64_t)k0 * NR + i;
+                if (i < ni) {
+                    const REAL *x = in + (int64_t)(e0 + i) * lda + k0;
+                    for (int k = 0; k < nk; k++) b[(int64_t)k * NR] = x[k];
+                } else {
+                    for (int k = 0; k < nk; k++) b[(int64_t)k * NR] = 0;
+                }
+            }
+        }
+        for (int r0 = 0; r0 < R; r0 += FNN_UMR) {
+            const int nr = R - r0 < FNN_UMR ? R - r0 : FNN_UMR;
+            const REAL *Wr = W + (int64_t)r0 * ldw;
+            REAL *Zr = Z + (int64_t)e0 * ldz + r0;
+            switch (nv) {
+            case 1: F(ftile)(1, Wr, ldw, nr, buf, K, Zr, ldz, ni); break;
+            case 2: F(ftile)(2, Wr, ldw, nr, buf, K, Zr, ldz, ni); break;
+#if FNN_UNV > 2
+            case 3: F(ftile)(3, Wr, ldw, nr, buf, K, Zr, ldz, ni); break;
+            case 4: F(ftile)(4, Wr, ldw, nr, buf, K, Zr, ldz, ni); break;
+#endif
+            default: break;
+            }
+        }
+    }
+}
+#endif
+
 /* dense_forward of layer l on rows [i0, i1) (examples) and columns [o0, o1) (neurons):
- * Z[l] (m, n_out) = in (m, n_in) @ W[l]^T (n_in, n_out) + b, A[l] = act(Z[l]). */
+ * Z[l] (m, n_out) = in (m, n_in) @ W[l]^T (n_in, n_out) + b, A[l] = act(Z[l]).  t: the
+ * thread's slot of ws->Dt. */
 static void F(dense_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t i0, int64_t i1,
-                             int64_t o0, int64_t o1) {
+                             int64_t o0, int64_t o1, int t) {
     const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
     if (i1 <= i0 || o1 <= o0) return;
     const REAL *Wl = (const REAL *)net->layer[l].W + o0 * n_in;
     REAL *Zl = ws->Z[l] + i0 * n_out + o0;
+#if FNN_TRANS_VEC
+    if (F(tiles)(i1 - i0)) {   /* (then also F(tiles)(ws->M): the workspace has the room) */
+        F(forward_tiles)(F(layer_in)(ws, l) + i0 * n_in, n_in, (int)(i1 - i0), Wl, n_in, n_in,
+                         (int)(o1 - o0), Zl, n_out, ws->Dt + (int64_t)t * ws->dt_stride);
+    } else
+#endif
     if (F(small)(i1 - i0)) {
         const REAL *ptr[FNN_SMALL_M];
         F(dot_rows)((int)(i1 - i0), F(in_rows)(ws, l, n_in, i0, i1, 0, ptr), Wl, n_in, n_in,
@@ -36,11 +118,83 @@ static size_t F(dense_aux)(const fnn_net *net, int l, int M, int training) {
     return 0;
 }
 
+#if FNN_TRANS_VEC
+/* The delta sent down for larger mini-batches, through our own tiles: BLAS packs its block of
+ * W for every call, for only the mini-batch's rows (W3: 4 MB read and written again per layer
+ * and mini-batch, for 128 rows).  W is read in place here, a row of NV vectors of its columns
+ * at a time, against the deltas of FNN_UMR examples broadcast one number at a time:
+ *   P[i][c] = sum_j D[i][j] W[j][c], j = 0, 1, ..., J - 1 in order
+ * one sum per element, whatever the tiling or the threads' blocks.  nl: the lanes of the last
+ * vector (FNN_VL: whole); ni: the examples of the tile (rows past them repeat its last). */
+FNN_INLINE void F(btile)(const int NV, const int part, const REAL *D, int64_t ldd, int ni,
+                         const REAL *W, int64_t ldw, int J, int nl, REAL *P, int64_t ldp) {
+    F(vec) acc[FNN_UMR][FNN_UNV];
+    const REAL *d[FNN_UMR];
+    for (int r = 0; r < FNN_UMR; r++) {
+        d[r] = D + (int64_t)(r < ni ? r : ni - 1) * ldd;
+        for (int v = 0; v < NV; v++) acc[r][v] = (F(vec)){0};
+    }
+    for (int j = 0; j < J; j++) {
+        const REAL *w = W + (int64_t)j * ldw;
+        F(vec) b[FNN_UNV];
+        for (int v = 0; v < NV; v++)
+            b[v] = part && v == NV - 1 ? F(vload_n)(w + v * FNN_VL, nl) : F(vload)(w + v * FNN_VL);
+        for (int r = 0; r < FNN_UMR; r++) {
+            const REAL a = d[r][j];
+            for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
+        }
+    }
+    for (int r = 0; r < ni; r++)
+        for (int v = 0; v < NV; v++) {
+            REAL *p = P + (int64_t)r * ldp + v * FNN_VL;
+            if (part && v == NV - 1) F(vstore_n)(p, acc[r][v], nl);
+            else F(vstore)(p, acc[r][v]);
+        }
+}
+
+/* P (m, C; row stride ldp) = D (m, J) @ W (J, C; row stride ldw), overwritten: slabs of
+ * FNN_UNR columns of W (J rows of them stay in L2 while every example passes) */
+static void F(backward_tiles)(const REAL *D, int64_t ldd, int m, const REAL *W, int64_t ldw,
+                              int J, int C, REAL *P, int64_t ldp) {
+    for (int c = 0; c < C; c += FNN_UNR) {
+        const int nc = C - c < FNN_UNR ? C - c : FNN_UNR, nv = (nc + FNN_VL - 1) / FNN_VL;
+        const int nl = nc - (nv - 1) * FNN_VL, part = nl < FNN_VL;
+        for (int i = 0; i < m; i += FNN_UMR) {
+            const int ni = m - i < FNN_UMR ? m - i : FNN_UMR;
+            const REAL *Di = D + (int64_t)i * ldd;
+            REAL *Pi = P + (int64_t)i * ldp + c;
+#define FNN_BT(NV, PART) F(btile)(NV, PART, Di, ldd, ni, W + c, ldw, J, nl, Pi, ldp)
+            switch (nv * 2 + part) {
+            case 2: FNN_BT(1, 0); break;
+            case 3: FNN_BT(1, 1); break;
+            case 4: FNN_BT(2, 0); break;
+            case 5: FNN_BT(2, 1); break;
+#if FNN_UNV > 2
+            case 6: FNN_BT(3, 0); break;
+            case 7: FNN_BT(3, 1); break;
+            case 8: FNN_BT(4, 0); break;
+            case 9: FNN_BT(4, 1); break;
+#endif
+            default: break;
+            }
+#undef FNN_BT
+        }
+    }
+}
+#endif
+
 /* dense_backward of layer l on rows [i0, i1): D[l-1] (m, n_in) = D[l] (m, n_out) @ W (n_out,
  * n_in), overwritten; the caller applies the lower layer's act' (layers.h). */
 static void F(dense_backward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t i0, int64_t i1) {
     const int n_in = net->sizes[l], n_out = net->sizes[l + 1], ms = (int)(i1 - i0);
     if (ms <= 0) return;
+#if FNN_TRANS_VEC
+    if (F(tiles)(ms)) {
+        F(backward_tiles)(ws->D[l] + i0 * n_out, n_out, ms, (const REAL *)net->layer[l].W, n_in,
+                          n_out, n_in, ws->D[l - 1] + i0 * n_in, n_in);
+        return;
+    }
+#endif
     F(gemm)(net, 0, 0, ms, n_in, n_out, 1, ws->D[l] + i0 * n_out, n_out,
             (const REAL *)net->layer[l].W, n_in, 0, ws->D[l - 1] + i0 * n_in, n_in);
 }
@@ -52,6 +206,13 @@ static void F(dense_backward_cols)(const fnn_net *net, F(fnn_ws) *ws, int l, int
                                    int64_t c1) {
     const int n_in = net->sizes[l], n_out = net->sizes[l + 1];
     if (m <= 0 || c1 <= c0) return;
+#if FNN_TRANS_VEC
+    if (F(tiles)(m)) {
+        F(backward_tiles)(ws->D[l], n_out, m, (const REAL *)net->layer[l].W + c0, n_in, n_out,
+                          (int)(c1 - c0), ws->D[l - 1] + c0, n_in);
+        return;
+    }
+#endif
     F(gemm)(net, 0, 0, m, (int)(c1 - c0), n_out, 1, ws->D[l], n_out,
             (const REAL *)net->layer[l].W + c0, n_in, 0, ws->D[l - 1] + c0, n_in);
 }

@@ -4,8 +4,8 @@
 
 /* flatten_forward, examples [i0, i1): Z = A = the input */
 static void F(flatten_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t i0, int64_t i1,
-                               int64_t o0, int64_t o1) {
-    (void)o0; (void)o1;
+                               int64_t o0, int64_t o1, int t) {
+    (void)o0; (void)o1; (void)t;
     const int n = net->sizes[l];
     for (int64_t i = i0; i < i1; i++) {
         const REAL *x = l == 0 ? ws->rows[i] : ws->A[l - 1] + i * n;

@@ -21,8 +21,8 @@ enum { FNN_POOL_CB = 64 };   /* channels per block of running maxima */
  * maxima and winners sit in local arrays and each tap updates them by selects (no branches,
  * whole vectors); a tie keeps the earlier input, as the loop in row-major order would. */
 static void F(maxpool2d_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, int64_t i0,
-                                 int64_t i1, int64_t o0, int64_t o1) {
-    (void)o0; (void)o1;
+                                 int64_t i1, int64_t o0, int64_t o1, int t) {
+    (void)o0; (void)o1; (void)t;
     const fnn_layer *ly = &net->layer[l];
     const int W = ly->in_shape[1], C = ly->in_shape[2];
     const int OH = ly->out_shape[0], OW = ly->out_shape[1];

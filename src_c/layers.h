@@ -54,10 +54,10 @@ static void F(layer_dropout)(const fnn_net *net, F(fnn_ws) *ws, int l, const fnn
 }
 
 static void F(layer_forward)(const fnn_net *net, F(fnn_ws) *ws, int l, const fnn_pass *ps,
-                             int64_t i0, int64_t i1, int64_t o0, int64_t o1) {
+                             int64_t i0, int64_t i1, int64_t o0, int64_t o1, int t) {
     if (i1 <= i0 || o1 <= o0) return;
 #define FNN_X(E, name, code)                                                                  \
-    case FNN_LAYER_##E: F(name##_forward)(net, ws, l, i0, i1, o0, o1); break;
+    case FNN_LAYER_##E: F(name##_forward)(net, ws, l, i0, i1, o0, o1, t); break;
     FNN_KIND_SWITCH(FNN_X)
 #undef FNN_X
     F(layer_dropout)(net, ws, l, ps, i0, i1, o0, o1);
@@ -129,11 +129,12 @@ static size_t F(layer_aux)(const fnn_net *net, int l, int M, int training) {
     return 0;
 }
 
-/* forward through every layer on the rows [i0, i1), all outputs */
+/* forward through every layer on the rows [i0, i1), all outputs; t: the thread's slot of
+ * the workspace's scratch */
 static void F(forward)(const fnn_net *net, F(fnn_ws) *ws, const fnn_pass *ps, int64_t i0,
-                       int64_t i1) {
+                       int64_t i1, int t) {
     for (int l = 0; l < net->L; l++)
-        F(layer_forward)(net, ws, l, ps, i0, i1, 0, net->sizes[l + 1]);
+        F(layer_forward)(net, ws, l, ps, i0, i1, 0, net->sizes[l + 1], t);
 }
 
 /* backward through every layer on the rows [i0, i1): D[l] for l = L-2 .. 0 from D[L-1] */

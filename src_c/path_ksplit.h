@@ -224,7 +224,7 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
     F(act_forward)(ws->A[0], Z, (const REAL *)net->layer[0].b, 0, m, 0, n1, n1, net->layer[0].act);
     const fnn_pass ps = {1, cfg->dropout, cfg->seed, epoch, start};
     F(layer_dropout)(net, ws, 0, &ps, 0, m, 0, n1);
-    for (int l = 1; l < L; l++) F(layer_forward)(net, ws, l, &ps, 0, m, 0, net->sizes[l + 1]);
+    for (int l = 1; l < L; l++) F(layer_forward)(net, ws, l, &ps, 0, m, 0, net->sizes[l + 1], 0);
     F(output_phase)(net, ws, (const REAL *)cfg->train.Y, 1, cfg->monitor & FNN_MON_RUN, 0, m, 0,
                     NULL);
     F(backward)(net, ws, 0, m);

@@ -99,11 +99,13 @@ static void F(train_batch)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
         if (F(row_layer)(net, l, m, P)) {
             if (par) fnn_spin_wait(bar, T, gen);
             for (int64_t q = q0; q < q1; q++)
-                F(layer_forward)(net, ws, l, &ps, 0, m, fnn_part(n, q, P), fnn_part(n, q + 1, P));
+                F(layer_forward)(net, ws, l, &ps, 0, m, fnn_part(n, q, P), fnn_part(n, q + 1, P),
+                                 t);
             if (par) fnn_spin_wait(bar, T, gen);
         } else {
             for (int64_t q = q0; q < q1; q++)
-                F(layer_forward)(net, ws, l, &ps, fnn_part(m, q, P), fnn_part(m, q + 1, P), 0, n);
+                F(layer_forward)(net, ws, l, &ps, fnn_part(m, q, P), fnn_part(m, q + 1, P), 0, n,
+                                 t);
         }
     }
     /* the running cost and hits: each example's into ex_cost, added in example order by

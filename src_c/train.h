@@ -296,7 +296,7 @@ static int F(fnn_gradient)(const fnn_net *net, const fnn_data *data, REAL **gW, 
         int m = (int)((data->n - start) < ws.M ? (data->n - start) : ws.M);
         F(gather)(&ws, (const REAL *)data->X, net->sizes[0], NULL, start, m, 0, 0, m, 0, m, 0,
                   net->sizes[0]);
-        F(forward)(net, &ws, &F(eval_pass), 0, m);
+        F(forward)(net, &ws, &F(eval_pass), 0, m, 0);
         F(output_phase)(net, &ws, (const REAL *)data->Y, 1, 1, 0, m, 0, NULL);
         F(backward)(net, &ws, 0, m);
         for (int l = 0; l < L; l++) F(layer_grad)(net, &ws, l, m, gW[l], gb[l]);

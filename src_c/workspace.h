@@ -21,7 +21,8 @@ typedef struct {
     REAL *Wt0;                    /* (n_0, ldr0) W[0] transposed, for forward-only passes */
     REAL *Zt;                     /* (M, ldr0) their first-layer products */
     int ldr0;                     /* 0 when those passes go through forward() */
-    REAL *Dt;                     /* (T, dt_stride) per-thread scratch of the dense update:
+    REAL *Dt;                     /* (T, dt_stride) per-thread scratch of the dense layers:
+                                   * forward_tiles' panel of inputs, and of the update:
                                    * transposed deltas (small mini-batches) or the packed
                                    * inputs and deltas of update_fused (larger ones) */
     int64_t dt_stride;
@@ -48,6 +49,11 @@ static inline int F(small)(int64_t m) { return m <= FNN_SMALL_M; }
 static inline int F(fused_ws)(int64_t M) {
     return FNN_TRANS_VEC && !F(small)(M) && M <= FNN_FUSED_MAX_M;
 }
+
+/* whether dense calls on m examples take our own product tiles for the forward and the
+ * delta sent down (layer_dense.h: forward_tiles, backward_tiles; vector builds, calls above
+ * FNN_SMALL_M), and a workspace for M examples makes room for forward_tiles' panel */
+static inline int F(tiles)(int64_t m) { return FNN_TRANS_VEC && !F(small)(m); }
 
 /* the bytes of layer l's own buffer for M examples (layers.h); `training`: for a training
  * call, which also runs the backward pass */
@@ -77,9 +83,15 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
         const int64_t need = S[l + 1] > fused ? S[l + 1] : fused;
         per = need > per ? need : per;
     }
-    ws->dt_stride = (per * M + 31) / 32 * 32;   /* slices on 128-byte boundaries */
-    ws->Dt = need_D ? (REAL *)fnn_malloc(sizeof(REAL) * (size_t)T * ws->dt_stride) : NULL;
-    int ok = ws->x && ws->idx && ws->rows && ws->acc && (ws->Dt || !need_D) &&
+    int64_t fwd = 0;   /* forward_tiles' panel of inputs, transposed (calls above FNN_SMALL_M) */
+    for (int l = 0; F(tiles)(M) && l < net->L; l++)
+        if (net->layer[l].kind == FNN_LAYER_DENSE && (int64_t)S[l] * FNN_UNR > fwd)
+            fwd = (int64_t)S[l] * FNN_UNR;
+    per = need_D ? per * M : 0;
+    per = fwd > per ? fwd : per;
+    ws->dt_stride = (per + 31) / 32 * 32;   /* slices on 128-byte boundaries */
+    ws->Dt = per > 0 ? (REAL *)fnn_malloc(sizeof(REAL) * (size_t)T * ws->dt_stride) : NULL;
+    int ok = ws->x && ws->idx && ws->rows && ws->acc && (ws->Dt || per == 0) &&
              (ws->ex_cost || !need_D);
     for (int l = 0; ok && l < net->L; l++) {
         size_t nl = (size_t)S[l + 1] * M;
