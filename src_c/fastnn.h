@@ -58,12 +58,12 @@
 #define FNN_PREFETCH_BATCHES 2
 #endif
 /* The small-batch kernels (kernels_rows.h, kernels_t.h) take the dense layers whose calls have at
- * most FNN_SMALL_M examples; larger calls go to BLAS, and their updates to our own tiles
- * (layer_dense.h, update_fused).  The evaluation chunks (FNN_EVAL_BATCH
- * examples shared by the threads) are above it: BLAS runs them 1.5-2x faster than the
- * small-batch kernels, which re-read the examples for every pair of neurons.  Their first
- * layer, up to FNN_EVALT_MAXN neurons, goes to the transposed kernels instead
- * (evaluate.h, forward_eval), faster than both. */
+ * most FNN_SMALL_M examples; larger calls go to our own register tiles (layer_dense.h:
+ * forward_tiles, backward_tiles, update_fused), or to BLAS in builds without vector types.
+ * The evaluation chunks' blocks (FNN_EVAL_BATCH examples shared by the threads) are above
+ * it: BLAS ran them 1.5-2x faster than the small-batch kernels, which re-read the examples
+ * for every pair of neurons (the tiles take them now).  Their first layer, up to
+ * FNN_EVALT_MAXN neurons, goes to the transposed kernels instead (evaluate.h, forward_eval). */
 #ifndef FNN_SMALL_M
 #define FNN_SMALL_M 64
 #endif

@@ -5,11 +5,12 @@
 /* The parts a mini-batch of m examples is cut into: its examples for the forward and output
  * phases (and the backward of kinds other than dense), the neurons of a layer split by
  * neuron, the rows of a layer's update.
- * Above FNN_SMALL_M examples the dense layers call BLAS, whose sum for an element depends on
- * the call's shape: the parts are then the net's fixed blocks, whatever the thread count,
- * and each is one call (a thread owns a run of them; threads past the blocks own none).  Up
- * to FNN_SMALL_M the per-row kernels give each element the same sum for any shape: each of
- * the T threads is one part. */
+ * Above FNN_SMALL_M examples the dense layers' products are our own tiles in vector builds
+ * (one sum per element for any shape), but BLAS in builds without vector types, whose sum
+ * for an element depends on the call's shape: the parts are then the net's fixed blocks,
+ * whatever the thread count, and each is one call (a thread owns a run of them; threads
+ * past the blocks own none).  Up to FNN_SMALL_M the per-row kernels give each element the
+ * same sum for any shape: each of the T threads is one part. */
 static inline int F(row_parts)(const fnn_net *net, int m, int T) {
     return F(small)(m) ? T : fnn_blocks(net);
 }
@@ -49,8 +50,9 @@ static void F(update_team)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
 
 /* The backward pass of a mini-batch of m examples, layers L-1 .. 1.  A dense layer is cut by
  * the columns of D[l-1] (every row) into the net's fixed blocks, one call each, whatever m
- * and the thread count: BLAS's sums depend on a call's shape, and a block of columns packs
- * only its part of W, where a block of examples packs all of W.  A dense layer too small to
+ * and the thread count: BLAS's sums depend on a call's shape (where it is called), and a
+ * block of columns reads only its part of W, where a block of examples reads all of W (and
+ * BLAS packs it).  A dense layer too small to
  * split is one call, on thread 0.  Other kinds run on the thread's examples [i0, i1).  A
  * barrier comes before a layer that reads what other threads wrote (without `par` thread 0
  * runs every block). */
