@@ -107,17 +107,20 @@ static void F(self_sigmoid)(void) {
 }
 
 /* two epochs of the book's SGD on a [256, 16, 3] sigmoid net (4,160 parameters: enough
- * for two threads to share a mini-batch), quadratic cost, mini-batches of
- * 4 in the order 0..n-1: the reference loop, then fnn_train on each path, from the matrix X
- * and from row sources (fnn_data.rows) over the same numbers, as REAL (read in place) and as
- * the other type (converted by the gather), which must give the same weights bit for bit */
-#define NT 26
+ * for two threads to share a mini-batch), quadratic cost, mini-batches of B in the order
+ * 0..n-1: the reference loop, then fnn_train on each path, from the matrix X and from row
+ * sources (fnn_data.rows) over the same numbers, as REAL (read in place) and as the other
+ * type (converted by the gather), which must give the same weights bit for bit.  B = 4 takes
+ * the small-batch kernels; B = 90 (above FNN_SMALL_M) the dense layers' own tiles
+ * (forward_tiles, backward_tiles, update_fused) in vector builds, then a last mini-batch of
+ * 20 the small-batch kernels again */
+#define NT 200
 /* (noinline, no vectorizing: GCC 12 for aarch64 crashes vectorizing this function at -O3) */
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((noinline, optimize("no-tree-vectorize")))
 #endif
-static void F(self_train)(void) {
-    enum { N0 = 256, N1 = 16, N2 = 3, B = 4, EPOCHS = 2 };
+static void F(self_train)(const int B) {
+    enum { N0 = 256, N1 = 16, N2 = 3, EPOCHS = 2 };
     const double eta = 0.5;
     uint64_t s = 777;
     REAL *X = fnn_malloc(sizeof(REAL) * NT * N0), *Y = fnn_malloc(sizeof(REAL) * NT * N2);
@@ -238,9 +241,9 @@ static void F(self_train)(void) {
                 d = fmax(d, fabs(B2[o] - b2[o]));
                 for (int k = 0; k < N1; k++) d = fmax(d, fabs(W2[o * N1 + k] - w2[o][k]));
             }
-            char what[64];
-            snprintf(what, sizeof what, "fnn_train   (2 epochs, %d thread%s, path %s)", threads,
-                     threads > 1 ? "s" : "", path_names[cfg.path]);
+            char what[80];
+            snprintf(what, sizeof what, "fnn_train   (batch %d, %d thread%s, path %s)", B,
+                     threads, threads > 1 ? "s" : "", path_names[cfg.path]);
             report(what, TYPE, d, TOL_T);
             static REAL got[N1 * N0 + N1 + N2 * N1 + N2];
             REAL *g = got;
@@ -278,7 +281,8 @@ static void F(self_train)(void) {
 static void F(selftest)(void) {
     F(self_products)();
     F(self_sigmoid)();
-    F(self_train)();
+    F(self_train)(4);
+    F(self_train)(90);
 }
 
 #undef SELF_MAXM
