@@ -1,7 +1,7 @@
 /* layer_dense.h: the dense layer kind.  Layer l maps n_in = sizes[l] to n_out = sizes[l+1]:
  * W (n_out, n_in), b (n_out,).
  *   dense_forward   Z = in @ W^T + b, A = act(Z) on a block of examples and
- *                   neurons: the small-batch row kernels, or BLAS
+ *                   neurons: the small-batch row kernels, or our own tiles (or BLAS)
  *   dense_backward  dIn = D @ W: the delta sent to the layer below, before its act', on
  *                   a block of examples (dense_backward_cols: on a block of its columns)
  *   dense_update    the parameter gradient D^T @ in / m fused with the optimizer step, on a
@@ -11,6 +11,27 @@
  */
 
 #if FNN_TRANS_VEC
+/* The register tile of the three products of larger calls (forward_tiles, backward_tiles,
+ * update_fused): FNN_UMR rows of numbers a[r][k sa], each broadcast against NV vectors of
+ * b + k ldb, summed over k = 0, 1, ..., K - 1 in order into acc (FNN_UMR x NV vectors: 24 of
+ * AVX-512's 32 registers).  part: the last vector has nl lanes (read masked). */
+FNN_INLINE void F(tile_acc)(const int NV, const int part, const REAL *const *a, int64_t sa,
+                            const REAL *b, int64_t ldb, int K, int nl,
+                            F(vec) acc[FNN_UMR][FNN_UNV]) {
+    for (int r = 0; r < FNN_UMR; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = (F(vec)){0};
+    for (int k = 0; k < K; k++) {
+        const REAL *bk = b + (int64_t)k * ldb;
+        F(vec) bv[FNN_UNV];
+        for (int v = 0; v < NV; v++)
+            bv[v] = part && v == NV - 1 ? F(vload_n)(bk + v * FNN_VL, nl) : F(vload)(bk + v * FNN_VL);
+        for (int r = 0; r < FNN_UMR; r++) {
+            const REAL x = a[r][(int64_t)k * sa];
+            for (int v = 0; v < NV; v++) acc[r][v] += x * bv[v];
+        }
+    }
+}
+
 /* The forward of larger mini-batches through our own tiles: BLAS packs its block of W for
  * every call, for only the mini-batch's rows (W3: 4 MB read and written again per layer and
  * mini-batch, for 128 rows; 8 % of a 1-thread epoch).  W is read in place here, one number of
@@ -25,18 +46,8 @@ FNN_INLINE void F(ftile)(const int NV, const REAL *W, int64_t ldw, int nr, const
     enum { NR = FNN_UNR };
     F(vec) acc[FNN_UMR][FNN_UNV];
     const REAL *w[FNN_UMR];
-    for (int r = 0; r < FNN_UMR; r++) {
-        w[r] = W + (int64_t)(r < nr ? r : nr - 1) * ldw;
-        for (int v = 0; v < NV; v++) acc[r][v] = (F(vec)){0};
-    }
-    for (int k = 0; k < K; k++) {
-        F(vec) b[FNN_UNV];
-        for (int v = 0; v < NV; v++) b[v] = F(vload)(Xt + (int64_t)k * NR + v * FNN_VL);
-        for (int r = 0; r < FNN_UMR; r++) {
-            const REAL a = w[r][k];
-            for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
-        }
-    }
+    for (int r = 0; r < FNN_UMR; r++) w[r] = W + (int64_t)(r < nr ? r : nr - 1) * ldw;
+    F(tile_acc)(NV, 0, w, 1, Xt, NR, K, FNN_VL, acc);
     REAL t[FNN_UMR][NR] __attribute__((aligned(64)));
     for (int r = 0; r < FNN_UMR; r++)   /* (all of t: ni <= NV lanes, which GCC cannot see) */
         for (int v = 0; v < FNN_UNV; v++) F(vstore)(t[r] + v * FNN_VL, v < NV ? acc[r][v] : (F(vec)){0});
@@ -130,20 +141,8 @@ FNN_INLINE void F(btile)(const int NV, const int part, const REAL *D, int64_t ld
                          const REAL *W, int64_t ldw, int J, int nl, REAL *P, int64_t ldp) {
     F(vec) acc[FNN_UMR][FNN_UNV];
     const REAL *d[FNN_UMR];
-    for (int r = 0; r < FNN_UMR; r++) {
-        d[r] = D + (int64_t)(r < ni ? r : ni - 1) * ldd;
-        for (int v = 0; v < NV; v++) acc[r][v] = (F(vec)){0};
-    }
-    for (int j = 0; j < J; j++) {
-        const REAL *w = W + (int64_t)j * ldw;
-        F(vec) b[FNN_UNV];
-        for (int v = 0; v < NV; v++)
-            b[v] = part && v == NV - 1 ? F(vload_n)(w + v * FNN_VL, nl) : F(vload)(w + v * FNN_VL);
-        for (int r = 0; r < FNN_UMR; r++) {
-            const REAL a = d[r][j];
-            for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
-        }
-    }
+    for (int r = 0; r < FNN_UMR; r++) d[r] = D + (int64_t)(r < ni ? r : ni - 1) * ldd;
+    F(tile_acc)(NV, part, d, 1, W, ldw, J, nl, acc);
     for (int r = 0; r < ni; r++)
         for (int v = 0; v < NV; v++) {
             REAL *p = P + (int64_t)r * ldp + v * FNN_VL;
@@ -283,15 +282,9 @@ FNN_INLINE void F(utile)(const int NV, const REAL *Ap, const REAL *Bp, int m, RE
                          REAL *gt) {
     enum { NR = FNN_UNR };
     F(vec) acc[FNN_UMR][FNN_UNV];
-    for (int r = 0; r < FNN_UMR; r++)
-        for (int v = 0; v < NV; v++) acc[r][v] = (F(vec)){0};
-    for (int i = 0; i < m; i++) {
-        F(vec) b[FNN_UNV];
-        for (int v = 0; v < NV; v++) b[v] = F(vload)(Bp + (int64_t)i * NR + v * FNN_VL);
-        const REAL *ai = Ap + (int64_t)i * FNN_UMR;
-        for (int r = 0; r < FNN_UMR; r++)
-            for (int v = 0; v < NV; v++) acc[r][v] += ai[r] * b[v];
-    }
+    const REAL *ar[FNN_UMR];   /* neuron r's deltas: Ap[i * FNN_UMR + r] */
+    for (int r = 0; r < FNN_UMR; r++) ar[r] = Ap + r;
+    F(tile_acc)(NV, 0, ar, FNN_UMR, Bp, NR, m, FNN_VL, acc);
     for (int r = 0; r < FNN_UMR; r++)
         for (int v = 0; v < NV; v++) F(vstore)(gt + r * NR + v * FNN_VL, acc[r][v] * a);
 }
