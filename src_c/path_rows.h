@@ -52,10 +52,9 @@ static void F(update_team)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn_w
  * the columns of D[l-1] (every row) into the net's fixed blocks, one call each, whatever m
  * and the thread count: BLAS's sums depend on a call's shape (where it is called), and a
  * block of columns reads only its part of W, where a block of examples reads all of W (and
- * BLAS packs it).  A dense layer too small to
- * split is one call, on thread 0.  Other kinds run on the thread's examples [i0, i1).  A
- * barrier comes before a layer that reads what other threads wrote (without `par` thread 0
- * runs every block). */
+ * BLAS packs it).  A dense layer too small to split is one call, on thread 0.  Other kinds
+ * run on the thread's examples [i0, i1).  A barrier comes before a layer that reads what
+ * other threads wrote (without `par` thread 0 runs every block). */
 static void F(backward_team)(const fnn_net *net, F(fnn_ws) *ws, int m, int64_t i0, int64_t i1,
                              int t, int T, int par, fnn_spin_barrier *bar, int *gen) {
     const int P = fnn_blocks(net);

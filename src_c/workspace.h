@@ -87,11 +87,11 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
     for (int l = 0; F(tiles)(M) && l < net->L; l++)
         if (net->layer[l].kind == FNN_LAYER_DENSE && (int64_t)S[l] * FNN_UNR > fwd)
             fwd = (int64_t)S[l] * FNN_UNR;
-    per = need_D ? per * M : 0;
-    per = fwd > per ? fwd : per;
-    ws->dt_stride = (per + 31) / 32 * 32;   /* slices on 128-byte boundaries */
-    ws->Dt = per > 0 ? (REAL *)fnn_malloc(sizeof(REAL) * (size_t)T * ws->dt_stride) : NULL;
-    int ok = ws->x && ws->idx && ws->rows && ws->acc && (ws->Dt || per == 0) &&
+    int64_t slice = need_D ? per * M : 0;   /* a thread's slice: the update's, or the panel */
+    slice = fwd > slice ? fwd : slice;
+    ws->dt_stride = (slice + 31) / 32 * 32;   /* slices on 128-byte boundaries */
+    ws->Dt = slice > 0 ? (REAL *)fnn_malloc(sizeof(REAL) * (size_t)T * ws->dt_stride) : NULL;
+    int ok = ws->x && ws->idx && ws->rows && ws->acc && (ws->Dt || slice == 0) &&
              (ws->ex_cost || !need_D);
     for (int l = 0; ok && l < net->L; l++) {
         size_t nl = (size_t)S[l + 1] * M;
