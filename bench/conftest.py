@@ -3,6 +3,8 @@
 Run with ``pytest bench/ --benchmark-only`` (see README.md); FASTNN_BENCH_QUICK=1 shrinks
 every workload to smoke sizes.
 """
+import datetime
+import os
 import shlex
 
 import pytest
@@ -15,10 +17,27 @@ def pytest_report_header(config):
                                  if QUICK else "full sizes")
 
 
+# the load average and the time when the session starts: pytest-benchmark asks for the
+# machine's information only when it saves the results, at the end, when the load average
+# counts the run's own threads
+_START = {}
+
+
+def pytest_sessionstart(session):
+    try:
+        _START["loadavg"] = list(os.getloadavg())
+    except OSError:
+        _START["loadavg"] = None
+    _START["date"] = datetime.datetime.now().isoformat(timespec="seconds")
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     from fastnn import bench
     info = bench.machine_info()
     info["quick"] = QUICK
+    if _START:
+        info["loadavg_end"], info["date_end"] = info["loadavg"], info["date"]
+        info["loadavg"], info["date"] = _START["loadavg"], _START["date"]
     machine_info["fastnn_bench"] = info
 
 

@@ -82,7 +82,12 @@ def test_every_benchmark_ran_and_recorded_the_limit(smoke_json):
         assert info["limit_s"] > 0 and info["fraction_of_limit"] > 0
         assert 0.0 <= info["accuracy"] <= 1.0
         assert info["dtype"] in ("float32", "float64")
-    assert "fastnn_bench" in data["machine_info"]
+    mi = data["machine_info"]["fastnn_bench"]
+    # the machine line's load average is the one at the start of the session (pytest-benchmark
+    # asks for the machine's information at the end, when it saves), the end's kept beside it
+    assert len(mi["loadavg"]) == 3 and len(mi["loadavg_end"]) == 3
+    assert mi["date"] <= mi["date_end"]
+    assert data["benchmarks"] and all(b["stats"]["rounds"] >= 1 for b in data["benchmarks"])
 
 
 def test_report_renders_every_workload(smoke_json, tmp_path):
