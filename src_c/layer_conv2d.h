@@ -339,10 +339,10 @@ static void F(conv2d_update)(const fnn_net *net, const fnn_train_cfg *cfg, F(fnn
             REAL *sbc[FNN_MAX_SLOTS];
             for (int q = 0; q < FNN_MAX_SLOTS; q++) sbc[q] = sb[q] ? sb[q] + a : NULL;
             F(conv2d_bias_grad)(ws->D[l], (int64_t)m * g.P, CO, a, nc, inv_m, gb);
-            F(opt_apply)(&cfg->opt, &k, (REAL *)ly->b + a, sbc, gb, nc, 1, nc, 0, 0);
+            F(opt_apply)(&cfg->opt, &k, (REAL *)ly->b + a, sbc, gb, nc, nc, 1, nc, 0, 0);
         }
     }
-    F(opt_apply)(&cfg->opt, &k, (REAL *)ly->W + o0 * CO, sW, b.Gc + o0 * CO, CO, (int)(o1 - o0),
+    F(opt_apply)(&cfg->opt, &k, (REAL *)ly->W + o0 * CO, sW, b.Gc + o0 * CO, CO, CO, (int)(o1 - o0),
                  CO, (REAL)(cfg->lmbda / cfg->reg_n), (REAL)(cfg->l1 / cfg->reg_n));
     F(conv_refresh)(&g, &b, (const REAL *)ly->W, o0, o1);
 }

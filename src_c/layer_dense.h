@@ -251,14 +251,14 @@ static void F(bias_update)(const fnn_train_cfg *cfg, const F(opt_k) *k, F(fnn_bl
         for (int r = 0; r < nr; r++) g[r] = (REAL)(s[r] * (1.0 / m));
         REAL *sb[FNN_MAX_SLOTS];
         for (int q = 0; q < FNN_MAX_SLOTS; q++) sb[q] = blk.sb[q] ? blk.sb[q] + r0 : NULL;
-        F(opt_apply)(&cfg->opt, k, blk.b + r0, sb, g, nr, 1, nr, 0, 0);
+        F(opt_apply)(&cfg->opt, k, blk.b + r0, sb, g, nr, nr, 1, nr, 0, 0);
     }
 }
 
 /* the weights' step on R rows of K entries of the block, from the mean gradient G */
 static void F(weight_step)(const fnn_train_cfg *cfg, const F(opt_k) *k, F(fnn_block) blk,
                            const REAL *G, int64_t ldw, int R, int K) {
-    F(opt_apply)(&cfg->opt, k, blk.W, blk.sW, G, ldw, R, K, (REAL)(cfg->lmbda / cfg->reg_n),
+    F(opt_apply)(&cfg->opt, k, blk.W, blk.sW, G, ldw, ldw, R, K, (REAL)(cfg->lmbda / cfg->reg_n),
                  (REAL)(cfg->l1 / cfg->reg_n));
 }
 
@@ -340,18 +340,18 @@ static void F(update_fused)(const fnn_train_cfg *cfg, const F(opt_k) *k, F(fnn_b
 #endif
             default: break;
             }
-            for (int r = 0; r < nr; r++) {
-                const int64_t off = (int64_t)(r0 + r) * ldw + j0;
-                REAL *w = blk.W + off;
-                const REAL *g = gt + r * NR;
-                if (plain) {
+            const int64_t off = (int64_t)r0 * ldw + j0;
+            if (plain) {
+                for (int r = 0; r < nr; r++) {
+                    REAL *w = blk.W + off + (int64_t)r * ldw;
+                    const REAL *g = gt + r * NR;
                     _Pragma("omp simd")
                     for (int j = 0; j < nj; j++) w[j] = beta * w[j] + g[j];
-                } else {
-                    REAL *s[FNN_MAX_SLOTS];
-                    for (int q = 0; q < FNN_MAX_SLOTS; q++) s[q] = q < ns ? blk.sW[q] + off : NULL;
-                    F(opt_apply)(&cfg->opt, k, w, s, g, NR, 1, nj, cwd, cl1);
                 }
+            } else {   /* the tile's rows in one call */
+                REAL *s[FNN_MAX_SLOTS];
+                for (int q = 0; q < FNN_MAX_SLOTS; q++) s[q] = q < ns ? blk.sW[q] + off : NULL;
+                F(opt_apply)(&cfg->opt, k, blk.W + off, s, gt, ldw, NR, nr, nj, cwd, cl1);
             }
         }
     }

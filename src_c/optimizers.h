@@ -79,14 +79,16 @@ FNN_STEP(adagrad) {
 #undef FNN_STEP
 
 /* The step on R rows of K entries (row stride ldw) of parameters W, their state slots S[q]
- * (the same layout) and mean gradients G; cwd = lmbda/n and cl1 = l1/n (0 for biases). */
+ * (the same layout) and mean gradients G (row stride ldg); cwd = lmbda/n and cl1 = l1/n (0
+ * for biases). */
 static void F(opt_apply)(const fnn_opt *o, const F(opt_k) *k, REAL *W, REAL *const *S,
-                         const REAL *G, int64_t ldw, int R, int K, REAL cwd, REAL cl1) {
+                         const REAL *G, int64_t ldw, int64_t ldg, int R, int K, REAL cwd,
+                         REAL cl1) {
     const int reg = cwd != 0 || cl1 != 0, ns = fnn_opt_slots(o->code);
     for (int r = 0; r < R; r++) {
         const int64_t off = (int64_t)r * ldw;
         REAL *w = W + off;
-        const REAL *gr = G + off;
+        const REAL *gr = G + (int64_t)r * ldg;
         REAL *s[FNN_MAX_SLOTS + 1] = {0};
         for (int q = 0; q < ns; q++) s[q] = S[q] + off;
         switch (o->code) {
