@@ -24,7 +24,8 @@ FNN_INLINE void F(tile_acc)(const int NV, const int part, const REAL *const *a, 
         const REAL *bk = b + (int64_t)k * ldb;
         F(vec) bv[FNN_UNV];
         for (int v = 0; v < NV; v++)
-            bv[v] = part && v == NV - 1 ? F(vload_n)(bk + v * FNN_VL, nl) : F(vload)(bk + v * FNN_VL);
+            bv[v] = part && v == NV - 1 ? F(vload_n)(bk + v * FNN_VL, nl)
+                                         : F(vload)(bk + v * FNN_VL);
         for (int r = 0; r < FNN_UMR; r++) {
             const REAL x = a[r][(int64_t)k * sa];
             for (int v = 0; v < NV; v++) acc[r][v] += x * bv[v];
@@ -50,7 +51,8 @@ FNN_INLINE void F(ftile)(const int NV, const REAL *W, int64_t ldw, int nr, const
     F(tile_acc)(NV, 0, w, 1, Xt, NR, K, FNN_VL, acc);
     REAL t[FNN_UMR][NR] __attribute__((aligned(64)));
     for (int r = 0; r < FNN_UMR; r++)   /* (all of t: ni <= NV lanes, which GCC cannot see) */
-        for (int v = 0; v < FNN_UNV; v++) F(vstore)(t[r] + v * FNN_VL, v < NV ? acc[r][v] : (F(vec)){0});
+        for (int v = 0; v < FNN_UNV; v++)
+            F(vstore)(t[r] + v * FNN_VL, v < NV ? acc[r][v] : (F(vec)){0});
     for (int i = 0; i < ni; i++)
         for (int r = 0; r < nr; r++) Z[(int64_t)i * ldz + r] = t[r][i];
 }
