@@ -44,16 +44,13 @@ static void F(ws_free)(F(fnn_ws) *ws) {
 
 /* calls on at most FNN_SMALL_M examples go to the small-batch kernels */
 static inline int F(small)(int64_t m) { return m <= FNN_SMALL_M; }
-/* whether a training workspace for M examples makes room for update_fused (layer_dense.h,
- * built where the vector kernels are: FNN_TRANS_VEC), and its calls may use it */
-static inline int F(fused_ws)(int64_t M) {
-    return FNN_TRANS_VEC && !F(small)(M) && M <= FNN_FUSED_MAX_M;
-}
-
 /* whether dense calls on m examples take our own product tiles for the forward and the
  * delta sent down (layer_dense.h: forward_tiles, backward_tiles; vector builds, calls above
  * FNN_SMALL_M), and a workspace for M examples makes room for forward_tiles' panel */
 static inline int F(tiles)(int64_t m) { return FNN_TRANS_VEC && !F(small)(m); }
+/* whether a training workspace for M examples makes room for update_fused (the same tiles
+ * for the update, up to FNN_FUSED_MAX_M examples), and its calls may use it */
+static inline int F(fused_ws)(int64_t M) { return F(tiles)(M) && M <= FNN_FUSED_MAX_M; }
 
 /* the bytes of layer l's own buffer for M examples (layers.h); `training`: for a training
  * call, which also runs the backward pass */
@@ -74,6 +71,7 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
     ws->acc = (double *)fnn_calloc((size_t)ws->n_acc * 8, sizeof(double));
     ws->ex_cost = need_D ? (double *)fnn_calloc((size_t)M * 2, sizeof(double)) : NULL;
     int64_t per = 1;   /* the dense update's scratch per example, the most any layer needs */
+    int64_t fwd = 0;   /* forward_tiles' panel of inputs, transposed (calls above FNN_SMALL_M) */
     for (int l = 0; l < net->L; l++) {
         if (net->layer[l].kind != FNN_LAYER_DENSE) continue;
         /* the transposed deltas of a small mini-batch; for larger ones also update_fused's
@@ -82,11 +80,9 @@ static int F(ws_alloc)(F(fnn_ws) *ws, const fnn_net *net, int M, int T, int need
             F(fused_ws)(M) ? (int64_t)(S[l] + FNN_UNR - 1) / FNN_UNR * FNN_UNR + FNN_UMR : 0;
         const int64_t need = S[l + 1] > fused ? S[l + 1] : fused;
         per = need > per ? need : per;
+        const int64_t panel = F(tiles)(M) ? (int64_t)S[l] * FNN_UNR : 0;
+        fwd = panel > fwd ? panel : fwd;
     }
-    int64_t fwd = 0;   /* forward_tiles' panel of inputs, transposed (calls above FNN_SMALL_M) */
-    for (int l = 0; F(tiles)(M) && l < net->L; l++)
-        if (net->layer[l].kind == FNN_LAYER_DENSE && (int64_t)S[l] * FNN_UNR > fwd)
-            fwd = (int64_t)S[l] * FNN_UNR;
     int64_t slice = need_D ? per * M : 0;   /* a thread's slice: the update's, or the panel */
     slice = fwd > slice ? fwd : slice;
     ws->dt_stride = (slice + 31) / 32 * 32;   /* slices on 128-byte boundaries */

@@ -95,9 +95,10 @@ def test_widths_off_the_vector_size_match_oracle(dtype, tol, n_threads, path, si
                                                   ("momentum", 1.0, 0.0), ("adam", 0.0, 0.0)])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_large_batch_update_matches_oracle(dtype, tol, optimizer, lmbda, l1, n_threads):
-    # mini-batches of 100 (above FNN_SMALL_M): the update's gradient comes from our own tiles
-    # fused with the step (update_fused) for blocks of at least FNN_UMR (6) neurons, and from
-    # BLAS for the blocks of the last layer's 5; the biases' sums run a row of deltas at a
+    # mini-batches of 100 (above FNN_SMALL_M): the forward and the delta go through our own
+    # tiles (forward_tiles, backward_tiles), and so does the update's gradient, fused with the
+    # step (update_fused), for blocks of at least FNN_UMR (6) neurons; it comes from BLAS for
+    # the blocks of the last layer's 5; the biases' sums run a row of deltas at a
     # time.  The inputs' widths end every way a panel can (float32, 64 a panel: 11, 50, 26 and
     # 36 left, so 1, 4, 2 and 3 vectors, the last one partial; float64, 32 a panel: 2, 3, 4
     # and 1); each layer is updated in fixed blocks of neurons (as many as the CPUs, up to 8;
@@ -119,7 +120,8 @@ def test_large_batch_update_matches_oracle(dtype, tol, optimizer, lmbda, l1, n_t
 def test_batches_above_the_fused_limit_match_oracle(dtype, tol, n_threads):
     # mini-batches of 1100, above FNN_FUSED_MAX_M (1024): the update goes back to BLAS and the
     # gradient buffer, so that no call copies a whole epoch of inputs per thread; the last
-    # mini-batch of 100 in the same call (a workspace for 1100) takes BLAS as well
+    # mini-batch of 100 in the same call (a workspace for 1100) updates through BLAS as well
+    # (the forward and the delta take the tiles at any size above FNN_SMALL_M)
     sizes = [70, 24, 3]
     X, Y, W, b, order = _problem(dtype, n=2300, sizes=sizes)
     W2, b2, res = _engine_epoch(X, Y, W, b, order, n_threads=n_threads, optimizer="momentum",
