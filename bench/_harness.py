@@ -685,7 +685,9 @@ def run_benchmark(benchmark, wid, name, ctx):
                 accs.append(acc)
         times.append(time.perf_counter() - t0)
 
+    cpu0 = fbench.cpu_times()
     benchmark.pedantic(step, rounds=wl.rounds, warmup_rounds=wl.warmup, iterations=1)
+    steal = fbench.steal_fraction(cpu0, fbench.cpu_times())
     timed = times[-wl.rounds:]
     seconds = float(np.median(timed))
     if wl.predict_only:
@@ -711,6 +713,8 @@ def run_benchmark(benchmark, wid, name, ctx):
         "accuracy": accuracy, "accuracy_history": history,
         "setup_s": impl.setup_s, "notes": impl.notes,
         "quick": QUICK, "data_source": ctx.data.source,
+        # the share of the CPUs' time the host gave to other guests during the rounds
+        "steal_fraction": steal,
     }
     info.update(impl.after())
     for k, v in info.items():

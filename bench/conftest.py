@@ -17,9 +17,9 @@ def pytest_report_header(config):
                                  if QUICK else "full sizes")
 
 
-# the load average and the time when the session starts: pytest-benchmark asks for the
-# machine's information only when it saves the results, at the end, when the load average
-# counts the run's own threads
+# the load average, the time and the CPUs' time counters when the session starts:
+# pytest-benchmark asks for the machine's information only when it saves the results, at the
+# end, when the load average counts the run's own threads
 _START = {}
 
 
@@ -29,6 +29,8 @@ def pytest_sessionstart(session):
     except OSError:
         _START["loadavg"] = None
     _START["date"] = datetime.datetime.now().isoformat(timespec="seconds")
+    from fastnn import bench
+    _START["cpu_times"] = bench.cpu_times()
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
@@ -38,6 +40,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     if _START:
         info["loadavg_end"], info["date_end"] = info["loadavg"], info["date"]
         info["loadavg"], info["date"] = _START["loadavg"], _START["date"]
+        # the share of the CPUs' time a hypervisor gave to other guests during the session
+        info["steal_fraction"] = bench.steal_fraction(_START["cpu_times"], bench.cpu_times())
     machine_info["fastnn_bench"] = info
 
 

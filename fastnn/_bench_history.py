@@ -426,6 +426,11 @@ def readme_table(rec, workload):
             scaling.append("float%s %.2fx" % (dt, one["median_s"] / two["median_s"]))
     if scaling:
         out += ["", "2 threads over 1: %s." % ", ".join(scaling)]
+    steal = ["%s %.1f %%" % (_impl_name(str(r.get("impl"))), 100 * r["steal_fraction"])
+             for r in fast if r.get("steal_fraction") is not None]
+    if steal:
+        out += ["", "CPU time the host gave to other guests (steal) during the rounds: %s."
+                % ", ".join(steal)]
     return "\n".join(out)
 
 

@@ -19,6 +19,8 @@ The benchmarks themselves live in the source tree's ``bench/`` folder (pytest-be
   update, 2 n_in n_out per mini-batch).
 - ``gemm_rate``: the FLOP/s of numpy's 2048x2048 ``a @ b``, the machine's limit.
 - ``machine_info`` / ``machine_line``: CPU, cores, numpy's BLAS, package versions.
+- ``cpu_times`` / ``steal_fraction``: the share of the CPUs' time a hypervisor gave to others
+  over an interval (Linux's "steal"), recorded for the session and for each benchmark.
 - ``report``: a ``--benchmark-json`` file as Markdown tables, one per workload.
 """
 import argparse
@@ -211,6 +213,28 @@ def machine_info():
     }
 
 
+def cpu_times():
+    """(all, steal): the jiffies of every CPU together so far, from /proc/stat's "cpu" line,
+    and those of them a hypervisor gave to other guests; None where there is no such line."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal (guest and guest_nice are inside user/nice)
+    vals = [int(x) for x in fields[1:9]]
+    return sum(vals), vals[7]
+
+
+def steal_fraction(start, end):
+    """The share of the CPUs' time stolen between two ``cpu_times()`` readings, or None."""
+    if start is None or end is None or end[0] <= start[0]:
+        return None
+    return (end[1] - start[1]) / (end[0] - start[0])
+
+
 def machine_line(info):
     """Return the one-paragraph machine line of the report from ``machine_info()``'s dict."""
     if not info:
@@ -246,6 +270,9 @@ def machine_line(info):
     parts.append("Python %s, %s" % (v.get("python"), info.get("platform")))
     if info.get("loadavg"):
         parts.append("load average at start %.2f" % info["loadavg"][0])
+    if info.get("steal_fraction") is not None:
+        parts.append("CPU time the host gave to others (steal) during the run %.1f %%"
+                     % (100 * info["steal_fraction"]))
     if info.get("date"):
         parts.append(info["date"])
     return "Machine: " + "; ".join(parts) + "."

@@ -359,3 +359,40 @@ def test_readme_limit_is_the_runs_best_gemm_probe():
     lines = {ln.split("|")[1].strip(): ln for ln in table.splitlines() if ln.startswith("| ")}
     assert lines["fastnn float32, 2 threads"].split("|")[-3].strip() == "50.0 %"
     assert lines["torch 2 threads"].split("|")[-3].strip() == "12.5 %"
+
+
+def test_steal_is_the_share_of_the_cpus_time_between_readings(tmp_path, monkeypatch):
+    """/proc/stat's "cpu" line: user nice system idle iowait irq softirq steal guest guest_nice.
+    Between the two readings below the CPUs ran 1000 jiffies, 50 of them stolen: 5 %."""
+    first = "cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 1 2 3\n"
+    second = "cpu  500 0 150 1230 20 0 15 85 7 0\ncpu0 1 2 3\n"
+    stat = tmp_path / "stat"
+    real_open = open
+
+    def fake_open(path, *a, **k):
+        return real_open(stat if path == "/proc/stat" else path, *a, **k)
+
+    monkeypatch.setattr("builtins.open", fake_open)
+    stat.write_text(first)
+    a = bench.cpu_times()
+    stat.write_text(second)
+    b = bench.cpu_times()
+    assert a == (1000, 35) and b == (2000, 85)
+    assert bench.steal_fraction(a, b) == pytest.approx(0.05)
+    assert bench.steal_fraction(b, a) is None and bench.steal_fraction(None, b) is None
+    stat.write_text("intr 1 2 3\n")
+    assert bench.cpu_times() is None
+
+
+def test_readme_table_and_machine_line_report_the_steal():
+    rows = [bench_row("W1", "fastnn-f64-2t", 0.5), bench_row("W1", "numpy", 2.0)]
+    rows[0]["extra_info"]["steal_fraction"] = 0.125
+    data = results(rows)
+    data["machine_info"]["fastnn_bench"]["steal_fraction"] = 0.0625
+    rec = hist.record(data, "steal")
+    table = hist.readme_table(rec, "W1")
+    assert table.endswith("CPU time the host gave to other guests (steal) during the rounds: "
+                          "fastnn float64, 2 threads 12.5 %.")
+    assert "(steal) during the run 6.2 %" in rec["machine_line"]
+    # a run without the figures (the history's older lines) reports none
+    assert "steal" not in hist.readme_table(hist.record(results(W1), "new"), "W1")

@@ -86,6 +86,14 @@ def test_every_benchmark_ran_and_recorded_the_limit(smoke_json):
     # the machine line's load average is the one at the start of the session (pytest-benchmark
     # asks for the machine's information at the end, when it saves), the end's kept beside it
     assert len(mi["loadavg"]) == 3 and len(mi["loadavg_end"]) == 3
+    # and the share of the CPUs' time the host gave to others, for the session and each row
+    # (None without Linux's /proc/stat, or for a row whose rounds took under one tick of its
+    # counters, 10 ms, as the smoke sizes' can)
+    steals = [b["extra_info"]["steal_fraction"] for b in rows
+              if b["group"] in ("W1", "W2", "W3", "W4")]
+    assert all(s is None or 0.0 <= s <= 1.0 for s in steals + [mi["steal_fraction"]])
+    assert os.path.exists("/proc/stat") <= (mi["steal_fraction"] is not None)
+    assert os.path.exists("/proc/stat") <= any(s is not None for s in steals)
     assert mi["date"] <= mi["date_end"]
     assert data["benchmarks"] and all(b["stats"]["rounds"] >= 1 for b in data["benchmarks"])
 
