@@ -267,3 +267,41 @@ def test_progress_counters_follow_the_epochs(path):
     # 95 examples in mini-batches of 10: 10 batches per epoch
     assert seen == [(0, 0, 10), (1, 1, 10), (2, 2, 10)]
     assert progress.tolist() == [2, 10]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch, n_threads", [(10, 1), (10, 2), (100, 2)])
+def test_adam_moments_below_the_smallest_normal_go_to_zero(dtype, batch, n_threads):
+    """Adam's m and v that the step would leave subnormal are stored as 0 (optimizers.h: the
+    divide of a subnormal is slow), and nothing else changes.  The first 100 inputs are 0,
+    so the first layer's weights on them get a gradient of exactly 0: from m0 = v0 = 1.0005
+    times the smallest normal number, one step makes m0 (1 - b1) and v0 (1 - b2), both below
+    it (subnormal, not 0, without the flush).  Every other moment and every weight follow the
+    oracle's Adam, which has no flush.  Batch 10 takes the K split, 100 the update's tiles."""
+    tiny = np.finfo(dtype).tiny
+    X, Y, W, b, order = _problem(dtype, n=batch)
+    X[:, :100] = 0
+    W2, b2 = [w.copy() for w in W], [x.copy() for x in b]
+    state = _core.new_state("adam", W2, b2, fill=1.0005 * tiny)
+    _core.train(W2, b2, X, Y, _core.TrainConfig(
+        acts=["sigmoid", "sigmoid"], cost="quadratic", epochs=1, batch=batch, eta=1e-3,
+        optimizer="adam", beta1=0.9, beta2=0.999, eps=1e-7, state=state,
+        orders=order[None, :], n_threads=n_threads))
+    m, v = state[0][0][0], state[1][0][0]
+    without = (1.0005 * tiny * np.array([0.9, 0.999])).astype(dtype)
+    assert np.all((without > 0) & (without < tiny))         # the step's values, subnormal
+    assert np.all(m[:, :100] == 0) and np.all(v[:, :100] == 0)
+    # the inputs in use: moments of the gradient's size, as the formula gives them
+    ref = reference.MatrixNetwork(W, [x.reshape(-1, 1) for x in b], dtype=dtype)
+    ref.adam_m_w = [np.full_like(w, 1.0005 * tiny) for w in W]
+    ref.adam_v_w = [np.full_like(w, 1.0005 * tiny) for w in W]
+    ref.adam_m_b = [np.full_like(x.reshape(-1, 1), 1.0005 * tiny) for x in b]
+    ref.adam_v_b = [np.full_like(x.reshape(-1, 1), 1.0005 * tiny) for x in b]
+    ref.train_epoch(X, Y, order, batch, 1e-3, n=len(X), optimizer="adam", beta1=0.9,
+                    beta2=0.999, eps=1e-7)
+    rtol, tol = (1e-4, 2e-4) if dtype == np.float32 else (1e-9, 1e-10)
+    m_ref = ref.adam_m_w[0][:, 100:]
+    assert np.allclose(m[:, 100:], m_ref, rtol=rtol, atol=rtol * np.max(np.abs(m_ref)))
+    assert np.all(np.abs(m[:, 100:]) >= tiny)
+    assert _max_diff(W2, ref.weights) < tol
+    assert _max_diff(b2, [x.ravel() for x in ref.biases]) < tol

@@ -46,6 +46,9 @@ __device__ __forceinline__ float fnn_tanh(float x) { return tanhf(x); }
 __device__ __forceinline__ double fnn_tanh(double x) { return tanh(x); }
 __device__ __forceinline__ float fnn_sqrt(float x) { return sqrtf(x); }
 __device__ __forceinline__ double fnn_sqrt(double x) { return sqrt(x); }
+// the smallest normal number of x's type (FLT_MIN, DBL_MIN)
+__device__ __forceinline__ float fnn_tiny(float x) { (void)x; return 1.17549435e-38f; }
+__device__ __forceinline__ double fnn_tiny(double x) { (void)x; return 2.2250738585072014e-308; }
 
 // ---------------------------------------------------------------------------------------------
 // activations: fnn_act_<name>(z) the value a = f(z), fnn_dact_<name>(z, a) the derivative
@@ -316,10 +319,12 @@ FNN_STEP(momentum) {
     s[0] = v;
     *w = *w + v;
 }
-// m += (1-b1)(g-m); v += (1-b2)(g^2-v); w -= lr_t m / (sqrt(v) + eps)
+// m += (1-b1)(g-m); v += (1-b2)(g^2-v); w -= lr_t m / (sqrt(v) + eps); m or v below the
+// smallest normal number stored as 0 (src_c/optimizers.h says why)
 FNN_STEP(adam) {
-    s[0] += k.c1 * (g - s[0]);
-    s[sn] += k.c2 * (g * g - s[sn]);
+    const REAL m = s[0] + k.c1 * (g - s[0]), v = s[sn] + k.c2 * (g * g - s[sn]);
+    s[0] = fnn_fabs(m) < fnn_tiny(m) ? (REAL)0 : m;
+    s[sn] = v < fnn_tiny(v) ? (REAL)0 : v;
     *w = *w - k.lr_t * s[0] / (fnn_sqrt(s[sn]) + k.eps);
 }
 // v = rho v + (1-rho) g^2; u = lr g / sqrt(v + eps); w -= u, or m = mu m + u; w -= m

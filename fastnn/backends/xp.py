@@ -309,6 +309,9 @@ def _step_momentum(w, s, g, k):
 def _step_adam(w, s, g, k):
     s[0] += k.c1 * (g - s[0])
     s[1] += k.c2 * (g * g - s[1])
+    tiny = np.finfo(s[0].dtype).tiny   # the moments below it go to 0, as in the C step
+    s[0][abs(s[0]) < tiny] = 0
+    s[1][s[1] < tiny] = 0
     w -= k.lr_t * s[0] / (np.sqrt(s[1]) + k.eps)
 
 
