@@ -58,7 +58,7 @@ FNN_STEP(momentum) {
  * 9-10 % of W2's first-layer m were subnormal, and the epoch ran 0.22-0.25 s against
  * 0.18-0.21 s with them flushed (2 threads, Zen 4).  What the flush leaves out of a step is
  * under FLT_MIN lr_t / eps, about 1e-34 for Keras' defaults: it moves no weight above about
- * 1e-27 in size (TensorFlow's CPU kernels flush every subnormal). */
+ * 1e-27 in size (TensorFlow runs its CPU threads with flush-to-zero set: every subnormal). */
 FNN_STEP(adam) {
     const REAL m0 = s[0][j], v0 = s[1][j], w0 = w[j];
     const REAL tiny = sizeof(REAL) == sizeof(float) ? (REAL)FLT_MIN : (REAL)DBL_MIN;
