@@ -184,10 +184,10 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
     const int L = net->L, n0 = net->sizes[0], n1 = net->sizes[1];
     const int32_t *order = cfg->orders ? cfg->orders + (int64_t)epoch * cfg->train.n : NULL;
     /* the rows FNN_PREFETCH_BATCHES mini-batches ahead are prefetched in three parts: here,
-     * after the meeting, and before the update.  All at once (W1: 10 rows of 49 lines of
-     * float32 a thread) the prefetches waited for the core's miss buffers, about a tenth of
-     * the mini-batch's time in gather_src; spread out, W1's float32 epoch with 2 threads ran
-     * 5 % faster (float64's and W2's the same as before) */
+     * after the meeting, and before the update (prefetch_src).  All at once (W1: 10 rows of
+     * 49 lines of float32 a thread) the prefetches waited for the core's miss buffers, about
+     * a tenth of the mini-batch's time in gather_src; spread out, W1's float32 epoch with 2
+     * threads ran 5 % faster (float64's and W2's the same as before) */
     const int h = (m + 2) / 3, h2 = (2 * m + 2) / 3;
     F(gather_src)(ws, &cfg->train, n0, order, start, m, cfg->train.n, 0, m, 0, h, k0, k1);
 #if defined(__GNUC__)
@@ -218,7 +218,7 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
                      Pb + blk * pstride, ldr);
     }
     fnn_spin_wait(bar, T, &rp->bar_gen);
-    F(gather_src)(ws, &cfg->train, n0, order, start, m, cfg->train.n, m, m, h, h2, k0, k1);
+    F(prefetch_src)(&cfg->train, n0, order, start, m, cfg->train.n, h, h2, k0, k1);
     REAL *Z = ws->Z[0];
     for (int i = 0; i < m; i++) {   /* block 0's part, then the others' in block order */
         REAL *zr = Z + (int64_t)i * n1;
@@ -237,7 +237,7 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
     F(backward)(net, ws, 0, m);
     for (int l = L - 1; l >= 1; l--)
         F(layer_update)(net, &rp->cfg, ws, l, m, eta, step, 0, net->sizes[l + 1], 0);
-    F(gather_src)(ws, &cfg->train, n0, order, start, m, cfg->train.n, m, m, h2, m, k0, k1);
+    F(prefetch_src)(&cfg->train, n0, order, start, m, cfg->train.n, h2, m, k0, k1);
     F(fnn_block) blk;
     blk.W = rp->W0;
     blk.b = (REAL *)net->layer[0].b;

@@ -171,6 +171,30 @@ static inline void F(copy_as_real)(REAL *dst, const char *src, int type, int64_t
     }
 }
 
+/* the prefetch alone: slots [p0, p1) of the mini-batch FNN_PREFETCH_BATCHES ahead, columns
+ * [k0, k1) (a caller may spread a mini-batch's prefetches over its work) */
+static void F(prefetch_src)(const fnn_data *d, int n_in, const int32_t *order, int64_t start,
+                            int m, int64_t n, int64_t p0, int64_t p1, int64_t k0, int64_t k1) {
+#if defined(__GNUC__)
+    const size_t size = F(src_size)(d);
+    for (int64_t i = p0; i < p1; i++) {
+        int64_t s = start + FNN_PREFETCH_BATCHES * (int64_t)m + i;
+        if (s >= n) break;
+        const char *p = F(src_row)(d, n_in, order ? (int64_t)order[s] : s) + size * (size_t)k0;
+        for (size_t off = 0; off < size * (size_t)(k1 - k0); off += FNN_PF_STEP)
+            __builtin_prefetch(p + off, 0, FNN_PF_HINT);
+        /* a row source: the pointer that the prefetch of the next mini-batch will read, one
+         * of n in shuffled order (a miss that would stall that prefetch's address) */
+        const int64_t s2 = s + m;
+        if (d->rows != NULL && s2 < n)
+            __builtin_prefetch(&d->rows[order ? (int64_t)order[s2] : s2], 0, FNN_PF_HINT);
+    }
+#else
+    (void)d; (void)n_in; (void)order; (void)start; (void)m; (void)n; (void)p0; (void)p1;
+    (void)k0; (void)k1;
+#endif
+}
+
 /* gather: slot i holds example row = order[start + i] (or start + i when `order` is NULL)
  * of the source d: rows[i] points at its numbers in the source when ws->direct (REAL only),
  * else at its copy in x (converted to REAL from a row source of the other type).  The rows
@@ -193,20 +217,7 @@ static void F(gather_src)(F(fnn_ws) *ws, const fnn_data *d, int n_in, const int3
             ws->rows[i] = ws->x + i * n_in;
         }
     }
-#if defined(__GNUC__)
-    for (int64_t i = p0; i < p1; i++) {
-        int64_t s = start + FNN_PREFETCH_BATCHES * (int64_t)m + i;
-        if (s >= n) break;
-        const char *p = F(src_row)(d, n_in, order ? (int64_t)order[s] : s) + size * (size_t)k0;
-        for (size_t off = 0; off < size * (size_t)(k1 - k0); off += FNN_PF_STEP)
-            __builtin_prefetch(p + off, 0, FNN_PF_HINT);
-        /* a row source: the pointer that the prefetch of the next mini-batch will read, one
-         * of n in shuffled order (a miss that would stall that prefetch's address) */
-        const int64_t s2 = s + m;
-        if (d->rows != NULL && s2 < n)
-            __builtin_prefetch(&d->rows[order ? (int64_t)order[s2] : s2], 0, FNN_PF_HINT);
-    }
-#endif
+    F(prefetch_src)(d, n_in, order, start, m, n, p0, p1, k0, k1);
 }
 
 /* the gather from a matrix X (REAL, (n, n_in)): fnn_gradient's */
