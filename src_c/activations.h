@@ -126,6 +126,53 @@ static void F(act_forward)(REAL *a, REAL *z, const REAL *b, int64_t i0, int64_t 
     }
 }
 
+/* act_forward from products kept elsewhere: z = P_0 + P_1 + ... + P_{np-1} + b (added in
+ * that order), a = act(z), on rows [i0, i1), columns [j0, j1) of the (m, n) blocks z and a.
+ * P_u is (i1 - i0, ldp) at P + u * pstride, column j of z at column j - j0 of P: the K
+ * split's partial sums (one per block), or the padded products of a transposed kernel.
+ * The sigmoid's vector path reads P, adds and stores z and a in registers: copied into z
+ * first, each row's numbers were stored a few at a time and then loaded as whole vectors,
+ * loads that wait for the stores to reach the cache (W1: about a tenth of the small layers'
+ * time).  The other activations sum into z and go through act_forward. */
+static void F(act_forward_sum)(REAL *a, REAL *z, const REAL *P, int64_t pstride, int np,
+                               int64_t ldp, const REAL *b, int64_t i0, int64_t i1, int j0,
+                               int j1, int n, int act) {
+#ifdef FNN_VEC_SIGMOID
+    if (act == FNN_ACT_SIGMOID) {
+        for (int64_t i = i0; i < i1; i++) {
+            REAL *zr = z + i * n, *ar = a + i * n;
+            const REAL *pr = P + (i - i0) * ldp - j0;
+            for (int j = j0; j < j1; j += FNN_VL) {
+                const int w = j1 - j < FNN_VL ? j1 - j : FNN_VL;
+                F(vec) v = w < FNN_VL ? F(vload_n)(pr + j, w) : F(vload)(pr + j);
+                for (int u = 1; u < np; u++)
+                    v += w < FNN_VL ? F(vload_n)(pr + u * pstride + j, w)
+                                    : F(vload)(pr + u * pstride + j);
+                v += w < FNN_VL ? F(vload_n)(b + j, w) : F(vload)(b + j);
+                if (w < FNN_VL) {
+                    F(vstore_n)(zr + j, v, w);
+                    F(vstore_n)(ar + j, F(vsigmoid)(v), w);
+                } else {
+                    F(vstore)(zr + j, v);
+                    F(vstore)(ar + j, F(vsigmoid)(v));
+                }
+            }
+        }
+        return;
+    }
+#endif
+    for (int64_t i = i0; i < i1; i++) {
+        REAL *zr = z + i * n;
+        const REAL *pr = P + (i - i0) * ldp - j0;
+        for (int j = j0; j < j1; j++) {
+            REAL s = pr[j];
+            for (int u = 1; u < np; u++) s += pr[u * pstride + j];
+            zr[j] = s;
+        }
+    }
+    F(act_forward)(a, z, b, i0, i1, j0, j1, n, act);
+}
+
 /* act_backward: d *= act'(z) (times the dropout multipliers k when given), rows [i0, i1).
  * Without dropout the derivative takes the stored activation a = act(z); with dropout a was
  * scaled in place, so it is recomputed from z. */

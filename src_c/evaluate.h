@@ -66,10 +66,8 @@ static void F(forward_eval)(const fnn_net *net, F(fnn_ws) *ws, int64_t i0, int64
         if (i1 <= i0) return;
         F(dott_rows)((int)(i1 - i0), ws->rows + i0, ws->Wt0, ldr, n0, F(ktile_eval)(ldr, n0),
                      ws->Zt + i0 * ldr, ldr);
-        for (int64_t i = i0; i < i1; i++)
-            memcpy(ws->Z[0] + i * n1, ws->Zt + i * ldr, sizeof(REAL) * (size_t)n1);
-        F(act_forward)(ws->A[0], ws->Z[0], (const REAL *)net->layer[0].b, i0, i1, 0, n1, n1,
-                       net->layer[0].act);
+        F(act_forward_sum)(ws->A[0], ws->Z[0], ws->Zt + i0 * ldr, 0, 1, ldr,
+                           (const REAL *)net->layer[0].b, i0, i1, 0, n1, n1, net->layer[0].act);
         F(layer_dropout)(net, ws, 0, &F(eval_pass), i0, i1, 0, n1);
         for (int l = 1; l < net->L; l++)
             F(layer_forward)(net, ws, l, &F(eval_pass), i0, i1, 0, net->sizes[l + 1], t);

@@ -219,16 +219,9 @@ static void F(train_batch_ksplit)(const fnn_train_cfg *cfg, F(fnn_rep) *rp, REAL
     }
     fnn_spin_wait(bar, T, &rp->bar_gen);
     F(prefetch_src)(&cfg->train, n0, order, start, m, cfg->train.n, h, h2, k0, k1);
-    REAL *Z = ws->Z[0];
-    for (int i = 0; i < m; i++) {   /* block 0's part, then the others' in block order */
-        REAL *zr = Z + (int64_t)i * n1;
-        memcpy(zr, Pb + (int64_t)i * ldr, sizeof(REAL) * (size_t)n1);
-        for (int u = 1; u < nb; u++) {
-            const REAL *pu = Pb + u * pstride + (int64_t)i * ldr;
-            for (int j = 0; j < n1; j++) zr[j] += pu[j];
-        }
-    }
-    F(act_forward)(ws->A[0], Z, (const REAL *)net->layer[0].b, 0, m, 0, n1, n1, net->layer[0].act);
+    /* block 0's part, then the others' in block order, then the bias */
+    F(act_forward_sum)(ws->A[0], ws->Z[0], Pb, pstride, nb, ldr, (const REAL *)net->layer[0].b, 0,
+                       m, 0, n1, n1, net->layer[0].act);
     const fnn_pass ps = {1, cfg->dropout, cfg->seed, epoch, start};
     F(layer_dropout)(net, ws, 0, &ps, 0, m, 0, n1);
     for (int l = 1; l < L; l++) F(layer_forward)(net, ws, l, &ps, 0, m, 0, net->sizes[l + 1], 0);
