@@ -60,7 +60,7 @@ def test_every_benchmark_ran_and_recorded_the_limit(smoke_json):
     data, _ = smoke_json
     rows = data["benchmarks"]
     groups = {b["group"] for b in rows}
-    assert {"W1", "W2", "W3", "W4", "memory"} <= groups
+    assert {"W1", "W2", "W3", "W4", "memory", "types"} <= groups
     for wid in ("W1", "W2", "W3", "W4"):
         names = {b["extra_info"]["impl"] for b in rows if b["group"] == wid}
         for variant in ("fastnn-f64-1t", "fastnn-f32-1t", "numpy"):
@@ -76,6 +76,12 @@ def test_every_benchmark_ran_and_recorded_the_limit(smoke_json):
             assert info["load"] in ("idle", "busy")
             assert info["auto_over_best_fixed"] > 0 and info["seconds_1t"] > 0
             assert all(t >= 1.0 for t in info["auto_threads_mean"])
+            continue
+        if b["group"] == "types":     # W1 float32 against float64, alternated
+            t32, t64 = info["seconds_all"]["float32"], info["seconds_all"]["float64"]
+            assert len(t32) == len(t64) == info["rounds"] >= 1
+            assert info["seconds_f32"] == pytest.approx(sorted(t32)[len(t32) // 2])
+            assert info["f64_over_f32"] == pytest.approx(info["seconds_f64"] / info["seconds_f32"])
             continue
         assert info["quick"] is True
         assert info["flops"] > 0 and info["gemm_flops_per_s"] > 0
