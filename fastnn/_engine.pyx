@@ -921,6 +921,22 @@ cdef enum:
     MT_N = 624
     MT_M = 397
 
+cdef extern from *:
+    """
+    /* the bits of x (int.bit_length): one instruction where the compiler has it; the loop
+     * it replaces was a third of shuffle_orders' time for 50,000 examples */
+    static inline int fnn_bit_length(unsigned long long x) {
+    #if defined(__GNUC__) || defined(__clang__)
+        return x ? 64 - __builtin_clzll(x) : 0;
+    #else
+        int k = 0;
+        while (x) { k++; x >>= 1; }
+        return k;
+    #endif
+    }
+    """
+    int fnn_bit_length(unsigned long long x) noexcept nogil
+
 cdef inline unsigned int _mt_next(unsigned int *mt, int *index) noexcept nogil:
     cdef unsigned int y
     cdef int kk
@@ -973,9 +989,7 @@ def shuffle_orders(rng, Py_ssize_t n, int epochs, int32_t[:, ::1] out):
             i = n - 1
             while i >= 1:
                 bound = <unsigned long long>(i + 1)
-                k = 0
-                while (bound >> k) != 0:
-                    k += 1
+                k = fnn_bit_length(bound)
                 r = _mt_next(mt, &index) >> (32 - k)
                 while r >= bound:
                     r = _mt_next(mt, &index) >> (32 - k)
