@@ -90,28 +90,48 @@ static inline void F(softmax_row)(REAL *ar, const REAL *zr, int n) {
     for (int j = 0; j < n; j++) ar[j] *= inv;
 }
 
+#ifdef FNN_VEC_SIGMOID
+/* The sigmoid's vector path of act_forward and act_forward_sum (below): z = P_0 + ... +
+ * P_{np-1} + b, a = sigmoid(z), a vector at a time, the row's tail in a vector padded with
+ * zeros; P_u's rows as act_forward_sum describes (in place: P = z's first element). */
+static void F(sigmoid_rows)(REAL *a, REAL *z, const REAL *P, int64_t pstride, int np,
+                            int64_t ldp, const REAL *b, int64_t i0, int64_t i1, int j0, int j1,
+                            int n) {
+    for (int64_t i = i0; i < i1; i++) {
+        REAL *zr = z + i * n, *ar = a + i * n;
+        const REAL *pr = P + (i - i0) * ldp;
+        for (int j = j0; j < j1; j += FNN_VL) {
+            const int w = j1 - j < FNN_VL ? j1 - j : FNN_VL;
+            const REAL *pj = pr + (j - j0);
+            F(vec) v = w < FNN_VL ? F(vload_n)(pj, w) : F(vload)(pj);
+            for (int u = 1; u < np; u++)
+                v += w < FNN_VL ? F(vload_n)(pj + u * pstride, w) : F(vload)(pj + u * pstride);
+            v += w < FNN_VL ? F(vload_n)(b + j, w) : F(vload)(b + j);
+            if (w < FNN_VL) {
+                F(vstore_n)(zr + j, v, w);
+                F(vstore_n)(ar + j, F(vsigmoid)(v), w);
+            } else {
+                F(vstore)(zr + j, v);
+                F(vstore)(ar + j, F(vsigmoid)(v));
+            }
+        }
+    }
+}
+#endif
+
 /* act_forward: z += b, a = act(z) on rows [i0, i1), columns [j0, j1) of (m, n) blocks z and
  * a.  Softmax is taken over whole rows (j0 = 0, j1 = n). */
 static void F(act_forward)(REAL *a, REAL *z, const REAL *b, int64_t i0, int64_t i1, int j0,
                            int j1, int n, int act) {
+#ifdef FNN_VEC_SIGMOID
+    if (act == FNN_ACT_SIGMOID) {
+        F(sigmoid_rows)(a, z, z + i0 * n + j0, 0, 1, n, b, i0, i1, j0, j1, n);
+        return;
+    }
+#endif
     for (int64_t i = i0; i < i1; i++) {
         REAL *zr = z + i * n, *ar = a + i * n;
         int j = j0;
-#ifdef FNN_VEC_SIGMOID
-        if (act == FNN_ACT_SIGMOID) {
-            for (; j + FNN_VL <= j1; j += FNN_VL) {
-                F(vec) v = F(vload)(zr + j) + F(vload)(b + j);
-                F(vstore)(zr + j, v);
-                F(vstore)(ar + j, F(vsigmoid)(v));
-            }
-            if (j < j1) {   /* the tail too, in a vector padded with zeros */
-                F(vec) v = F(vload_n)(zr + j, j1 - j) + F(vload_n)(b + j, j1 - j);
-                F(vstore_n)(zr + j, v, j1 - j);
-                F(vstore_n)(ar + j, F(vsigmoid)(v), j1 - j);
-                j = j1;
-            }
-        }
-#endif
         switch (act) {
 #define FNN_X(E, name, code, out_only)                                                        \
         case FNN_ACT_##E:                                                                     \
@@ -130,35 +150,17 @@ static void F(act_forward)(REAL *a, REAL *z, const REAL *b, int64_t i0, int64_t 
  * that order), a = act(z), on rows [i0, i1), columns [j0, j1) of the (m, n) blocks z and a.
  * P_u is (i1 - i0, ldp) at P + u * pstride, column j of z at column j - j0 of P: the K
  * split's partial sums (one per block), or the padded products of a transposed kernel.
- * The sigmoid's vector path reads P, adds and stores z and a in registers: copied into z
- * first, each row's numbers were stored a few at a time and then loaded as whole vectors,
- * loads that wait for the stores to reach the cache (W1's float32 mini-batch on 2 threads:
- * 1.6 thousand cycles of 21 in the copy, the sum and the sigmoid; 0.9 so).  The other
- * activations sum into z and go through act_forward. */
+ * The sigmoid's vector path (sigmoid_rows) reads P, adds and stores z and a in registers:
+ * copied into z first, each row's numbers were stored a few at a time and then loaded as
+ * whole vectors, loads that wait for the stores to reach the cache (W1's float32 mini-batch
+ * on 2 threads: 1.6 thousand cycles of 21 in the copy, the sum and the sigmoid; 0.9 so).
+ * The other activations sum into z and go through act_forward. */
 static void F(act_forward_sum)(REAL *a, REAL *z, const REAL *P, int64_t pstride, int np,
                                int64_t ldp, const REAL *b, int64_t i0, int64_t i1, int j0,
                                int j1, int n, int act) {
 #ifdef FNN_VEC_SIGMOID
     if (act == FNN_ACT_SIGMOID) {
-        for (int64_t i = i0; i < i1; i++) {
-            REAL *zr = z + i * n, *ar = a + i * n;
-            const REAL *pr = P + (i - i0) * ldp;
-            for (int j = j0; j < j1; j += FNN_VL) {
-                const int w = j1 - j < FNN_VL ? j1 - j : FNN_VL;
-                const REAL *pj = pr + (j - j0);
-                F(vec) v = w < FNN_VL ? F(vload_n)(pj, w) : F(vload)(pj);
-                for (int u = 1; u < np; u++)
-                    v += w < FNN_VL ? F(vload_n)(pj + u * pstride, w) : F(vload)(pj + u * pstride);
-                v += w < FNN_VL ? F(vload_n)(b + j, w) : F(vload)(b + j);
-                if (w < FNN_VL) {
-                    F(vstore_n)(zr + j, v, w);
-                    F(vstore_n)(ar + j, F(vsigmoid)(v), w);
-                } else {
-                    F(vstore)(zr + j, v);
-                    F(vstore)(ar + j, F(vsigmoid)(v));
-                }
-            }
-        }
+        F(sigmoid_rows)(a, z, P, pstride, np, ldp, b, i0, i1, j0, j1, n);
         return;
     }
 #endif
