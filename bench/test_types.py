@@ -31,21 +31,20 @@ def test_types(benchmark, ctx, threads):
     impls = {dt: FastnnImpl(wl, ctx, dt, threads) for dt in (np.float64, np.float32)}
     times = {dt: [] for dt in impls}
 
-    def f64_epoch():                  # untimed by pytest-benchmark: timed here
-        t0 = time.perf_counter()
-        impls[np.float64].epoch()
-        times[np.float64].append(time.perf_counter() - t0)
-
-    def f32_epoch():
-        t0 = time.perf_counter()
-        impls[np.float32].epoch()
-        times[np.float32].append(time.perf_counter() - t0)
+    def timed_epoch(dt):
+        def run():
+            t0 = time.perf_counter()
+            impls[dt].epoch()
+            times[dt].append(time.perf_counter() - t0)
+        return run
 
     for impl in impls.values():       # warm-up: the first epoch of each
         impl.epoch()
     rounds = 1 if QUICK else ROUNDS
     cpu0 = fbench.cpu_times()
-    benchmark.pedantic(f32_epoch, setup=f64_epoch, rounds=rounds, iterations=1)
+    # float64 in each round's set-up (untimed by pytest-benchmark: timed here), then float32
+    benchmark.pedantic(timed_epoch(np.float32), setup=timed_epoch(np.float64), rounds=rounds,
+                       iterations=1)
     steal = fbench.steal_fraction(cpu0, fbench.cpu_times())
     t32, t64 = np.array(times[np.float32]), np.array(times[np.float64])
     med32, med64 = float(np.median(t32)), float(np.median(t64))
