@@ -330,21 +330,25 @@ static inline int fnn_net_finish(fnn_net *net) {
  * table of the CPU level it picks, dispatch.h) */
 #ifndef FNN_API_ONLY
 #define REAL double
+#define FNN_RBYTES 8
 #define FNN_IREAL int64_t
 #define FNN_SUFFIX(name) name##_f64
 #define FNN_GEMM_T fnn_dgemm_t
 #include "engine.h"
 #undef REAL
+#undef FNN_RBYTES
 #undef FNN_IREAL
 #undef FNN_SUFFIX
 #undef FNN_GEMM_T
 
 #define REAL float
+#define FNN_RBYTES 4
 #define FNN_IREAL int32_t
 #define FNN_SUFFIX(name) name##_f32
 #define FNN_GEMM_T fnn_sgemm_t
 #include "engine.h"
 #undef REAL
+#undef FNN_RBYTES
 #undef FNN_IREAL
 #undef FNN_SUFFIX
 #undef FNN_GEMM_T

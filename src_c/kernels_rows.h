@@ -32,8 +32,13 @@ FNN_INLINE void F(dot_block)(const int G, const int NR, const REAL *const *x, co
             for (int r = 0; r < NR; r++) acc[r][i] += wv[r] * xv;
         }
     }
+    F(vec) all[2 * FNN_GMAX];
+    REAL sum[2 * FNN_GMAX];
     for (int r = 0; r < NR; r++)
-        for (int i = 0; i < G; i++) z[(int64_t)i * ldz + r] = F(vsum)(acc[r][i]);
+        for (int i = 0; i < G; i++) all[r * G + i] = acc[r][i];
+    F(vsum_n)(all, NR * G, sum);
+    for (int r = 0; r < NR; r++)
+        for (int i = 0; i < G; i++) z[(int64_t)i * ldz + r] = sum[r * G + i];
 }
 
 /* G examples, all R rows: the G vectors of x stay in registers while the rows stream by.

@@ -7,7 +7,8 @@
  *
  * For double and float: the four small-batch products (dot_rows, axpy_rows and their
  * transposed forms dott_rows, axpyt_rows) on every block size up to 40 examples, rows read
- * at odd offsets; the vector sigmoid against 1/(1+exp(-z)); and two epochs of SGD through
+ * at odd offsets; the vector sigmoid against 1/(1+exp(-z)); the lane sums of many vectors
+ * at once (vsum_n) against one at a time (vsum), bit for bit; and two epochs of SGD through
  * fnn_train, on every path, against the book's per-mini-batch loop, with mini-batches of 4
  * and of 90 (the dense layers' own tiles of larger calls).  Prints the largest
  * difference of each check; exits 1 when one is above its tolerance.

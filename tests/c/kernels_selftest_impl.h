@@ -106,6 +106,31 @@ static void F(self_sigmoid)(void) {
 #endif
 }
 
+static void F(self_vsum)(void) {
+#if defined(__GNUC__) && !defined(FNN_NO_VEC_KERNELS)
+    /* vsum_n's sums of 1 to 40 vectors against vsum's, vector by vector: the same bits */
+    const int vl = (int)(FNN_VBYTES / sizeof(REAL));
+    uint64_t s = 7;
+    F(vec) a[40];
+    REAL got[40], lanes[64];
+    int wrong = 0;
+    for (int n = 1; n <= 40; n++) {
+        for (int i = 0; i < n; i++) {
+            for (int l = 0; l < vl; l++) lanes[l] = (REAL)(urand(&s) * (1 << (i % 20)));
+            a[i] = F(vload)(lanes);
+        }
+        for (int i = 0; i < 40; i++) got[i] = (REAL)-7;
+        F(vsum_n)(a, n, got);
+        for (int i = 0; i < n; i++) {
+            const REAL want = F(vsum)(a[i]);
+            wrong += memcmp(&got[i], &want, sizeof want) != 0;
+        }
+        for (int i = n; i < 40; i++) wrong += got[i] != (REAL)-7;   /* nothing past n */
+    }
+    report("vsum_n      (bits of vsum, 1 to 40 vectors)", TYPE, wrong, 0);
+#endif
+}
+
 /* two epochs of the book's SGD on a [256, 16, 3] sigmoid net (4,160 parameters: enough
  * for two threads to share a mini-batch), quadratic cost, mini-batches of B in the order
  * 0..n-1: the reference loop, then fnn_train on each path, from the matrix X and from row
@@ -281,6 +306,7 @@ static void F(self_train)(const int B) {
 static void F(selftest)(void) {
     F(self_products)();
     F(self_sigmoid)();
+    F(self_vsum)();
     F(self_train)(4);
     F(self_train)(90);
 }
