@@ -87,10 +87,15 @@ static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, in
             double s = 0;
             for (int j = 0; j < no; j++) s += (double)a[j] * d[j];
             for (int j = 0; j < no; j++) d[j] = a[j] * (d[j] - (REAL)s);
-        } else if (through && act != FNN_ACT_IDENTITY) {
-            F(act_backward)(d, z, a, NULL, 0, 1, no, act);
         }
     }
+    /* act' on the whole block at once, as one row of (i1 - i0) no numbers: the rows lie end
+     * to end, and a call per row cost a switch and a loop's tail per example (W1: ten rows
+     * of ten) */
+    if (want_delta && act != FNN_ACT_SOFTMAX && act != FNN_ACT_IDENTITY &&
+        (cost == FNN_COST_QUADRATIC || cost == FNN_COST_MEAN_ABSOLUTE || cost == FNN_COST_HUBER))
+        F(act_backward)(ws->D[L - 1] + i0 * no, ws->Z[L - 1] + i0 * no, ws->A[L - 1] + i0 * no,
+                        NULL, 0, 1, (int)((i1 - i0) * no), act);
     if (ex != NULL) return;
     ws->acc[t * 8 + 0] += csum;
     ws->acc[t * 8 + 1] += hits;
