@@ -89,13 +89,11 @@ static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, in
             for (int j = 0; j < no; j++) d[j] = a[j] * (d[j] - (REAL)s);
         }
     }
-    /* act' on the whole block at once, as one row of (i1 - i0) no numbers: the rows lie end
-     * to end, and a call per row cost a switch and a loop's tail per example (W1: ten rows
-     * of ten) */
-    if (want_delta && act != FNN_ACT_SOFTMAX && act != FNN_ACT_IDENTITY &&
+    /* act' on the whole block in one call (a call per row cost its switch and its loop's
+     * tail per example: W1's output phase, ten rows of ten) */
+    if (want_delta && act != FNN_ACT_SOFTMAX &&
         (cost == FNN_COST_QUADRATIC || cost == FNN_COST_MEAN_ABSOLUTE || cost == FNN_COST_HUBER))
-        F(act_backward)(ws->D[L - 1] + i0 * no, ws->Z[L - 1] + i0 * no, ws->A[L - 1] + i0 * no,
-                        NULL, 0, 1, (int)((i1 - i0) * no), act);
+        F(act_backward)(ws->D[L - 1], ws->Z[L - 1], ws->A[L - 1], NULL, i0, i1, no, act);
     if (ex != NULL) return;
     ws->acc[t * 8 + 0] += csum;
     ws->acc[t * 8 + 1] += hits;
