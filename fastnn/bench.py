@@ -323,6 +323,7 @@ def _rows(data):
         if median is None:
             median = info.get("seconds_median")
         info.setdefault("workload", b.get("group"))
+        info["group"] = b.get("group")
         info.setdefault("impl", b.get("param") or b.get("name"))
         info["name"] = b.get("name")
         info["median_s"] = median
@@ -470,6 +471,23 @@ def _memory_table(rows, out):
     out.append("")
 
 
+def _types_table(rows, out):
+    """bench/test_types.py: W1 in float32 and float64 alternated round by round."""
+    out.append("## W1 float32 against float64, alternated round by round")
+    out.append("")
+    out.append("| threads | float32 s | float64 s | float64 / float32 | median of the rounds' "
+               "ratios | rounds |")
+    out.append("|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: r.get("threads") or 0):
+        ratio = r.get("f64_over_f32")
+        paired = r.get("f64_over_f32_paired")
+        out.append("| %s | %s | %s | %s | %s | %s |" % (
+            r.get("threads", "?"), _fmt_s(r.get("seconds_f32")), _fmt_s(r.get("seconds_f64")),
+            "%.2fx" % ratio if ratio else "n/a", "%.2fx" % paired if paired else "n/a",
+            r.get("rounds", "?")))
+    out.append("")
+
+
 def _headline(rows, out):
     by_w = {}
     for r in rows:
@@ -527,16 +545,24 @@ def report(data):
         out.append("Commit %s%s, %s." % (ci["id"][:12], " (dirty)" if ci.get("dirty") else "",
                                         data.get("datetime", "")))
         out.append("")
-    train = [r for r in rows if r.get("workload") in WORKLOAD_ORDER]
+    # a benchmark of another group on a workload's network (the alternated types and the busy
+    # machine name W1 or W2) gets a table of its group's, not rows in the workload's
+    def section(r):
+        g, w = r.get("group"), r.get("workload")
+        return w if g in (None, w) else g
+    train = [r for r in rows if section(r) in WORKLOAD_ORDER]
     _headline(train, out)
     for wid in WORKLOAD_ORDER:
         rs = [r for r in train if r.get("workload") == wid]
         if rs:
             _workload_table(wid, rs, out)
-    others = sorted({r.get("workload") for r in rows} - set(WORKLOAD_ORDER) - {"memory"},
-                    key=str)
-    for wid in others:
-        _workload_table(str(wid), [r for r in rows if r.get("workload") == wid], out)
+    others = sorted({section(r) for r in rows} - set(WORKLOAD_ORDER) - {"memory"}, key=str)
+    for sec in others:
+        rs = [r for r in rows if section(r) == sec]
+        if sec == "types":
+            _types_table(rs, out)
+        else:
+            _workload_table(str(sec), rs, out)
     _thread_scaling(train, out)
     _memory_table([r for r in rows if r.get("workload") == "memory"], out)
     out.append("Ratios are the peer's median time over fastnn's, from the same run: above 1 "

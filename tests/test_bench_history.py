@@ -396,3 +396,36 @@ def test_readme_table_and_machine_line_report_the_steal():
     assert "(steal) during the run 6.2 %" in rec["machine_line"]
     # a run without the figures (the history's older lines) reports none
     assert "steal" not in hist.readme_table(hist.record(results(W1), "new"), "W1")
+
+
+def _types_row(threads, f32, f64):
+    """A bench/test_types.py record: group "types", its workload W1's network."""
+    return {"group": "types", "name": "test_types[%d]" % threads, "param": str(threads),
+            "stats": {"median": f32, "min": f32, "max": f32, "rounds": 3, "iterations": 1,
+                      "data": [f32] * 3},
+            "extra_info": {"workload": "W1", "threads": threads, "rounds": 3,
+                           "seconds_f32": f32, "seconds_f64": f64, "f64_over_f32": f64 / f32,
+                           "f64_over_f32_paired": 1.5}}
+
+
+def test_other_groups_on_a_workloads_network_stay_out_of_its_table():
+    """The alternated types (and the busy machine) name W1 as their workload: the README's W1
+    table and the report's keep to W1's own rows, and the report gives the types their own
+    table with the ratio (hand-computed: 0.3 / 0.2 = 1.50x)."""
+    rows = W1 + [_types_row(1, 0.4, 0.8), _types_row(2, 0.2, 0.3)]
+    busy = bench_row("W1", "fastnn-f64-2t", 9.0)
+    busy["group"], busy["name"] = "busy", "test_busy[W1]"
+    rows.append(busy)
+    table = hist.readme_table(hist.record(results(rows), "types"), "W1")
+    impls = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| ")]
+    assert impls == ["| implementation", "| fastnn float64, 2 threads",
+                     "| fastnn float64, 1 thread", "| loop", "| numpy", "| torch"]
+    assert "| 9.00 |" not in table and "| 9.0 |" not in table
+    md = bench.report(results(rows))
+    w1 = md.split("## W1: ")[1].split("\n## ")[0]
+    firsts = [line.split(" | ")[0] for line in w1.splitlines() if line.startswith("| ")]
+    assert "| 1" not in firsts and "| 2" not in firsts
+    assert not any(line.startswith("| ") and "9.00" in line for line in w1.splitlines())
+    types = md.split("## W1 float32 against float64")[1].split("\n## ")[0]
+    assert "| 2 | 0.200 | 0.300 | 1.50x | 1.50x | 3 |" in types
+    assert "| 1 | 0.400 | 0.800 | 2.00x | 1.50x | 3 |" in types
