@@ -24,6 +24,9 @@ static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, in
                             int want_stats, int64_t i0, int64_t i1, int t, double *ex) {
     const int L = net->L, no = net->sizes[L], act = net->layer[L - 1].act, cost = net->cost;
     const double scale = net->cost_scale;
+    /* the costs of a - y alone, whose gradient goes back through the output activation */
+    const int through = cost == FNN_COST_QUADRATIC || cost == FNN_COST_MEAN_ABSOLUTE ||
+                        cost == FNN_COST_HUBER;
     double csum = 0, hits = 0;
     for (int64_t i = i0; i < i1; i++) {
         const REAL *y = Y + ws->idx[i] * no;
@@ -75,8 +78,6 @@ static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, in
         if (!want_delta) continue;
         REAL *d = ws->D[L - 1] + i * no;
         const REAL sc = (REAL)scale;
-        const int through = cost == FNN_COST_QUADRATIC || cost == FNN_COST_MEAN_ABSOLUTE ||
-                            cost == FNN_COST_HUBER;
         if (cost == FNN_COST_MEAN_ABSOLUTE || cost == FNN_COST_HUBER) {
             for (int j = 0; j < no; j++) d[j] = sc * F(cost_grad)(cost, a[j] - y[j]);
         } else {
@@ -91,8 +92,7 @@ static void F(output_phase)(const fnn_net *net, F(fnn_ws) *ws, const REAL *Y, in
     }
     /* act' on the whole block in one call (a call per row cost its switch and its loop's
      * tail per example: W1's output phase, ten rows of ten) */
-    if (want_delta && act != FNN_ACT_SOFTMAX &&
-        (cost == FNN_COST_QUADRATIC || cost == FNN_COST_MEAN_ABSOLUTE || cost == FNN_COST_HUBER))
+    if (want_delta && through && act != FNN_ACT_SOFTMAX)
         F(act_backward)(ws->D[L - 1], ws->Z[L - 1], ws->A[L - 1], NULL, i0, i1, no, act);
     if (ex != NULL) return;
     ws->acc[t * 8 + 0] += csum;
