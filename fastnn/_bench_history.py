@@ -345,10 +345,8 @@ def readme_table(rec, workload):
     """The Markdown of one workload of ``rec`` for the README: a line naming the run, the
     machine and the limit, the table (fastnn's rows fastest first, then the peers), and the
     thread scaling."""
-    # the workload's own benchmarks: not the ones of another group that ran on its network
-    # (the alternated types and the busy machine name W1 or W2 as their workload)
-    rows = [r for r in bench._rows(to_results(rec))
-            if r.get("workload") == workload and r.get("group") in (None, workload)]
+    # the workload's own benchmarks, not another group's that ran on its network
+    rows = [r for r in bench._rows(to_results(rec)) if bench._section(r) == workload]
     if not rows:
         raise ValueError(f"run {rec['label']!r} has no benchmark of {workload}")
     # a peer timed on fewer images a round (W5/W6's numpy oracle) is scaled to fastnn's round

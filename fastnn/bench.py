@@ -337,6 +337,14 @@ def _rows(data):
     return rows
 
 
+def _section(row):
+    """The table a row of _rows belongs in: its workload's, or, for a benchmark of another
+    group on a workload's network (the alternated types and the busy machine name W1 or W2
+    as their workload), its group's."""
+    g, w = row.get("group"), row.get("workload")
+    return w if g in (None, w) else g
+
+
 def _sort_key(row):
     impl = row.get("impl", "")
     if impl.startswith("fastnn"):
@@ -545,20 +553,15 @@ def report(data):
         out.append("Commit %s%s, %s." % (ci["id"][:12], " (dirty)" if ci.get("dirty") else "",
                                         data.get("datetime", "")))
         out.append("")
-    # a benchmark of another group on a workload's network (the alternated types and the busy
-    # machine name W1 or W2) gets a table of its group's, not rows in the workload's
-    def section(r):
-        g, w = r.get("group"), r.get("workload")
-        return w if g in (None, w) else g
-    train = [r for r in rows if section(r) in WORKLOAD_ORDER]
+    train = [r for r in rows if _section(r) in WORKLOAD_ORDER]
     _headline(train, out)
     for wid in WORKLOAD_ORDER:
         rs = [r for r in train if r.get("workload") == wid]
         if rs:
             _workload_table(wid, rs, out)
-    others = sorted({section(r) for r in rows} - set(WORKLOAD_ORDER) - {"memory"}, key=str)
+    others = sorted({_section(r) for r in rows} - set(WORKLOAD_ORDER) - {"memory"}, key=str)
     for sec in others:
-        rs = [r for r in rows if section(r) == sec]
+        rs = [r for r in rows if _section(r) == sec]
         if sec == "types":
             _types_table(rs, out)
         else:
